@@ -1,0 +1,238 @@
+//! Control groups: the only reliable way to cap memory, count processes and sum CPU time over a whole process
+//! tree. Hosts differ (pure v2 on most production machines, v1 controllers on older or hybrid ones), so both are
+//! implemented behind one type and [`detect`] says which one this host offers.
+
+mod v1;
+mod v2;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::spec::{CgroupPreference, Limits};
+
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    #[error("cgroup: cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cgroup: {0}")]
+    Unavailable(String),
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { action, path: path.to_path_buf(), source }
+}
+
+pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(io_err("write", path))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Value of `key` in a flat keyed file such as `memory.events` or `cpu.stat`.
+fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// What this host offers, found by reading /proc/self/mountinfo and the controller lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CgroupHost {
+    /// Mount point of the unified (v2) hierarchy, if any.
+    pub v2_mount: Option<PathBuf>,
+    /// Controllers the v2 root offers.
+    pub v2_controllers: Vec<String>,
+    /// v1 hierarchies by controller name.
+    pub v1_memory: Option<PathBuf>,
+    pub v1_pids: Option<PathBuf>,
+    pub v1_cpuacct: Option<PathBuf>,
+}
+
+impl CgroupHost {
+    pub fn v2_usable(&self) -> bool {
+        self.v2_mount.is_some() && ["memory", "pids"].iter().all(|c| self.v2_controllers.iter().any(|x| x == c))
+    }
+
+    pub fn v1_usable(&self) -> bool {
+        self.v1_memory.is_some() && self.v1_pids.is_some()
+    }
+
+    /// The version runs will use under `pref`, or why none can be used.
+    pub fn choose(&self, pref: CgroupPreference) -> Result<CgroupVersion, String> {
+        match pref {
+            CgroupPreference::V2 if self.v2_usable() => Ok(CgroupVersion::V2),
+            CgroupPreference::V2 => Err(match &self.v2_mount {
+                None => "no cgroup v2 hierarchy is mounted".into(),
+                Some(m) => format!(
+                    "cgroup v2 at {} lacks the memory and pids controllers (has: {})",
+                    m.display(),
+                    if self.v2_controllers.is_empty() { "none".into() } else { self.v2_controllers.join(" ") }
+                ),
+            }),
+            CgroupPreference::V1 if self.v1_usable() => Ok(CgroupVersion::V1),
+            CgroupPreference::V1 => Err("cgroup v1 memory and pids hierarchies are not both mounted".into()),
+            CgroupPreference::Auto => self
+                .choose(CgroupPreference::V2)
+                .or_else(|v2| self.choose(CgroupPreference::V1).map_err(|v1| format!("{v2}; {v1}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// Reads the cgroup mounts of this host.
+pub fn detect() -> CgroupHost {
+    let mut host = CgroupHost::default();
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else { return host };
+    for line in mountinfo.lines() {
+        // mountinfo: id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let mount_point = left.split(' ').nth(4).map(PathBuf::from);
+        let mut right = right.split(' ');
+        let fstype = right.next().unwrap_or("");
+        let super_opts = right.nth(1).unwrap_or("");
+        let Some(mount_point) = mount_point else { continue };
+        match fstype {
+            "cgroup2" if host.v2_mount.is_none() => {
+                let controllers = fs::read_to_string(mount_point.join("cgroup.controllers")).unwrap_or_default();
+                host.v2_controllers = controllers.split_whitespace().map(String::from).collect();
+                host.v2_mount = Some(mount_point);
+            }
+            "cgroup" => {
+                for opt in super_opts.split(',') {
+                    let slot = match opt {
+                        "memory" => &mut host.v1_memory,
+                        "pids" => &mut host.v1_pids,
+                        "cpuacct" => &mut host.v1_cpuacct,
+                        _ => continue,
+                    };
+                    slot.get_or_insert_with(|| mount_point.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    host
+}
+
+/// One run's cgroup (one directory per v1 hierarchy, or one v2 directory).
+#[derive(Debug)]
+pub enum Cgroup {
+    V1(v1::CgroupV1),
+    V2(v2::CgroupV2),
+}
+
+impl Cgroup {
+    /// Creates the run's cgroup under `parent` and applies the limits.
+    pub fn create(
+        host: &CgroupHost,
+        version: CgroupVersion,
+        parent: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Cgroup, CgroupError> {
+        match version {
+            CgroupVersion::V1 => v1::CgroupV1::create(host, parent, name, limits).map(Cgroup::V1),
+            CgroupVersion::V2 => {
+                let root = host.v2_mount.as_ref().ok_or_else(|| CgroupError::Unavailable("no v2 mount".into()))?;
+                v2::CgroupV2::create(root, parent, name, Some(limits)).map(Cgroup::V2)
+            }
+        }
+    }
+
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        match self {
+            Cgroup::V1(c) => c.add_process(pid),
+            Cgroup::V2(c) => c.add_process(pid),
+        }
+    }
+
+    /// CPU time used by every process of the group, alive or dead.
+    pub fn cpu_usage(&self) -> Option<Duration> {
+        match self {
+            Cgroup::V1(c) => c.cpu_usage(),
+            Cgroup::V2(c) => c.cpu_usage(),
+        }
+    }
+
+    pub fn memory_peak(&self) -> Option<u64> {
+        match self {
+            Cgroup::V1(c) => c.memory_peak(),
+            Cgroup::V2(c) => c.memory_peak(),
+        }
+    }
+
+    /// How many times the kernel's OOM killer killed a process of this group.
+    pub fn oom_kills(&self) -> u64 {
+        match self {
+            Cgroup::V1(c) => c.oom_kills(),
+            Cgroup::V2(c) => c.oom_kills(),
+        }
+    }
+
+    /// SIGKILLs every process in the group and waits (bounded) until it is empty.
+    pub fn kill_all(&self) {
+        match self {
+            Cgroup::V1(c) => c.kill_all(),
+            Cgroup::V2(c) => c.kill_all(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Cgroup::V1(c) => c.is_empty(),
+            Cgroup::V2(c) => c.is_empty(),
+        }
+    }
+}
+
+/// Pids listed in a `cgroup.procs` file.
+fn procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Kills every listed process until the group is empty or a deadline passes.
+fn kill_procs_until_empty(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids = procs(dir);
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) with a pid read from the group's own procs file; no memory is touched.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Removes a cgroup directory, retrying while the kernel finishes tearing down its last processes.
+fn remove_dir(dir: &Path) {
+    for _ in 0..200 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+pub use v2::CgroupV2;

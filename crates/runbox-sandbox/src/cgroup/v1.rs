@@ -1,0 +1,90 @@
+//! cgroup v1: one directory per controller hierarchy (memory, pids, cpuacct), each limited separately.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError, CgroupHost};
+use crate::spec::Limits;
+
+#[derive(Debug)]
+pub struct CgroupV1 {
+    memory: PathBuf,
+    pids: PathBuf,
+    cpuacct: Option<PathBuf>,
+}
+
+fn make_dir(root: &Path, parent: &str, name: &str) -> Result<PathBuf, CgroupError> {
+    let parent_dir = root.join(parent);
+    if !parent_dir.exists() {
+        std::fs::create_dir_all(&parent_dir).map_err(io_err("create", &parent_dir))?;
+    }
+    let dir = parent_dir.join(name);
+    std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+    Ok(dir)
+}
+
+impl CgroupV1 {
+    pub fn create(host: &CgroupHost, parent: &str, name: &str, limits: &Limits) -> Result<CgroupV1, CgroupError> {
+        let missing = || CgroupError::Unavailable("v1 memory and pids hierarchies are required".into());
+        let memory = make_dir(host.v1_memory.as_ref().ok_or_else(missing)?, parent, name)?;
+        let group = CgroupV1 { memory, pids: PathBuf::new(), cpuacct: None };
+        // From here on, dropping `group` removes what was created.
+        let mut group = group;
+        group.pids = make_dir(host.v1_pids.as_ref().ok_or_else(missing)?, parent, name)?;
+        if let Some(root) = &host.v1_cpuacct {
+            group.cpuacct = Some(make_dir(root, parent, name)?);
+        }
+        let bytes = limits.memory_bytes.to_string();
+        write_file(&group.memory.join("memory.limit_in_bytes"), &bytes)?;
+        // With swap accounting, memsw caps memory+swap so the limit cannot be dodged by swapping.
+        let memsw = group.memory.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            write_file(&memsw, &bytes)?;
+        }
+        write_file(&group.pids.join("pids.max"), &limits.processes.to_string())?;
+        Ok(group)
+    }
+
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.memory, &self.pids].into_iter().chain(self.cpuacct.as_ref()).filter(|p| !p.as_os_str().is_empty())
+    }
+
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        for dir in self.dirs() {
+            write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn cpu_usage(&self) -> Option<Duration> {
+        read_u64(&self.cpuacct.as_ref()?.join("cpuacct.usage")).map(Duration::from_nanos)
+    }
+
+    pub fn memory_peak(&self) -> Option<u64> {
+        read_u64(&self.memory.join("memory.max_usage_in_bytes"))
+    }
+
+    pub fn oom_kills(&self) -> u64 {
+        read_keyed(&self.memory.join("memory.oom_control"), "oom_kill").unwrap_or(0)
+    }
+
+    pub fn kill_all(&self) {
+        // The pids hierarchy sees every task; freeze-free killing is enough because the pid namespace is already
+        // gone (or going) by the time this runs, so nothing can fork faster than we kill.
+        kill_procs_until_empty(&self.pids);
+        kill_procs_until_empty(&self.memory);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirs().all(|d| procs(d).is_empty())
+    }
+}
+
+impl Drop for CgroupV1 {
+    fn drop(&mut self) {
+        self.kill_all();
+        for dir in self.dirs() {
+            remove_dir(dir);
+        }
+    }
+}

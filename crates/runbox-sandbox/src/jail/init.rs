@@ -1,0 +1,258 @@
+//! PID 1 of the sandbox. Runs in the child created by `clone` with fresh user, PID, mount, network, IPC and UTS
+//! namespaces: it waits for the supervisor to map its ids, builds the filesystem, drops every privilege, installs
+//! seccomp, starts the program, reaps every zombie and, when the program ends, kills everything it left behind.
+//!
+//! Nothing here returns: the process ends with `_exit`, and every failure is written to the report pipe first so
+//! that the supervisor can say what failed.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+
+use crate::landlock_rules;
+use crate::mounts::{self, RootPlan};
+use crate::seccomp::CompiledFilter;
+use crate::spec::{Limits, SANDBOX_UID};
+
+/// Everything PID 1 needs, prepared by the supervisor before `clone` so the child allocates little.
+pub struct InitContext<'a> {
+    pub plan: RootPlan,
+    pub limits: Limits,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub path_var: String,
+    pub sync_r: RawFd,
+    pub report_w: RawFd,
+    pub stdin_r: RawFd,
+    pub stdout_w: RawFd,
+    pub stderr_w: RawFd,
+    /// The supervisor's own descriptors, which PID 1 must not keep.
+    pub supervisor_fds: Vec<RawFd>,
+    pub seccomp: Option<&'a CompiledFilter>,
+    pub landlock: bool,
+    pub cgroup_namespace: bool,
+    /// Root mode may clear supplementary groups; an unprivileged user namespace may not call setgroups.
+    pub can_setgroups: bool,
+}
+
+/// Writes one message line to the supervisor. Messages are far below PIPE_BUF, so each write is atomic.
+pub fn report(fd: RawFd, message: &str) {
+    let line = format!("{message}\n");
+    // SAFETY: writing a buffer we own to a pipe descriptor; a short or failed write only loses the message.
+    unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process without running the parent's atexit handlers or flushing its stdio buffers,
+    // which a forked child must not do.
+    unsafe { libc::_exit(code) }
+}
+
+/// Entry point of the cloned child.
+pub fn run(ctx: &InitContext<'_>) -> ! {
+    match setup(ctx) {
+        Ok(program) => supervise_program(ctx, program),
+        Err(message) => {
+            report(ctx.report_w, &format!("error {message}"));
+            exit(1)
+        }
+    }
+}
+
+fn check(ret: libc::c_int, what: &str) -> Result<(), String> {
+    if ret < 0 {
+        Err(format!("{what}: {}", std::io::Error::last_os_error()))
+    } else {
+        Ok(())
+    }
+}
+
+fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
+    // Wait until the supervisor has written our uid/gid maps and put us in the cgroup.
+    let mut byte = [0u8; 1];
+    // SAFETY: reading one byte into a local buffer.
+    let n = unsafe { libc::read(ctx.sync_r, byte.as_mut_ptr().cast(), 1) };
+    if n != 1 {
+        exit(1); // the supervisor went away; nobody to report to
+    }
+    // SAFETY: closing descriptors this process owns and no longer needs; the supervisor keeps its own copies.
+    unsafe {
+        libc::close(ctx.sync_r);
+        for &fd in &ctx.supervisor_fds {
+            libc::close(fd);
+        }
+    }
+    // PID 1's own stdio are the supervisor's protocol pipes: replace them so nothing here can write into them.
+    let devnull = CString::new("/dev/null").expect("no NUL");
+    // SAFETY: open/dup2/close on descriptors of this process.
+    unsafe {
+        let null = libc::open(devnull.as_ptr(), libc::O_RDWR);
+        check(null, "open /dev/null")?;
+        for fd in 0..3 {
+            check(libc::dup2(null, fd), "dup2 /dev/null")?;
+        }
+        if null > 2 {
+            libc::close(null);
+        }
+    }
+
+    if ctx.cgroup_namespace {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+    }
+
+    // Become the sandbox user now, keeping capabilities for the setup: files we create below must be owned by a
+    // mapped id.
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }, "PR_SET_KEEPCAPS")?;
+    if ctx.can_setgroups {
+        nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    }
+    let gid = Gid::from_raw(SANDBOX_UID);
+    let uid = Uid::from_raw(SANDBOX_UID);
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid: {e}"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid: {e}"))?;
+    let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
+    caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| format!("raise capabilities: {e}"))?;
+
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    nix::unistd::sethostname("runbox").map_err(|e| format!("sethostname: {e}"))?;
+    mounts::enter_new_root(&ctx.plan).map_err(|e| e.to_string())?;
+    crate::net::loopback_up()?;
+
+    drop_privileges()?;
+    if let Some(filter) = ctx.seccomp {
+        filter.apply().map_err(|e| e.to_string())?;
+    }
+
+    let mut blocked = SigSet::empty();
+    blocked.add(Signal::SIGCHLD);
+    blocked.add(Signal::SIGINT);
+    blocked.thread_block().map_err(|e| format!("block signals: {e}"))?;
+
+    // SAFETY: this process is single-threaded (a clone of the single-threaded jail), so fork is sound.
+    match unsafe { fork() }.map_err(|e| format!("fork the program: {e}"))? {
+        ForkResult::Child => exec_program(ctx),
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
+
+/// Drops every capability from every set, forbids gaining new ones, and hides PID 1 from same-uid tracing.
+fn drop_privileges() -> Result<(), String> {
+    use caps::CapSet;
+    for set in [CapSet::Bounding, CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        caps::clear(None, set).map_err(|e| format!("drop {set:?} capabilities: {e}"))?;
+    }
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0), "PR_SET_KEEPCAPS")?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")?;
+        check(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0), "PR_SET_DUMPABLE")?;
+    }
+    Ok(())
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64, what: &str) -> Result<(), String> {
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: setrlimit reads the struct we pass.
+    check(unsafe { libc::setrlimit(resource, &limit) }, what)
+}
+
+/// The program's process: final restrictions, then execve. Never returns.
+fn exec_program(ctx: &InitContext<'_>) -> ! {
+    let fail = |message: String| -> ! {
+        report(ctx.report_w, &format!("error {message}"));
+        exit(127)
+    };
+    // SAFETY: signal-mask and disposition changes on this single-threaded child; dup2/close on its descriptors.
+    unsafe {
+        let empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // The jail ignores SIGPIPE; programs expect the default.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        for (from, to) in [(ctx.stdin_r, 0), (ctx.stdout_w, 1), (ctx.stderr_w, 2)] {
+            if libc::dup2(from, to) < 0 {
+                fail(format!("dup2: {}", std::io::Error::last_os_error()));
+            }
+        }
+        for fd in [ctx.stdin_r, ctx.stdout_w, ctx.stderr_w] {
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+    if let Err(e) = std::env::set_current_dir("/workspace") {
+        fail(format!("chdir /workspace: {e}"));
+    }
+    if ctx.landlock {
+        match landlock_rules::restrict_self() {
+            Ok(true) => {}
+            Ok(false) => fail("landlock: the kernel did not enforce the ruleset".into()),
+            Err(e) => fail(e),
+        }
+    }
+    let l = &ctx.limits;
+    let cpu_secs = l.cpu_ms.div_ceil(1000) + 1;
+    let rlimits = [
+        (libc::RLIMIT_FSIZE, l.file_size_bytes, l.file_size_bytes, "RLIMIT_FSIZE"),
+        (libc::RLIMIT_NOFILE, l.open_files, l.open_files, "RLIMIT_NOFILE"),
+        (libc::RLIMIT_CORE, 0, 0, "RLIMIT_CORE"),
+        // A per-process backstop; the total over all processes is enforced by the supervisor from the cgroup.
+        (libc::RLIMIT_CPU, cpu_secs, cpu_secs + 1, "RLIMIT_CPU"),
+    ];
+    for (resource, soft, hard, what) in rlimits {
+        if let Err(e) = set_rlimit(resource, soft, hard, what) {
+            fail(e);
+        }
+    }
+    let Some(program) = mounts::find_in_path(ctx.argv[0].to_str().unwrap_or(""), &ctx.path_var) else {
+        fail(format!("cannot execute {}: not found in PATH", ctx.argv[0].to_string_lossy()))
+    };
+    // Every descriptor but stdio closes on exec; the report pipe stays usable until then.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on this process's descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let error = nix::unistd::execve(&program, &ctx.argv, &ctx.envp).unwrap_err();
+    fail(format!("cannot execute {}: {}", program.to_string_lossy(), error.desc()))
+}
+
+/// PID 1's life after the fork: forward interrupts, reap every child, and end the namespace with the program.
+fn supervise_program(ctx: &InitContext<'_>, program: Pid) -> ! {
+    // SAFETY: closing this process's copies of the program's stdio pipes so that EOF reaches the supervisor when
+    // the program's side closes.
+    unsafe {
+        libc::close(ctx.stdin_r);
+        libc::close(ctx.stdout_w);
+        libc::close(ctx.stderr_w);
+    }
+    report(ctx.report_w, "running");
+    let mut waiting = SigSet::empty();
+    waiting.add(Signal::SIGCHLD);
+    waiting.add(Signal::SIGINT);
+    let mut ended: Option<WaitStatus> = None;
+    while ended.is_none() {
+        match waiting.wait() {
+            // kill(-1) reaches every process of this namespace except PID 1 itself.
+            Ok(Signal::SIGINT) => drop(kill(Pid::from_raw(-1), Signal::SIGINT)),
+            Ok(_) => loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(status) if status.pid() == Some(program) => ended = Some(status),
+                    Ok(_) => {}
+                }
+            },
+            Err(_) => {}
+        }
+    }
+    match ended {
+        Some(WaitStatus::Exited(_, code)) => report(ctx.report_w, &format!("exit {code}")),
+        Some(WaitStatus::Signaled(_, signal, _)) => report(ctx.report_w, &format!("signal {}", signal as i32)),
+        _ => {}
+    }
+    // Nothing the program started may outlive it: daemons, setsid'd grandchildren, stopped processes.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while waitpid(None, None).is_ok() {}
+    exit(0)
+}

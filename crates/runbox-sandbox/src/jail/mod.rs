@@ -1,0 +1,50 @@
+//! The jail: a small single-threaded program (the hidden `runbox jail` subcommand) that owns one run from start to
+//! end. It reads a [`SandboxSpec`] from its stdin, creates the cgroup and the namespaces, clones the sandbox's
+//! PID 1 (see [`init`]), relays the program's stdin and output, enforces the wall, CPU and output limits, kills the
+//! whole tree when the run must end and writes one final [`JailReport`].
+//!
+//! It is its own process so that no `fork` or `clone` ever happens inside a multi-threaded server.
+
+mod init;
+mod supervisor;
+
+use std::fs::File;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+
+use crate::outcome::JailReport;
+use crate::protocol::{self, FrameKind};
+use crate::spec::SandboxSpec;
+
+/// Runs the jail on this process's stdin and stdout. Returns the process exit code: 0 when a report was
+/// written (whatever the program did), 1 when even that failed.
+pub fn main() -> i32 {
+    // SAFETY: fd 0 and 1 are open for the life of the process; ManuallyDrop keeps them from being closed here.
+    // Raw, unbuffered files: a buffered reader would swallow the program's stdin that follows the spec.
+    let mut input = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    // SAFETY: as above, for fd 1.
+    let mut output = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+
+    let report = match protocol::read_spec(&mut *input) {
+        Err(e) => JailReport::sandbox_error(format!("jail: cannot read the run's spec: {e}")),
+        Ok(bytes) => match serde_json::from_slice::<SandboxSpec>(&bytes) {
+            Err(e) => JailReport::sandbox_error(format!("jail: invalid spec: {e}")),
+            Ok(spec) => match spec.validate() {
+                Err(e) => JailReport::sandbox_error(format!("jail: invalid spec: {e}")),
+                Ok(()) => supervisor::run(&spec, &mut output),
+            },
+        },
+    };
+    let json = serde_json::to_vec(&report).expect("a report always serialises");
+    match protocol::write_frame(&mut *output, FrameKind::Report, &json).and_then(|_| output.flush()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Ignores SIGPIPE for the whole process: the jail learns about closed pipes from EPIPE instead of dying.
+pub fn ignore_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_IGN; called before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}

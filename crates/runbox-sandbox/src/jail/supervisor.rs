@@ -1,0 +1,526 @@
+//! The jail's outer half, on the host side of the namespaces: starts PID 1, relays stdin and output, watches the
+//! clocks and the cgroup, and turns what happened into a [`JailReport`].
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::stat::Mode as FileMode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{pipe2, Pid};
+
+use super::init::{self, InitContext};
+use crate::cgroup::Cgroup;
+use crate::mounts::{RootPlan, DEFAULT_HOST_PATHS};
+use crate::outcome::{JailReport, Status};
+use crate::probe::{self, Mode};
+use crate::protocol::{self, FrameKind};
+use crate::seccomp::CompiledFilter;
+use crate::spec::{SandboxSpec, SANDBOX_UID};
+
+/// Longest time PID 1 may take to build the sandbox before the run is abandoned.
+const SETUP_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the cgroup's CPU counter is read when a CPU limit applies.
+const CPU_POLL: Duration = Duration::from_millis(20);
+/// How long output may keep flowing after PID 1 is gone (only already-buffered bytes remain by then).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+const CHUNK: usize = 64 * 1024;
+
+pub fn run(spec: &SandboxSpec, out: &mut File) -> JailReport {
+    match start(spec) {
+        Ok(mut live) => live.supervise(spec, out),
+        Err(message) => JailReport::sandbox_error(message),
+    }
+}
+
+/// A started sandbox: PID 1 is alive and has been released to build the sandbox.
+struct Live {
+    pid1: Pid,
+    pidfd: OwnedFd,
+    sigfd: SignalFd,
+    stdin_w: Option<OwnedFd>,
+    stdout_r: Option<OwnedFd>,
+    stderr_r: Option<OwnedFd>,
+    report_r: Option<OwnedFd>,
+    cgroup: Option<Cgroup>,
+    /// Set once PID 1 has been waited for: its pid may then belong to someone else.
+    reaped: bool,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+fn start(spec: &SandboxSpec) -> Result<Live, String> {
+    let host = probe::host();
+    let in_force = probe::decide(&host, &spec.policy)?;
+    let seccomp = in_force.seccomp.then(CompiledFilter::build).transpose().map_err(|e| e.to_string())?;
+    let cgroup = match in_force.cgroup {
+        Some(version) => Some(
+            Cgroup::create(&host.cgroups, version, &spec.policy.cgroup_parent, &spec.id, &spec.limits)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+
+    // Opened here, as the host sees it, and handed to PID 1 by descriptor: no later path trick can swap it.
+    let workspace = open(
+        &spec.workspace,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        FileMode::empty(),
+    )
+    .map_err(|e| format!("open workspace {}: {e}", spec.workspace.display()))?;
+
+    let (stdin_r, stdin_w) = pipe()?;
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    let (report_r, report_w) = pipe()?;
+    let (sync_r, sync_w) = pipe()?;
+
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
+    let sigfd = SignalFd::with_flags(&signals, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))?;
+
+    let mut env = SandboxSpec::base_env();
+    env.extend(spec.env.clone());
+    let path_var = env.get("PATH").cloned().unwrap_or_default();
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}"), "environment"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let argv = spec.argv.iter().map(|a| cstring(a, "argv")).collect::<Result<Vec<_>, _>>()?;
+
+    let mut host_paths: Vec<PathBuf> = DEFAULT_HOST_PATHS.iter().map(PathBuf::from).collect();
+    host_paths.extend(spec.extra_paths.iter().cloned());
+    let ctx = InitContext {
+        plan: RootPlan {
+            host_paths,
+            workspace: spec.workspace.clone(),
+            tmp_bytes: spec.limits.tmp_bytes,
+        },
+        limits: spec.limits.clone(),
+        argv,
+        envp,
+        path_var,
+        sync_r: sync_r.as_raw_fd(),
+        report_w: report_w.as_raw_fd(),
+        stdin_r: stdin_r.as_raw_fd(),
+        stdout_w: stdout_w.as_raw_fd(),
+        stderr_w: stderr_w.as_raw_fd(),
+        supervisor_fds: [&stdin_w, &stdout_r, &stderr_r, &report_r, &sync_w]
+            .iter()
+            .map(|fd| fd.as_raw_fd())
+            .chain([sigfd.as_raw_fd()])
+            .collect(),
+        seccomp: seccomp.as_ref(),
+        landlock: in_force.landlock,
+        cgroup_namespace: cgroup.is_some(),
+        can_setgroups: in_force.mode == Mode::Root,
+    };
+
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    let mut stack = vec![0u8; 1 << 20];
+    // SAFETY: the jail is single-threaded, so the child starts with a consistent copy of this address space; the
+    // callback only reads `ctx` (its own copy after the clone) and never returns into the parent's frames.
+    let pid1 = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
+    // From here on, any error must not leave PID 1 behind.
+    let abort = |message: String| -> String {
+        let _ = kill(pid1, Signal::SIGKILL);
+        let _ = waitpid(pid1, None);
+        message
+    };
+
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let (host_uid, host_gid) = match in_force.mode {
+        Mode::Root => (spec.policy.host_uid, spec.policy.host_uid),
+        Mode::Unprivileged => (euid, egid),
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{pid1}"));
+    if in_force.mode == Mode::Unprivileged {
+        std::fs::write(proc_dir.join("setgroups"), "deny").map_err(|e| abort(format!("write setgroups: {e}")))?;
+    }
+    std::fs::write(proc_dir.join("uid_map"), format!("{SANDBOX_UID} {host_uid} 1\n"))
+        .map_err(|e| abort(format!("write uid_map: {e}")))?;
+    std::fs::write(proc_dir.join("gid_map"), format!("{SANDBOX_UID} {host_gid} 1\n"))
+        .map_err(|e| abort(format!("write gid_map: {e}")))?;
+    if let Some(cg) = &cgroup {
+        cg.add_process(pid1.as_raw()).map_err(|e| abort(e.to_string()))?;
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor, which we own.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid1.as_raw(), 0) };
+    if pidfd < 0 {
+        return Err(abort(format!("pidfd_open: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: the descriptor was just returned by pidfd_open and nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
+    drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, sync_w, workspace));
+
+    fcntl(&stdin_w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| abort(format!("fcntl: {e}")))?;
+    Ok(Live {
+        pid1,
+        pidfd,
+        sigfd,
+        stdin_w: Some(stdin_w),
+        stdout_r: Some(stdout_r),
+        stderr_r: Some(stderr_r),
+        report_r: Some(report_r),
+        cgroup,
+        reaped: false,
+    })
+}
+
+/// Why the supervisor ended the run early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Timeout,
+    CpuLimit,
+    OutputLimit,
+    Cancelled,
+    SetupTimeout,
+}
+
+/// How the program itself ended, as PID 1 reported it.
+#[derive(Debug, Clone, Copy)]
+enum ProgramEnd {
+    Exit(i32),
+    Signal(i32),
+}
+
+struct Stream {
+    kind: FrameKind,
+    sent: u64,
+    truncated: bool,
+}
+
+fn read_chunk(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(n) => return Some(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => return None,
+            Err(_) => return Some(0),
+        }
+    }
+}
+
+impl Live {
+    fn supervise(&mut self, spec: &SandboxSpec, out: &mut File) -> JailReport {
+        let limits = &spec.limits;
+        let launched = Instant::now();
+        let mut started: Option<Instant> = None;
+        let mut stop: Option<StopReason> = None;
+        let mut grace_deadline: Option<Instant> = None;
+        let mut killed = false;
+        let mut pid1_status: Option<WaitStatus> = None;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut program_end: Option<ProgramEnd> = None;
+        let mut setup_error: Option<String> = None;
+        let mut report_buf = Vec::new();
+        let mut input_open = true;
+        let mut pending_stdin: Vec<u8> = Vec::new();
+        let mut streams = [
+            Stream { kind: FrameKind::Stdout, sent: 0, truncated: false },
+            Stream { kind: FrameKind::Stderr, sent: 0, truncated: false },
+        ];
+        let mut caller_gone = false;
+        let mut buf = vec![0u8; CHUNK];
+        let mut next_cpu_check = Instant::now() + CPU_POLL;
+        let cpu_limit = Duration::from_millis(limits.cpu_ms);
+
+        loop {
+            let now = Instant::now();
+            // Decide whether a limit has run out.
+            if stop.is_none() && pid1_status.is_none() {
+                match started {
+                    None if now >= launched + SETUP_DEADLINE => stop = Some(StopReason::SetupTimeout),
+                    Some(t) if now >= t + Duration::from_millis(limits.wall_ms) => stop = Some(StopReason::Timeout),
+                    _ => {}
+                }
+                if stop.is_none() && now >= next_cpu_check {
+                    next_cpu_check = now + CPU_POLL;
+                    if let Some(used) = self.cgroup.as_ref().and_then(|c| c.cpu_usage()) {
+                        if used > cpu_limit {
+                            stop = Some(StopReason::CpuLimit);
+                        }
+                    }
+                }
+                if let Some(reason) = stop {
+                    if reason == StopReason::Timeout {
+                        // SIGINT first, so a Python program sees KeyboardInterrupt; SIGKILL after the grace.
+                        let _ = kill(self.pid1, Signal::SIGINT);
+                        grace_deadline = Some(now + Duration::from_millis(limits.grace_ms));
+                    } else {
+                        self.kill_all();
+                        killed = true;
+                    }
+                }
+            }
+            if let Some(g) = grace_deadline {
+                if !killed && now >= g {
+                    self.kill_all();
+                    killed = true;
+                }
+            }
+            if pid1_status.is_some() {
+                let done = self.stdout_r.is_none() && self.stderr_r.is_none() && self.report_r.is_none();
+                if done || drain_deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+            }
+
+            // Wait for something to happen, or for the next deadline.
+            let mut deadlines = vec![next_cpu_check];
+            match started {
+                None => deadlines.push(launched + SETUP_DEADLINE),
+                Some(t) => deadlines.push(t + Duration::from_millis(limits.wall_ms)),
+            }
+            deadlines.extend(grace_deadline.filter(|_| !killed));
+            deadlines.extend(drain_deadline);
+            let wait = deadlines.iter().min().map(|d| d.saturating_duration_since(now)).unwrap_or_default();
+
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(7);
+            let mut push = |fd: RawFd, events: libc::c_short| {
+                fds.push(libc::pollfd { fd, events, revents: 0 });
+                fds.len() - 1
+            };
+            let i_pid = pid1_status.is_none().then(|| push(self.pidfd.as_raw_fd(), libc::POLLIN));
+            let i_sig = push(self.sigfd.as_raw_fd(), libc::POLLIN);
+            let i_out = self.stdout_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
+            let i_err = self.stderr_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
+            let i_rep = self.report_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
+            let i_in = (input_open && pending_stdin.len() < CHUNK).then(|| push(0, libc::POLLIN));
+            let i_stdin_w = self
+                .stdin_w
+                .as_ref()
+                .filter(|_| !pending_stdin.is_empty())
+                .map(|fd| push(fd.as_raw_fd(), libc::POLLOUT));
+            let timeout_ms = wait.as_millis().min(i32::MAX as u128) as i32 + i32::from(wait.subsec_micros() % 1000 > 0);
+            // SAFETY: `fds` is a valid array of pollfd structs for the duration of the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if n < 0 {
+                continue; // EINTR
+            }
+            let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
+
+            if ready(Some(i_sig)) {
+                let _ = self.sigfd.read_signal();
+                if stop.is_none() && pid1_status.is_none() {
+                    stop = Some(StopReason::Cancelled);
+                    self.kill_all();
+                    killed = true;
+                }
+            }
+            if ready(i_pid) {
+                if let Ok(status) = waitpid(self.pid1, None) {
+                    self.reaped = true;
+                    pid1_status = Some(status);
+                    drain_deadline = Some(Instant::now() + DRAIN_DEADLINE);
+                    // PID 1 is gone, so the kernel is killing its namespace; make sure of it through the cgroup.
+                    if let Some(cg) = &self.cgroup {
+                        cg.kill_all();
+                    }
+                    self.stdin_w = None;
+                }
+            }
+            if ready(i_rep) {
+                let fd = self.report_r.as_ref().expect("polled");
+                match read_chunk(fd, &mut buf) {
+                    Some(0) => self.report_r = None,
+                    Some(n) => report_buf.extend_from_slice(&buf[..n]),
+                    None => {}
+                }
+                while let Some(pos) = report_buf.iter().position(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(&report_buf[..pos]).into_owned();
+                    report_buf.drain(..=pos);
+                    let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
+                    match word {
+                        "running" => started = Some(Instant::now()),
+                        "exit" => program_end = rest.parse().ok().map(ProgramEnd::Exit),
+                        "signal" => program_end = rest.parse().ok().map(ProgramEnd::Signal),
+                        "error" => setup_error = Some(rest.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+            for (idx, which) in [(i_out, 0usize), (i_err, 1usize)] {
+                if !ready(idx) {
+                    continue;
+                }
+                let slot = if which == 0 { &mut self.stdout_r } else { &mut self.stderr_r };
+                let fd = slot.as_ref().expect("polled");
+                let n = match read_chunk(fd, &mut buf) {
+                    Some(0) => {
+                        *slot = None;
+                        continue;
+                    }
+                    Some(n) => n,
+                    None => continue,
+                };
+                let stream = &mut streams[which];
+                let room = limits.output_bytes.saturating_sub(stream.sent) as usize;
+                let keep = n.min(room);
+                if keep > 0 && !caller_gone {
+                    caller_gone = protocol::write_frame(out, stream.kind, &buf[..keep]).is_err();
+                    if caller_gone && stop.is_none() && pid1_status.is_none() {
+                        stop = Some(StopReason::Cancelled);
+                        self.kill_all();
+                        killed = true;
+                    }
+                }
+                stream.sent += keep as u64;
+                if n > keep {
+                    stream.truncated = true;
+                    if stop.is_none() && pid1_status.is_none() {
+                        stop = Some(StopReason::OutputLimit);
+                        self.kill_all();
+                        killed = true;
+                    }
+                }
+            }
+            if ready(i_in) {
+                let room = CHUNK - pending_stdin.len();
+                match read_chunk(&OwnedFdRef(0).owned(), &mut buf[..room]) {
+                    Some(0) => input_open = false,
+                    Some(n) if self.stdin_w.is_some() => pending_stdin.extend_from_slice(&buf[..n]),
+                    _ => {} // the program closed its stdin: keep draining ours so the caller never blocks
+                }
+                if !input_open && pending_stdin.is_empty() {
+                    self.stdin_w = None;
+                }
+            }
+            if ready(i_stdin_w) {
+                let fd = self.stdin_w.as_ref().expect("polled");
+                match nix::unistd::write(fd, &pending_stdin) {
+                    Ok(n) => {
+                        pending_stdin.drain(..n);
+                    }
+                    Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => {
+                        pending_stdin.clear();
+                        self.stdin_w = None;
+                    }
+                }
+                if !input_open && pending_stdin.is_empty() {
+                    self.stdin_w = None;
+                }
+            }
+        }
+
+        let finished = Instant::now();
+        let cgroup = self.cgroup.take();
+        // SAFETY: getrusage fills the struct we pass.
+        let rusage = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+            ru
+        };
+        let cpu_ms = cgroup.as_ref().and_then(|c| c.cpu_usage()).map(|d| d.as_millis() as u64).or_else(|| {
+            let tv = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+            Some(tv(rusage.ru_utime) + tv(rusage.ru_stime))
+        });
+        let memory_peak_bytes =
+            cgroup.as_ref().and_then(|c| c.memory_peak()).or(Some(rusage.ru_maxrss as u64 * 1024));
+        let oom_kills = cgroup.as_ref().map(|c| c.oom_kills()).unwrap_or(0);
+        drop(cgroup); // kills anything left and removes the group
+
+        let (exit_code, signal) = match program_end {
+            Some(ProgramEnd::Exit(c)) => (Some(c), None),
+            Some(ProgramEnd::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let cpu_over = cpu_ms.is_some_and(|c| c >= limits.cpu_ms);
+        let (status, message) = match (stop, &setup_error, program_end) {
+            (Some(StopReason::SetupTimeout), _, _) => {
+                (Status::SandboxError, Some("the sandbox took too long to start".to_string()))
+            }
+            (Some(StopReason::Timeout), _, _) => {
+                (Status::Timeout, Some(format!("wall time limit of {} ms exceeded", limits.wall_ms)))
+            }
+            (Some(StopReason::CpuLimit), _, _) => {
+                (Status::CpuLimit, Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)))
+            }
+            (Some(StopReason::OutputLimit), _, _) => (
+                Status::OutputLimit,
+                Some(format!("output limit of {} bytes per stream exceeded", limits.output_bytes)),
+            ),
+            (Some(StopReason::Cancelled), _, _) => (Status::Killed, Some("cancelled by the caller".to_string())),
+            (None, Some(error), _) => (Status::SandboxError, Some(error.clone())),
+            (None, None, _) if oom_kills > 0 => (
+                Status::MemoryLimit,
+                Some(format!("memory limit of {} bytes exceeded", limits.memory_bytes)),
+            ),
+            (None, None, Some(ProgramEnd::Exit(0))) => (Status::Ok, None),
+            (None, None, Some(ProgramEnd::Exit(_))) => (Status::ExitedNonzero, None),
+            (None, None, Some(ProgramEnd::Signal(s))) if s == libc::SIGXCPU || (s == libc::SIGKILL && cpu_over) => {
+                (Status::CpuLimit, Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)))
+            }
+            (None, None, Some(ProgramEnd::Signal(s))) => (Status::Killed, Some(format!("killed by signal {s}"))),
+            (None, None, None) => (
+                Status::SandboxError,
+                Some(format!("the sandbox's PID 1 ended without reporting the program's end ({pid1_status:?})")),
+            ),
+        };
+        JailReport {
+            status,
+            exit_code,
+            signal,
+            stdout_truncated: streams[0].truncated,
+            stderr_truncated: streams[1].truncated,
+            wall_ms: started.map(|s| finished.saturating_duration_since(s).as_millis() as u64).unwrap_or(0),
+            cpu_ms,
+            memory_peak_bytes,
+            message,
+        }
+    }
+
+    /// SIGKILL to PID 1 ends its whole PID namespace; the cgroup catches anything that could have escaped it.
+    fn kill_all(&self) {
+        if !self.reaped {
+            let _ = kill(self.pid1, Signal::SIGKILL);
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all();
+        }
+    }
+}
+
+/// Borrowed view of a raw descriptor the process keeps open for its whole life (fd 0).
+struct OwnedFdRef(RawFd);
+
+impl OwnedFdRef {
+    fn owned(&self) -> std::mem::ManuallyDrop<OwnedFd> {
+        // SAFETY: fd 0 stays open for the life of the jail; ManuallyDrop keeps it from being closed here.
+        std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(self.0) })
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid1, Signal::SIGKILL);
+            let _ = waitpid(self.pid1, None);
+        }
+    }
+}

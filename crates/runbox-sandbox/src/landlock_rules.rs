@@ -1,0 +1,46 @@
+//! Landlock: a second wall behind the mount namespace. Even if a bind mount were writable by mistake, the program
+//! may only write beneath /workspace, /tmp and /dev/shm, and to the few character devices it needs.
+
+use landlock::{
+    path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
+};
+
+/// The newest ABI this build knows; the kernel may offer less (best effort) or more.
+const TARGET_ABI: ABI = ABI::V5;
+
+/// Writable trees inside the sandbox.
+const WRITABLE_DIRS: &[&str] = &["/workspace", "/tmp", "/dev/shm"];
+/// Devices a program may write to.
+const WRITABLE_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
+/// Restricts the calling thread (and its future children) to reading everywhere it can see and writing only
+/// the sandbox's writable places. Returns whether the kernel enforced the rules.
+pub fn restrict_self() -> Result<bool, String> {
+    let abi = TARGET_ABI;
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(WRITABLE_DIRS, AccessFs::from_all(abi))))
+        .and_then(|r| {
+            r.add_rules(path_beneath_rules(WRITABLE_DEVICES, AccessFs::WriteFile | AccessFs::ReadFile))
+        })
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| format!("landlock: {e}"))?;
+    Ok(status.ruleset != RulesetStatus::NotEnforced)
+}
+
+/// The Landlock ABI version the running kernel supports, or `None` when Landlock is off or absent.
+pub fn kernel_abi() -> Option<u32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute pointer, size 0 and the VERSION flag, the syscall only returns a number.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (v > 0).then_some(v as u32)
+}

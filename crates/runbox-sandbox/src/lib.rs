@@ -1,0 +1,147 @@
+//! runbox's sandbox: runs one untrusted program and reports exactly what happened.
+//!
+//! The caller (the CLI or the engine) describes a run with a [`SandboxSpec`] and hands it to a [`Jail`], which
+//! starts the jail process (`runbox jail`, see [`jail`]) and speaks the byte [`protocol`] with it. Inside, the
+//! program gets fresh user, PID, mount, network, IPC, UTS and cgroup namespaces, a read-only root of allow-listed
+//! host paths ([`mounts`]), cgroup limits ([`cgroup`], v1 or v2), a seccomp deny list ([`seccomp`]), Landlock
+//! ([`landlock_rules`]), rlimits and no capabilities. [`probe`] says which of these the host offers.
+//!
+//! We evaluated `hakoniwa` and chose our own enforcement: runbox needs cgroup v1 *and* v2, a PID 1 that reaps and
+//! kills the whole tree, and a streaming protocol between jail and caller, all decided in one place. The syscalls
+//! go through `nix`, `seccompiler`, `landlock` and `caps`.
+
+pub mod cgroup;
+pub mod jail;
+pub mod landlock_rules;
+pub mod mounts;
+mod net;
+pub mod outcome;
+pub mod probe;
+pub mod protocol;
+pub mod seccomp;
+pub mod spec;
+pub mod workspace;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use thiserror::Error;
+
+pub use outcome::{JailReport, Outcome, Status};
+pub use spec::{CgroupPreference, Degradation, HostPolicy, Limits, SandboxSpec};
+pub use workspace::Workspace;
+
+use protocol::FrameKind;
+
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    #[error("cannot start the jail {program}: {source}")]
+    Spawn { program: PathBuf, source: std::io::Error },
+    #[error("lost contact with the jail: {0}")]
+    Protocol(String),
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// How to start the jail process.
+#[derive(Debug, Clone)]
+pub struct Jail {
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl Jail {
+    pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> Jail {
+        Jail { program: program.into(), args }
+    }
+
+    /// The jail is a hidden subcommand of the running binary.
+    pub fn current_exe() -> std::io::Result<Jail> {
+        Ok(Jail::new(std::env::current_exe()?, vec!["jail".into()]))
+    }
+
+    /// Runs `spec` to completion. `stdin` is streamed to the program; each output chunk is passed to `on_output`
+    /// as it arrives (already cut at the output limit) and also collected into the returned [`Outcome`].
+    pub fn run(
+        &self,
+        spec: &SandboxSpec,
+        stdin: Option<Box<dyn Read + Send>>,
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
+    ) -> Result<Outcome, SandboxError> {
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| SandboxError::Spawn { program: self.program.clone(), source })?;
+        let spec_json = serde_json::to_vec(spec).expect("a spec always serialises");
+        let mut jail_stdin = child.stdin.take().expect("piped");
+        let writer = std::thread::spawn(move || {
+            // A program that exits without reading its stdin closes the pipe: not an error.
+            if protocol::write_spec(&mut jail_stdin, &spec_json).is_ok() {
+                if let Some(mut input) = stdin {
+                    let _ = std::io::copy(&mut input, &mut jail_stdin);
+                }
+            }
+            let _ = jail_stdin.flush();
+        });
+        let mut jail_stderr = child.stderr.take().expect("piped");
+        let diagnostics = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = (&mut jail_stderr).take(64 * 1024).read_to_end(&mut text);
+            let _ = std::io::copy(&mut jail_stderr, &mut std::io::sink());
+            String::from_utf8_lossy(&text).into_owned()
+        });
+
+        let mut jail_stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut report = None;
+        let mut failure = None;
+        loop {
+            match protocol::read_frame(&mut jail_stdout) {
+                Ok(Some((FrameKind::Stdout, data))) => {
+                    on_output(OutputStream::Stdout, &data);
+                    stdout.extend_from_slice(&data);
+                }
+                Ok(Some((FrameKind::Stderr, data))) => {
+                    on_output(OutputStream::Stderr, &data);
+                    stderr.extend_from_slice(&data);
+                }
+                Ok(Some((FrameKind::Report, data))) => {
+                    match serde_json::from_slice::<JailReport>(&data) {
+                        Ok(r) => report = Some(r),
+                        Err(e) => failure = Some(format!("invalid report: {e}")),
+                    }
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        drop(jail_stdout);
+        let status = child.wait();
+        let _ = writer.join();
+        let diagnostics = diagnostics.join().unwrap_or_default();
+        match report {
+            Some(report) => Ok(Outcome::from_report(report, &stdout, &stderr)),
+            None => Err(SandboxError::Protocol(format!(
+                "{} (jail exit: {}; jail said: {})",
+                failure.unwrap_or_else(|| "the jail ended without a report".into()),
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                diagnostics.trim()
+            ))),
+        }
+    }
+}

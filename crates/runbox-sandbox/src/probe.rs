@@ -1,0 +1,137 @@
+//! What this host can do, and which protections a run will have in force under a given policy. `runbox doctor`
+//! prints this; the jail uses [`decide`] before every run, so a missing protection fails the run (closed) unless
+//! the operator named the degradation.
+
+use serde::Serialize;
+
+use crate::cgroup::{self, CgroupHost, CgroupVersion};
+use crate::spec::{Degradation, HostPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// runbox runs as root: it maps the sandbox user to a dedicated host uid and manages cgroups itself.
+    Root,
+    /// runbox runs as an ordinary user: the sandbox user maps to that user's own uid.
+    Unprivileged,
+}
+
+/// The namespaces every sandbox gets.
+pub const NAMESPACES: [&str; 7] = ["user", "pid", "mount", "network", "ipc", "uts", "cgroup"];
+
+/// Protections available on this host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub mode: Mode,
+    pub kernel: String,
+    /// Namespaces whose /proc/self/ns entry exists (the trial run in `doctor` proves they can be created).
+    pub namespaces: Vec<String>,
+    pub user_namespaces_enabled: bool,
+    pub seccomp: bool,
+    pub landlock_abi: Option<u32>,
+    pub cgroups: CgroupHost,
+}
+
+/// Protections a run has in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InForce {
+    pub mode: Mode,
+    pub namespaces: Vec<String>,
+    pub seccomp: bool,
+    pub landlock: bool,
+    pub landlock_abi: Option<u32>,
+    /// Cgroup version used for memory, pids and CPU accounting, if any.
+    pub cgroup: Option<CgroupVersion>,
+    pub no_new_privs: bool,
+    pub capabilities_dropped: bool,
+    /// Degradations the operator allowed *and* that are in effect.
+    pub degraded: Vec<String>,
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn host() -> HostReport {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let namespaces = ["user", "pid", "mnt", "net", "ipc", "uts", "cgroup"]
+        .iter()
+        .filter(|ns| std::path::Path::new("/proc/self/ns").join(ns).exists())
+        .map(|s| s.to_string())
+        .collect();
+    let max_userns: u64 = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let unprivileged_clone = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
+        .map(|s| s.trim() != "0")
+        .unwrap_or(true);
+    HostReport {
+        mode: if is_root() { Mode::Root } else { Mode::Unprivileged },
+        kernel,
+        namespaces,
+        user_namespaces_enabled: max_userns > 0 && (is_root() || unprivileged_clone),
+        seccomp: crate::seccomp::available(),
+        landlock_abi: crate::landlock_rules::kernel_abi(),
+        cgroups: cgroup::detect(),
+    }
+}
+
+/// Decides what a run gets under `policy`, or says which missing protection forbids running at all.
+pub fn decide(host: &HostReport, policy: &HostPolicy) -> Result<InForce, String> {
+    if !host.user_namespaces_enabled {
+        return Err("user namespaces are disabled on this host (user.max_user_namespaces is 0 or \
+                    kernel.unprivileged_userns_clone is 0); the sandbox cannot run"
+            .into());
+    }
+    if host.namespaces.len() < 7 {
+        return Err(format!("the kernel lacks some namespaces (has: {})", host.namespaces.join(", ")));
+    }
+    let allowed = |d: Degradation| policy.degraded.contains(&d);
+    let mut degraded = Vec::new();
+
+    let cgroup = match host.cgroups.choose(policy.cgroup) {
+        Ok(v) if host.mode == Mode::Root => Some(v),
+        Ok(_) | Err(_) if allowed(Degradation::NoCgroups) => {
+            degraded.push(Degradation::NoCgroups.name().to_string());
+            None
+        }
+        Ok(_) => {
+            return Err("cgroups need root (unprivileged cgroup delegation is not supported yet); \
+                        run as root or allow the no-cgroups degradation"
+                .into())
+        }
+        Err(why) => return Err(format!("no usable cgroups: {why}; allow the no-cgroups degradation to run anyway")),
+    };
+    let seccomp = if host.seccomp {
+        true
+    } else if allowed(Degradation::NoSeccomp) {
+        degraded.push(Degradation::NoSeccomp.name().to_string());
+        false
+    } else {
+        return Err("seccomp is not available; allow the no-seccomp degradation to run anyway".into());
+    };
+    let landlock = if host.landlock_abi.is_some() {
+        true
+    } else if allowed(Degradation::NoLandlock) {
+        degraded.push(Degradation::NoLandlock.name().to_string());
+        false
+    } else {
+        return Err("Landlock is not available (kernel too old or not in the lsm= list); \
+                    allow the no-landlock degradation to run anyway"
+            .into());
+    };
+    Ok(InForce {
+        mode: host.mode,
+        namespaces: NAMESPACES.iter().map(|s| s.to_string()).collect(),
+        seccomp,
+        landlock,
+        landlock_abi: host.landlock_abi,
+        cgroup,
+        no_new_privs: true,
+        capabilities_dropped: true,
+        degraded,
+    })
+}

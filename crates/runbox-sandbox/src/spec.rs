@@ -1,0 +1,197 @@
+//! What a caller asks of one sandboxed run: the program, its environment and its limits.
+//!
+//! These types cross a process boundary (the caller serialises them to the jail as JSON), so they are plain data
+//! with serde derives and defaults that are safe on their own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The uid and gid the program runs as inside the sandbox.
+pub const SANDBOX_UID: u32 = 1000;
+/// Host uid/gid that [`SANDBOX_UID`] maps to when runbox runs as root: an id no host account uses.
+pub const DEFAULT_HOST_UID: u32 = 200_000;
+
+/// Resource limits of one run. Every field has a default that is safe for a Python or shell program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock time before SIGINT, then SIGKILL after `grace_ms`.
+    pub wall_ms: u64,
+    /// CPU time of all processes of the run together.
+    pub cpu_ms: u64,
+    /// Memory of all processes together (cgroup limit, page cache and tmpfs included).
+    pub memory_bytes: u64,
+    /// Processes and threads alive at once (cgroup pids).
+    pub processes: u32,
+    /// Largest file the program may write (RLIMIT_FSIZE).
+    pub file_size_bytes: u64,
+    /// Open file descriptors per process (RLIMIT_NOFILE).
+    pub open_files: u64,
+    /// Size of the private /tmp (and /dev/shm) tmpfs.
+    pub tmp_bytes: u64,
+    /// Bytes of stdout, and separately of stderr, kept; past it the run stops with `output_limit`.
+    pub output_bytes: u64,
+    /// Time between SIGINT and SIGKILL when the wall time runs out.
+    pub grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall_ms: 10_000,
+            cpu_ms: 10_000,
+            memory_bytes: 256 << 20,
+            processes: 64,
+            file_size_bytes: 64 << 20,
+            open_files: 256,
+            tmp_bytes: 64 << 20,
+            output_bytes: 1 << 20,
+            grace_ms: 500,
+        }
+    }
+}
+
+/// A protection the operator may knowingly run without. Security fails closed: a missing protection is an error
+/// unless its degradation is named here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Degradation {
+    /// Run without cgroups: no memory, process-count or total CPU limit.
+    NoCgroups,
+    /// Run without the seccomp filter.
+    NoSeccomp,
+    /// Run without Landlock.
+    NoLandlock,
+}
+
+impl Degradation {
+    pub const ALL: [Degradation; 3] = [Degradation::NoCgroups, Degradation::NoSeccomp, Degradation::NoLandlock];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Degradation::NoCgroups => "no-cgroups",
+            Degradation::NoSeccomp => "no-seccomp",
+            Degradation::NoLandlock => "no-landlock",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Degradation> {
+        Self::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// Which cgroup version to use. `Auto` picks v2 when its memory and pids controllers are available, else v1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupPreference {
+    #[default]
+    Auto,
+    V1,
+    V2,
+}
+
+/// Host-wide settings: the same for every run of one server or CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostPolicy {
+    /// Host uid (and gid) the sandbox user maps to when running as root.
+    pub host_uid: u32,
+    /// Protections the operator accepts running without.
+    pub degraded: BTreeSet<Degradation>,
+    pub cgroup: CgroupPreference,
+    /// Name of the parent cgroup created under each hierarchy.
+    pub cgroup_parent: String,
+}
+
+impl Default for HostPolicy {
+    fn default() -> Self {
+        HostPolicy {
+            host_uid: DEFAULT_HOST_UID,
+            degraded: BTreeSet::new(),
+            cgroup: CgroupPreference::Auto,
+            cgroup_parent: "runbox".to_string(),
+        }
+    }
+}
+
+/// One run: the program to execute inside `/workspace` and everything it may see and use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSpec {
+    /// Unique name of the run (used for the cgroup); letters, digits, `-` and `_`.
+    pub id: String,
+    /// Program and arguments. A bare program name is looked up in the sandbox's PATH.
+    pub argv: Vec<String>,
+    /// The whole environment of the program; nothing of the host's environment leaks in.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host directory mounted read-write at `/workspace`.
+    pub workspace: PathBuf,
+    /// Host paths bound read-only at the same place, beyond the default allow-list.
+    #[serde(default)]
+    pub extra_paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub policy: HostPolicy,
+}
+
+impl SandboxSpec {
+    /// The environment every program starts with; `env` entries override these.
+    pub fn base_env() -> BTreeMap<String, String> {
+        [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("HOME", "/workspace"),
+            ("TMPDIR", "/tmp"),
+            ("LANG", "C.UTF-8"),
+            ("LC_ALL", "C.UTF-8"),
+            ("USER", "runbox"),
+            ("LOGNAME", "runbox"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Checks what can be checked before any process starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("invalid run id {:?}", self.id));
+        }
+        if self.argv.is_empty() || self.argv[0].is_empty() {
+            return Err("argv is empty".into());
+        }
+        if self.argv.iter().any(|a| a.contains('\0')) {
+            return Err("argv contains a NUL byte".into());
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return Err(format!("invalid environment variable name or value: {k:?}"));
+            }
+        }
+        if !self.workspace.is_absolute() {
+            return Err(format!("workspace {} is not an absolute path", self.workspace.display()));
+        }
+        for p in &self.extra_paths {
+            if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(format!("extra path {} must be absolute, without ..", p.display()));
+            }
+        }
+        let l = &self.limits;
+        if l.wall_ms == 0 || l.cpu_ms == 0 || l.processes == 0 || l.open_files < 16 {
+            return Err("limits must be positive (open_files at least 16)".into());
+        }
+        if l.memory_bytes < (8 << 20) {
+            return Err("memory limit must be at least 8 MiB".into());
+        }
+        if l.tmp_bytes < 4096 {
+            return Err("tmp limit must be at least 4 KiB".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! A run's workspace on the host: a directory the sandbox sees as `/workspace`. As root it is a size-limited tmpfs
+//! owned by the sandbox's host uid, so a program cannot fill the host's disk; it is unmounted and removed on drop.
+
+use std::fs;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WorkspaceError {
+    #[error("workspace: cannot {action} {path}: {reason}")]
+    Io { action: &'static str, path: PathBuf, reason: String },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + 'a {
+    move |e| WorkspaceError::Io { action, path: path.to_path_buf(), reason: e.to_string() }
+}
+
+#[derive(Debug)]
+pub struct Workspace {
+    path: PathBuf,
+    mounted: bool,
+    owner: Option<u32>,
+}
+
+impl Workspace {
+    /// Creates `parent/name`. With `size_bytes` and root, mounts a tmpfs of that size there. With `owner`
+    /// (root mode: the sandbox's host uid), the directory belongs to that uid and gid.
+    pub fn create(parent: &Path, name: &str, size_bytes: Option<u64>, owner: Option<u32>) -> Result<Workspace, WorkspaceError> {
+        fs::create_dir_all(parent).map_err(io("create", parent))?;
+        let path = parent.join(name);
+        fs::create_dir(&path).map_err(io("create", &path))?;
+        let mut ws = Workspace { path, mounted: false, owner };
+        if let (Some(size), true) = (size_bytes, crate::probe::is_root()) {
+            let uid = owner.unwrap_or(0);
+            let options = format!("size={size},mode=0755,uid={uid},gid={uid}");
+            mount(Some("tmpfs"), &ws.path, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(options.as_str()))
+                .map_err(|e| WorkspaceError::Io { action: "mount a tmpfs on", path: ws.path.clone(), reason: e.to_string() })?;
+            ws.mounted = true;
+        }
+        if let Some(uid) = owner {
+            chown(&ws.path, Some(uid), Some(uid)).map_err(io("chown", &ws.path))?;
+        }
+        fs::set_permissions(&ws.path, fs::Permissions::from_mode(0o755)).map_err(io("chmod", &ws.path))?;
+        Ok(ws)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a file at `relative` (parents created), owned by the sandbox user. `relative` must already be
+    /// validated by the caller as confined to the workspace.
+    pub fn write_file(&self, relative: &Path, content: &[u8]) -> Result<(), WorkspaceError> {
+        let dest = self.path.join(relative);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io("create", parent))?;
+            self.chown_tree_to(parent);
+        }
+        fs::write(&dest, content).map_err(io("write", &dest))?;
+        if let Some(uid) = self.owner {
+            chown(&dest, Some(uid), Some(uid)).map_err(io("chown", &dest))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a directory (and parents) owned by the sandbox user.
+    pub fn create_dir(&self, relative: &Path) -> Result<(), WorkspaceError> {
+        let dest = self.path.join(relative);
+        fs::create_dir_all(&dest).map_err(io("create", &dest))?;
+        self.chown_tree_to(&dest);
+        Ok(())
+    }
+
+    fn chown_tree_to(&self, dir: &Path) {
+        let Some(uid) = self.owner else { return };
+        let mut cur = Some(dir);
+        while let Some(d) = cur {
+            if d == self.path || !d.starts_with(&self.path) {
+                break;
+            }
+            let _ = chown(d, Some(uid), Some(uid));
+            cur = d.parent();
+        }
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = umount2(&self.path, MntFlags::MNT_DETACH);
+        }
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}

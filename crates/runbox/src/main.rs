@@ -1,0 +1,46 @@
+//! The `runbox` binary. `main` dispatches the hidden `jail` subcommand before anything else so that the jail stays
+//! a single-threaded process; every other subcommand lives in its own module.
+
+mod doctor;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "runbox", version, about = "Fast, secure execution of untrusted code")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a program in a fresh sandbox and print its output; exits with the program's exit code.
+    Run(run::RunArgs),
+    /// Show which sandbox protections this host offers and which are in force.
+    Doctor(doctor::DoctorArgs),
+    /// Internal: the sandbox's jail process (reads a spec on stdin, writes frames on stdout).
+    #[command(hide = true)]
+    Jail,
+}
+
+fn main() {
+    // The jail must not start threads or touch the terminal: dispatch it first, from raw args.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "jail") {
+        runbox_sandbox::jail::ignore_sigpipe();
+        std::process::exit(runbox_sandbox::jail::main());
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Doctor(args) => doctor::main(args),
+        Command::Jail => unreachable!("dispatched above"),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("runbox: {e:#}");
+            std::process::exit(125);
+        }
+    }
+}
