@@ -236,3 +236,48 @@ fn remove_dir(dir: &Path) {
 }
 
 pub use v2::CgroupV2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(v2: Option<&[&str]>, v1: bool) -> CgroupHost {
+        CgroupHost {
+            v2_mount: v2.map(|_| PathBuf::from("/sys/fs/cgroup")),
+            v2_controllers: v2.unwrap_or(&[]).iter().map(|s| s.to_string()).collect(),
+            v1_memory: v1.then(|| PathBuf::from("/sys/fs/cgroup/memory")),
+            v1_pids: v1.then(|| PathBuf::from("/sys/fs/cgroup/pids")),
+            v1_cpuacct: v1.then(|| PathBuf::from("/sys/fs/cgroup/cpuacct")),
+        }
+    }
+
+    #[test]
+    fn pure_v2_host_uses_v2() {
+        let h = host(Some(&["cpu", "memory", "pids"]), false);
+        assert_eq!(h.choose(CgroupPreference::Auto), Ok(CgroupVersion::V2));
+        assert!(h.choose(CgroupPreference::V1).is_err());
+    }
+
+    #[test]
+    fn hybrid_host_without_v2_controllers_uses_v1() {
+        let h = host(Some(&[]), true);
+        assert_eq!(h.choose(CgroupPreference::Auto), Ok(CgroupVersion::V1));
+        let err = h.choose(CgroupPreference::V2).unwrap_err();
+        assert!(err.contains("lacks the memory and pids controllers"), "{err}");
+    }
+
+    #[test]
+    fn host_without_cgroups_says_why() {
+        let err = host(None, false).choose(CgroupPreference::Auto).unwrap_err();
+        assert!(err.contains("no cgroup v2") && err.contains("v1"), "{err}");
+    }
+
+    #[test]
+    fn keyed_files_are_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memory.events");
+        fs::write(&f, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n").unwrap();
+        assert_eq!(read_keyed(&f, "oom_kill"), Some(2));
+        assert_eq!(read_keyed(&f, "missing"), None);
+    }
+}
