@@ -25,6 +25,7 @@ pub mod workspace;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
@@ -47,6 +48,53 @@ pub enum SandboxError {
 pub enum OutputStream {
     Stdout,
     Stderr,
+}
+
+/// Cancels runs from another thread: the jails it watches get SIGTERM and report `killed` ("cancelled by the
+/// caller"). Cancelling is sticky: runs started with a cancelled token end at once.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<Mutex<CancelState>>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: bool,
+    jails: Vec<u32>,
+}
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state.cancelled = true;
+        for &pid in &state.jails {
+            signal_jail(pid);
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).cancelled
+    }
+
+    fn watch(&self, pid: u32) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if state.cancelled {
+            signal_jail(pid);
+        }
+        state.jails.push(pid);
+    }
+
+    fn unwatch(&self, pid: u32) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).jails.retain(|&p| p != pid);
+    }
+}
+
+fn signal_jail(pid: u32) {
+    // The jail turns SIGTERM into "kill the sandbox and report"; it is our own child, still unreaped (unwatch
+    // happens before wait), so the pid cannot have been reused.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
 }
 
 /// How to start the jail process.
@@ -74,6 +122,17 @@ impl Jail {
         stdin: Option<Box<dyn Read + Send>>,
         on_output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
+        self.run_cancellable(spec, stdin, on_output, &CancelToken::new())
+    }
+
+    /// [`Jail::run`], ended early (status `killed`) when `cancel` is cancelled.
+    pub fn run_cancellable(
+        &self,
+        spec: &SandboxSpec,
+        stdin: Option<Box<dyn Read + Send>>,
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
+        cancel: &CancelToken,
+    ) -> Result<Outcome, SandboxError> {
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .env_clear()
@@ -82,6 +141,7 @@ impl Jail {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| SandboxError::Spawn { program: self.program.clone(), source })?;
+        cancel.watch(child.id());
         let spec_json = serde_json::to_vec(spec).expect("a spec always serialises");
         let mut jail_stdin = child.stdin.take().expect("piped");
         let writer = std::thread::spawn(move || {
@@ -131,8 +191,11 @@ impl Jail {
             }
         }
         drop(jail_stdout);
+        cancel.unwatch(child.id());
         let status = child.wait();
-        let _ = writer.join();
+        // The writer may be blocked reading a caller's stdin that never ends; it finishes on its own when the
+        // jail's pipe is gone, so it is not joined.
+        drop(writer);
         let diagnostics = diagnostics.join().unwrap_or_default();
         match report {
             Some(report) => Ok(Outcome::from_report(report, &stdout, &stderr)),

@@ -112,9 +112,9 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
 /// Runs `/bin/true` in a full sandbox.
 fn trial_run(policy: &runbox_sandbox::HostPolicy) -> Result<(), String> {
     let jail = Jail::current_exe().map_err(|e| e.to_string())?;
-    let id = crate::run::new_run_id();
+    let id = format!("doctor-{}", std::process::id());
     let owner = probe::is_root().then_some(policy.host_uid);
-    let ws = Workspace::create(&crate::run::runs_dir(), &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
+    let ws = Workspace::create(&crate::run::data_dir().join("runs"), &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
     let spec = SandboxSpec {
         id,
         argv: vec!["/bin/true".into()],

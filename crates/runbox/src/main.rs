@@ -2,6 +2,7 @@
 //! a single-threaded process; every other subcommand lives in its own module.
 
 mod doctor;
+mod languages;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run a program in a fresh sandbox and print its output; exits with the program's exit code.
     Run(run::RunArgs),
+    /// List the languages and which of them this host can run.
+    Languages(languages::LanguagesArgs),
     /// Show which sandbox protections this host offers and which are in force.
     Doctor(doctor::DoctorArgs),
     /// Internal: the sandbox's jail process (reads a spec on stdin, writes frames on stdout).
@@ -34,6 +37,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Doctor(args) => doctor::main(args),
+        Command::Languages(args) => languages::main(args),
         Command::Jail => unreachable!("dispatched above"),
     };
     match result {

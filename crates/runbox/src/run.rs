@@ -1,14 +1,18 @@
-//! `runbox run`: one program, one fresh sandbox, output streamed to the terminal (or the whole outcome as JSON).
+//! `runbox run`: one program (one or more files, any catalogue language), compiled and run in fresh sandboxes,
+//! output streamed to the terminal, or the whole execution result as JSON.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use runbox_sandbox::{probe, CgroupPreference, Degradation, HostPolicy, Jail, Limits, OutputStream, SandboxSpec, Status, Workspace};
+use runbox_engine::{
+    CancelToken, Engine, EngineConfig, ExecEvent, ExecuteRequest, Jail, LimitCaps, LimitOverrides, OutputStream,
+    SourceFile, Stage,
+};
+use runbox_sandbox::{probe, CgroupPreference, Degradation, HostPolicy};
 
-/// Flags that choose the host policy; shared by `run` and `doctor`.
+/// Flags that choose the host policy; shared by every subcommand that runs sandboxes.
 #[derive(Args, Clone, Default)]
 pub struct PolicyFlags {
     /// Protections the operator accepts running without (comma-separated: no-cgroups, no-seccomp, no-landlock).
@@ -36,48 +40,70 @@ pub fn policy_from_flags(flags: &PolicyFlags) -> anyhow::Result<HostPolicy> {
     Ok(policy)
 }
 
+/// Where the language files come from.
+#[derive(Args, Clone, Default)]
+pub struct CatalogueFlags {
+    /// Directory of language TOML files that override or add to the embedded ones.
+    #[arg(long, env = "RUNBOX_LANGUAGES_DIR")]
+    pub languages_dir: Option<PathBuf>,
+}
+
+/// An engine for one CLI invocation.
+pub fn engine(policy: HostPolicy, catalogue: &CatalogueFlags) -> anyhow::Result<Engine> {
+    Ok(Engine::new(EngineConfig {
+        languages_dir: catalogue.languages_dir.clone(),
+        data_dir: data_dir(),
+        policy,
+        caps: LimitCaps::default(),
+        jail: Jail::current_exe().context("find the runbox binary")?,
+    })?)
+}
+
 #[derive(Args)]
-#[command(after_help = "Exit status: the program's own; 124 on timeout or CPU limit, 137 on memory limit, \
-141 on output limit, 125 when the sandbox itself failed.")]
+#[command(after_help = "Exit status: the program's own; 1 on a compile error; 124 on timeout or CPU limit, \
+137 on memory limit, 141 on output limit, 125 when the sandbox itself failed.")]
 pub struct RunArgs {
-    /// Language (python, bash); inferred from the file extension when omitted.
+    /// Language id or alias (see `runbox languages`); inferred from the entry file's extension when omitted.
     #[arg(short, long)]
     lang: Option<String>,
-    /// Code to run, instead of a file.
+    /// Code of the entry file, instead of a FILE (extra FILEs are still sent along).
     #[arg(short = 'c', long = "code")]
     code: Option<String>,
-    /// Source file to run (`-` reads the code from stdin).
-    file: Option<PathBuf>,
+    /// Source files; the first is the entry point. `-` reads the entry's code from stdin.
+    files: Vec<PathBuf>,
     /// Arguments passed to the program.
     #[arg(last = true)]
     args: Vec<String>,
-    /// Print the whole outcome record as JSON instead of the program's output.
+    /// Print the whole execution result as JSON instead of the program's output.
     #[arg(long)]
     json: bool,
-    /// File given to the program as its stdin.
+    /// File given to the program as its stdin (by default a piped stdin is passed through).
     #[arg(long)]
     stdin: Option<PathBuf>,
-    #[arg(long, default_value_t = Limits::default().wall_ms)]
-    timeout_ms: u64,
-    /// CPU time limit (all processes together); defaults to the wall time limit.
+    /// Wall time limit (defaults to the language's).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// CPU time limit of all processes together (defaults to the wall time limit).
     #[arg(long)]
     cpu_ms: Option<u64>,
-    #[arg(long, default_value_t = Limits::default().memory_bytes >> 20)]
-    memory_mb: u64,
-    #[arg(long, default_value_t = Limits::default().processes)]
-    processes: u32,
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    #[arg(long)]
+    processes: Option<u32>,
     /// Bytes of stdout (and, separately, of stderr) kept before the run is stopped.
-    #[arg(long, default_value_t = Limits::default().output_bytes)]
-    output_bytes: u64,
-    #[arg(long, default_value_t = Limits::default().tmp_bytes >> 20)]
-    tmp_mb: u64,
+    #[arg(long)]
+    output_bytes: Option<u64>,
+    #[arg(long)]
+    tmp_mb: Option<u64>,
     /// Size of the writable /workspace (a tmpfs when running as root).
-    #[arg(long, default_value_t = 64)]
-    workspace_mb: u64,
-    #[arg(long, default_value_t = Limits::default().file_size_bytes >> 20)]
-    file_size_mb: u64,
+    #[arg(long)]
+    workspace_mb: Option<u64>,
+    #[arg(long)]
+    file_size_mb: Option<u64>,
     #[command(flatten)]
     policy: PolicyFlags,
+    #[command(flatten)]
+    catalogue: CatalogueFlags,
 }
 
 /// Where runbox keeps its data: `RUNBOX_DATA_DIR`, else /var/lib/runbox for root, else the user's data directory.
@@ -95,108 +121,95 @@ pub fn data_dir() -> PathBuf {
     base.join("runbox")
 }
 
-pub fn runs_dir() -> PathBuf {
-    data_dir().join("runs")
-}
-
-pub fn new_run_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("run-{}-{}-{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A language as the CLI knew it before languages became data: how to run an entry file.
-fn command_for(lang: &str, entry: &str) -> anyhow::Result<Vec<String>> {
-    let argv: &[&str] = match lang {
-        "python" | "py" | "python3" => &["/usr/bin/python3", "-u"],
-        "bash" | "sh" => &["/bin/bash"],
-        other => bail!("unknown language {other:?}"),
-    };
-    Ok(argv.iter().map(|s| s.to_string()).chain([entry.to_string()]).collect())
-}
-
-fn language_from_extension(path: &Path) -> Option<&'static str> {
-    match path.extension()?.to_str()? {
-        "py" => Some("python"),
-        "sh" | "bash" => Some("bash"),
-        _ => None,
-    }
+/// The workspace path of a file named on the command line: its relative path when it stays inside the current
+/// directory, else its base name.
+fn workspace_path(path: &Path) -> anyhow::Result<String> {
+    let inside = path.is_relative() && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let name = if inside { path.to_path_buf() } else { PathBuf::from(path.file_name().context("a file has no name")?) };
+    Ok(name.to_string_lossy().into_owned())
 }
 
 pub fn main(args: RunArgs) -> anyhow::Result<i32> {
     let policy = policy_from_flags(&args.policy)?;
-    let (code, lang) = match (&args.code, &args.file) {
-        (Some(_), Some(_)) => bail!("give either --code or a file, not both"),
-        (Some(code), None) => (code.clone().into_bytes(), args.lang.clone()),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut code = Vec::new();
-            std::io::stdin().read_to_end(&mut code).context("read code from stdin")?;
-            (code, args.lang.clone())
-        }
-        (None, Some(path)) => {
-            let code = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            (code, args.lang.clone().or_else(|| language_from_extension(path).map(String::from)))
-        }
-        (None, None) => bail!("nothing to run: give a file, `-` for stdin, or --code"),
+    let engine = engine(policy, &args.catalogue)?;
+    let mut req = ExecuteRequest::default();
+    let mut files = args.files.iter();
+    let mut entry_name: Option<String> = None;
+    match &args.code {
+        Some(code) => req.code = Some(code.clone()),
+        None => match files.next() {
+            None => bail!("nothing to run: give a file, `-` for stdin, or --code"),
+            Some(path) if path.as_os_str() == "-" => {
+                let mut code = String::new();
+                std::io::stdin().read_to_string(&mut code).context("read code from stdin")?;
+                req.code = Some(code);
+            }
+            Some(path) => {
+                let name = workspace_path(path)?;
+                let content = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+                req.files.push(SourceFile { path: name.clone(), content, encoding: Default::default() });
+                entry_name = Some(name);
+            }
+        },
+    }
+    for path in files {
+        let content = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+        let (content, encoding) = match String::from_utf8(content) {
+            Ok(text) => (text, runbox_engine::Encoding::Utf8),
+            Err(e) => {
+                use base64::Engine as _;
+                (base64::engine::general_purpose::STANDARD.encode(e.as_bytes()), runbox_engine::Encoding::Base64)
+            }
+        };
+        req.files.push(SourceFile { path: workspace_path(path)?, content, encoding });
+    }
+    req.language = match (&args.lang, &entry_name) {
+        (Some(lang), _) => lang.clone(),
+        (None, Some(name)) => engine
+            .catalogue()
+            .by_file_name(name)
+            .map(|l| l.id().to_string())
+            .with_context(|| format!("cannot tell the language of {name}: pass --lang"))?,
+        (None, None) => bail!("cannot tell the language: pass --lang"),
     };
-    let lang = lang.context("cannot tell the language: pass --lang")?;
-    let entry = "main";
-    let mut argv = command_for(&lang, entry)?;
-    argv.extend(args.args.iter().cloned());
-
-    let id = new_run_id();
-    let owner = probe::is_root().then_some(policy.host_uid);
-    let ws = Workspace::create(&runs_dir(), &id, Some(args.workspace_mb << 20), owner)?;
-    ws.write_file(Path::new(entry), &code)?;
-
-    let limits = Limits {
-        wall_ms: args.timeout_ms,
-        cpu_ms: args.cpu_ms.unwrap_or(args.timeout_ms),
-        memory_bytes: args.memory_mb << 20,
+    req.entry = entry_name;
+    req.args = args.args.clone();
+    req.limits = LimitOverrides {
+        timeout_ms: args.timeout_ms,
+        cpu_ms: args.cpu_ms,
+        memory_mb: args.memory_mb,
         processes: args.processes,
         output_bytes: args.output_bytes,
-        tmp_bytes: args.tmp_mb << 20,
-        file_size_bytes: args.file_size_mb << 20,
-        ..Limits::default()
+        file_size_mb: args.file_size_mb,
+        tmp_mb: args.tmp_mb,
+        workspace_mb: args.workspace_mb,
+        open_files: None,
     };
-    let spec = SandboxSpec {
-        id,
-        argv,
-        env: Default::default(),
-        workspace: ws.path().to_path_buf(),
-        extra_paths: vec![],
-        limits,
-        policy,
-    };
-    spec.validate().map_err(|e| anyhow::anyhow!(e))?;
 
     let stdin: Option<Box<dyn Read + Send>> = match &args.stdin {
         Some(path) => Some(Box::new(std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?)),
         // Code read from stdin already consumed it; an interactive terminal is not forwarded.
-        None if args.file.as_deref() == Some(Path::new("-")) || std::io::stdin().is_terminal() => None,
+        None if args.files.first().is_some_and(|f| f.as_os_str() == "-") || std::io::stdin().is_terminal() => None,
         None => Some(Box::new(std::io::stdin())),
     };
-    let jail = Jail::current_exe().context("find the runbox binary")?;
     let json = args.json;
-    let outcome = jail.run(&spec, stdin, &mut |stream, data| {
+    let result = engine.execute(&req, stdin, &CancelToken::new(), &mut |event| {
         if json {
             return;
         }
-        let _ = match stream {
-            OutputStream::Stdout => std::io::stdout().write_all(data).and_then(|_| std::io::stdout().flush()),
-            OutputStream::Stderr => std::io::stderr().write_all(data),
-        };
+        if let ExecEvent::Output { stage, stream, data } = event {
+            let _ = match (stage, stream) {
+                (Stage::Run, OutputStream::Stdout) => {
+                    std::io::stdout().write_all(data).and_then(|_| std::io::stdout().flush())
+                }
+                _ => std::io::stderr().write_all(data),
+            };
+        }
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else if !matches!(outcome.status, Status::Ok | Status::ExitedNonzero) {
-        eprintln!("runbox: {}: {}", outcome.status.as_str(), outcome.message.as_deref().unwrap_or(""));
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else if !matches!(result.status, runbox_engine::ExecutionStatus::Ok | runbox_engine::ExecutionStatus::ExitedNonzero) {
+        eprintln!("runbox: {}: {}", result.status.as_str(), result.message.as_deref().unwrap_or(""));
     }
-    Ok(match outcome.status {
-        Status::Ok | Status::ExitedNonzero | Status::Killed => outcome.shell_exit_code(),
-        Status::Timeout | Status::CpuLimit => 124,
-        Status::MemoryLimit => 137,
-        Status::OutputLimit => 141,
-        Status::SandboxError => 125,
-    })
+    Ok(result.shell_exit_code())
 }

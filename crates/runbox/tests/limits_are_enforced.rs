@@ -78,7 +78,7 @@ fn filling_tmp_stops_at_its_size() {
 #[test]
 fn filling_the_workspace_stops_at_its_size() {
     let code = "dd if=/dev/zero of=/workspace/fill bs=1M count=100 2>&1 | grep -o 'No space left on device'";
-    let out = run("bash", code, &["--workspace-mb", "8", "--file-size-mb", "512"]);
+    let out = run("bash", code, &["--workspace-mb", "8", "--file-size-mb", "128"]);
     assert_status(&out, Status::Ok);
     assert!(out.stdout.contains("No space left on device"), "{out:#?}");
 }

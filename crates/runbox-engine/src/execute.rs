@@ -1,0 +1,314 @@
+//! The staged pipeline of one execution: validate, prepare the workspace, compile once, then run (once, or once
+//! per judge test case), each stage in a fresh sandbox sharing the workspace.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use runbox_lang::{Language, Plan};
+use runbox_sandbox::{probe, CancelToken, Limits, OutputStream, SandboxSpec, Status, Workspace};
+
+use crate::paths::{confined, ARTEFACT_DIR_NAME};
+use crate::request::{ExecuteRequest, LimitOverrides};
+use crate::result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
+use crate::{Engine, EngineError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Compile,
+    Run,
+}
+
+/// What happens during an execution, as it happens.
+#[derive(Debug)]
+pub enum ExecEvent<'a> {
+    StageStarted(Stage),
+    Output { stage: Stage, stream: OutputStream, data: &'a [u8] },
+    /// A judge test case finished.
+    TestCase(&'a TestCaseResult),
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Sandbox limits of a stage: the language's stage defaults, then the request's overrides (run stage only).
+fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&LimitOverrides>) -> Limits {
+    let mut l = Limits::default();
+    if let Some(t) = lang_limits.timeout_ms {
+        l.wall_ms = t;
+        l.cpu_ms = t;
+    }
+    if let Some(m) = lang_limits.memory_mb {
+        l.memory_bytes = m * MIB;
+    }
+    if let Some(p) = lang_limits.processes {
+        l.processes = u32::try_from(p).unwrap_or(u32::MAX);
+    }
+    if let Some(o) = overrides {
+        if let Some(t) = o.timeout_ms {
+            l.wall_ms = t;
+            l.cpu_ms = o.cpu_ms.unwrap_or(t);
+        }
+        if let Some(c) = o.cpu_ms {
+            l.cpu_ms = c;
+        }
+        if let Some(m) = o.memory_mb {
+            l.memory_bytes = m * MIB;
+        }
+        if let Some(p) = o.processes {
+            l.processes = p;
+        }
+        if let Some(b) = o.output_bytes {
+            l.output_bytes = b;
+        }
+        if let Some(f) = o.file_size_mb {
+            l.file_size_bytes = f * MIB;
+        }
+        if let Some(t) = o.tmp_mb {
+            l.tmp_bytes = t * MIB;
+        }
+        if let Some(n) = o.open_files {
+            l.open_files = n;
+        }
+    }
+    l
+}
+
+/// The request's files, checked and decoded, and the entry point.
+fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Vec<(PathBuf, Vec<u8>)>, PathBuf), EngineError> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let code_path = match &req.code {
+        Some(code) => {
+            let path = match &req.entry {
+                Some(e) => confined("entry", e)?,
+                None => PathBuf::from(lang.source_file()),
+            };
+            files.push((path.clone(), code.clone().into_bytes()));
+            Some(path)
+        }
+        None => None,
+    };
+    for (i, f) in req.files.iter().enumerate() {
+        let field = format!("files[{i}]");
+        let path = confined(&format!("{field}.path"), &f.path)?;
+        if files.iter().any(|(p, _)| *p == path) {
+            return Err(EngineError::invalid(format!("{field}.path"), format!("{} is given twice", path.display())));
+        }
+        files.push((path, f.bytes(&field)?));
+    }
+    // Parents of one file may not be another file.
+    for (p, _) in &files {
+        for ancestor in p.ancestors().skip(1) {
+            if files.iter().any(|(q, _)| q == ancestor) {
+                return Err(EngineError::invalid("files", format!("{} is both a file and a directory", ancestor.display())));
+            }
+        }
+    }
+    let entry = match (&req.entry, code_path) {
+        (_, Some(p)) => p,
+        (Some(e), None) => {
+            let e = confined("entry", e)?;
+            if !files.iter().any(|(p, _)| *p == e) {
+                return Err(EngineError::invalid("entry", format!("{} is not one of the files", e.display())));
+            }
+            e
+        }
+        (None, None) => files[0].0.clone(),
+    };
+    Ok((files, entry))
+}
+
+fn path_string(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+impl Engine {
+    /// Runs one request to completion. `stdin`, when given, replaces `req.stdin` for the run stage (streamed
+    /// input, e.g. from a WebSocket). `on_event` sees stage starts and output chunks as they happen.
+    pub fn execute(
+        &self,
+        req: &ExecuteRequest,
+        stdin: Option<Box<dyn Read + Send>>,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+    ) -> Result<ExecutionResult, EngineError> {
+        let started = Instant::now();
+        let caps = &self.config.caps;
+        req.validate(caps)?;
+        let lang = self.resolve(&req.language)?;
+        let availability = self.availability(lang);
+        if !availability.available {
+            return Err(EngineError::LanguageUnavailable {
+                id: lang.id().to_string(),
+                reason: availability.reason.unwrap_or_else(|| "runtime not found".into()),
+            });
+        }
+        let (files, entry) = collect_files(req, lang)?;
+
+        let id = self.new_run_id();
+        let owner = probe::is_root().then_some(self.config.policy.host_uid);
+        let workspace_mb = req.limits.workspace_mb.unwrap_or(64);
+        let ws = Workspace::create(&self.runs_dir(), &id, Some(workspace_mb * MIB), owner)?;
+        for (path, content) in &files {
+            ws.write_file(path, content)?;
+        }
+        ws.create_dir(Path::new(ARTEFACT_DIR_NAME))?;
+
+        let plan = Plan {
+            entry: path_string(&entry),
+            files: files.iter().map(|(p, _)| path_string(p)).collect(),
+            args: req.args.clone(),
+        };
+        let mut env = lang.env().clone();
+        env.extend(req.env.clone());
+        let spec_for = |suffix: &str, argv: Vec<String>, limits: Limits| SandboxSpec {
+            id: format!("{id}-{suffix}"),
+            argv,
+            env: env.clone(),
+            workspace: ws.path().to_path_buf(),
+            extra_paths: lang.sandbox_paths().to_vec(),
+            limits,
+            policy: self.config.policy.clone(),
+        };
+        let version = availability.version.clone();
+        let output_override = LimitOverrides { output_bytes: req.limits.output_bytes, ..Default::default() };
+
+        let compile = match (lang.compile(), lang.compile_argv(&plan)) {
+            (Some(stage), Some(argv)) => {
+                on_event(ExecEvent::StageStarted(Stage::Compile));
+                let spec = spec_for("c", argv, stage_limits(stage.limits(), Some(&output_override)));
+                let outcome = self.config.jail.run_cancellable(
+                    &spec,
+                    None,
+                    &mut |stream, data| on_event(ExecEvent::Output { stage: Stage::Compile, stream, data }),
+                    cancel,
+                )?;
+                if outcome.status != Status::Ok {
+                    let status =
+                        if outcome.status == Status::Killed && cancel.is_cancelled() { ExecutionStatus::Killed } else { ExecutionStatus::CompileError };
+                    let mut result = ExecutionResult::from_stage(lang.id(), version, status, &outcome);
+                    if result.message.is_none() {
+                        result.message = Some(match outcome.exit_code {
+                            Some(code) => format!("compilation failed: the compiler exited with code {code}"),
+                            None => "compilation failed".to_string(),
+                        });
+                    }
+                    result.compile = Some(outcome);
+                    result.duration_ms = started.elapsed().as_millis() as u64;
+                    return Ok(result);
+                }
+                Some(outcome)
+            }
+            _ => None,
+        };
+
+        let run_limits = stage_limits(lang.run().limits(), Some(&req.limits));
+        let mut result = if req.tests.is_empty() {
+            on_event(ExecEvent::StageStarted(Stage::Run));
+            let spec = spec_for("r", lang.run_argv(&plan), run_limits);
+            let stdin = stdin.or_else(|| (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>));
+            let outcome = self.config.jail.run_cancellable(
+                &spec,
+                stdin,
+                &mut |stream, data| on_event(ExecEvent::Output { stage: Stage::Run, stream, data }),
+                cancel,
+            )?;
+            let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
+            if compile.is_some() {
+                result.run = Some(outcome);
+            }
+            result
+        } else {
+            self.run_test_cases(req, lang, &plan, version, run_limits, &spec_for, cancel, on_event)?
+        };
+        result.compile = compile;
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_test_cases(
+        &self,
+        req: &ExecuteRequest,
+        lang: &Language,
+        plan: &Plan,
+        version: Option<String>,
+        limits: Limits,
+        spec_for: &dyn Fn(&str, Vec<String>, Limits) -> SandboxSpec,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+    ) -> Result<ExecutionResult, EngineError> {
+        let mut cases = Vec::with_capacity(req.tests.len());
+        let mut decisive = None;
+        for (index, case) in req.tests.iter().enumerate() {
+            let case_plan = Plan { args: case.args.clone(), ..plan.clone() };
+            let spec = spec_for(&format!("t{index}"), lang.run_argv(&case_plan), limits.clone());
+            on_event(ExecEvent::StageStarted(Stage::Run));
+            let stdin: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(case.stdin.clone().into_bytes()));
+            let outcome = self.config.jail.run_cancellable(&spec, Some(stdin), &mut |_, _| {}, cancel)?;
+            let status: ExecutionStatus = outcome.status.into();
+            let verdict = match (status, &case.expected_output) {
+                (ExecutionStatus::Ok, Some(expected)) if outputs_match(&outcome.stdout, expected) => Verdict::Passed,
+                (ExecutionStatus::Ok, Some(_)) => Verdict::WrongOutput,
+                (ExecutionStatus::Ok, None) => Verdict::Ran,
+                _ => Verdict::Failed,
+            };
+            let case_result = TestCaseResult {
+                index,
+                verdict,
+                status,
+                stdout: outcome.stdout.clone(),
+                stderr: outcome.stderr.clone(),
+                exit_code: outcome.exit_code,
+                wall_ms: outcome.wall_ms,
+                cpu_ms: outcome.cpu_ms,
+                memory_peak_bytes: outcome.memory_peak_bytes,
+                message: outcome.message.clone(),
+            };
+            on_event(ExecEvent::TestCase(&case_result));
+            if decisive.is_none() && !matches!(verdict, Verdict::Passed | Verdict::Ran) {
+                decisive = Some(outcome.clone());
+            }
+            let last = outcome;
+            cases.push(case_result);
+            if cancel.is_cancelled() {
+                decisive.get_or_insert(last);
+                break;
+            }
+            if index + 1 == req.tests.len() {
+                decisive.get_or_insert(last);
+            }
+        }
+        let decisive = decisive.expect("at least one case ran");
+        let passed = cases.iter().filter(|c| matches!(c.verdict, Verdict::Passed | Verdict::Ran)).count();
+        let first_bad = cases.iter().find(|c| !matches!(c.verdict, Verdict::Passed | Verdict::Ran));
+        let summary = TestSummary {
+            total: req.tests.len(),
+            passed,
+            failed: cases.len() - passed,
+            verdict: match first_bad {
+                None => "passed".into(),
+                Some(c) if c.verdict == Verdict::WrongOutput => "wrong_output".into(),
+                Some(c) => c.status.as_str().into(),
+            },
+        };
+        let mut result = ExecutionResult::from_stage(lang.id(), version, decisive.status.into(), &decisive);
+        result.tests = Some(cases);
+        result.summary = Some(summary);
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_overrides_beat_language_defaults() {
+        let lang = runbox_lang::Limits { timeout_ms: Some(15_000), memory_mb: Some(512), processes: Some(64) };
+        let o = LimitOverrides { timeout_ms: Some(2000), memory_mb: Some(128), ..Default::default() };
+        let l = stage_limits(lang, Some(&o));
+        assert_eq!((l.wall_ms, l.cpu_ms, l.memory_bytes, l.processes), (2000, 2000, 128 * MIB, 64));
+        let l = stage_limits(lang, None);
+        assert_eq!((l.wall_ms, l.memory_bytes), (15_000, 512 * MIB));
+    }
+}

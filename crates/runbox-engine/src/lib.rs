@@ -1,0 +1,118 @@
+//! The engine: turns an [`ExecuteRequest`] into sandboxed stages and one [`ExecutionResult`]. It knows languages
+//! (through `runbox-lang`) and sandboxes (through `runbox-sandbox`), and nothing of HTTP. Calls block; async
+//! callers run them on a blocking thread.
+
+mod error;
+mod execute;
+pub mod paths;
+mod request;
+mod result;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+pub use error::EngineError;
+pub use execute::{ExecEvent, Stage};
+pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
+pub use result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
+pub use runbox_lang::{Availability, Catalogue, CatalogueEntry, Language};
+pub use runbox_sandbox::{CancelToken, HostPolicy, Jail, OutputStream};
+
+/// Everything the engine needs from its host.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Operator's directory of language files overriding or adding to the embedded ones.
+    pub languages_dir: Option<PathBuf>,
+    /// Where workspaces live (under `runs/`).
+    pub data_dir: PathBuf,
+    pub policy: HostPolicy,
+    pub caps: LimitCaps,
+    pub jail: Jail,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    catalogue: Catalogue,
+    /// Discovery results, filled lazily per language (a CLI run probes one language, a server all of them).
+    availability: Mutex<BTreeMap<String, Availability>>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
+        Ok(Engine { config, catalogue, availability: Mutex::new(BTreeMap::new()) })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// Probes every language not probed yet (in parallel) and returns the whole catalogue.
+    pub fn languages(&self) -> Vec<CatalogueEntry> {
+        let missing: Vec<&Language> = {
+            let known = self.availability.lock().unwrap_or_else(|e| e.into_inner());
+            self.catalogue.iter().filter(|l| !known.contains_key(l.id())).collect()
+        };
+        let found: Vec<(String, Availability)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = missing
+                .iter()
+                .map(|&lang| {
+                    let probe = move || runbox_lang::discovery::probe(lang, runbox_lang::discovery::VERSION_TIMEOUT);
+                    (lang.id().to_string(), scope.spawn(probe))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(id, h)| {
+                    let a = h.join().unwrap_or_else(|_| Availability {
+                        available: false,
+                        version: None,
+                        reason: Some("discovery failed".into()),
+                    });
+                    (id, a)
+                })
+                .collect()
+        });
+        self.availability.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+        let known = self.availability.lock().unwrap_or_else(|e| e.into_inner());
+        self.catalogue
+            .iter()
+            .map(|l| CatalogueEntry::new(l, known.get(l.id()).expect("probed above")))
+            .collect()
+    }
+
+    /// Whether `lang` can run here (probed once, then cached).
+    pub fn availability(&self, lang: &Language) -> Availability {
+        if let Some(a) = self.availability.lock().unwrap_or_else(|e| e.into_inner()).get(lang.id()) {
+            return a.clone();
+        }
+        let found = runbox_lang::discovery::probe(lang, runbox_lang::discovery::VERSION_TIMEOUT);
+        self.availability.lock().unwrap_or_else(|e| e.into_inner()).insert(lang.id().to_string(), found.clone());
+        found
+    }
+
+    /// Finds a language by id or alias (case-insensitive).
+    pub fn resolve(&self, name: &str) -> Result<&Language, EngineError> {
+        self.catalogue.get(name).ok_or_else(|| EngineError::UnknownLanguage(name.to_string()))
+    }
+
+    /// A name for a run that no other run of this host shares.
+    pub fn new_run_id(&self) -> String {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        format!("r{}-{:x}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.config.data_dir.join("runs")
+    }
+}

@@ -1,0 +1,179 @@
+//! What a client asks the engine to execute. Plain data, validated by [`ExecuteRequest::validate`] into limits
+//! and files the engine can trust.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+
+/// How a file's `content` is encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+/// One file of a multi-file program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    /// Path inside the workspace (`src/util.py`).
+    pub path: String,
+    pub content: String,
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+impl SourceFile {
+    pub fn bytes(&self, field: &str) -> Result<Vec<u8>, EngineError> {
+        match self.encoding {
+            Encoding::Utf8 => Ok(self.content.clone().into_bytes()),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD
+                .decode(self.content.trim())
+                .map_err(|e| EngineError::invalid(format!("{field}.content"), format!("invalid base64: {e}"))),
+        }
+    }
+}
+
+/// Limits a client may ask for; each is capped by the engine's maxima. Absent fields take the language's
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    pub timeout_ms: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub processes: Option<u32>,
+    pub output_bytes: Option<u64>,
+    pub file_size_mb: Option<u64>,
+    pub tmp_mb: Option<u64>,
+    pub workspace_mb: Option<u64>,
+    pub open_files: Option<u64>,
+}
+
+/// One judge test case: the program runs once per case with this input, and its stdout is compared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    #[serde(default)]
+    pub stdin: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Expected stdout; compared after trimming trailing whitespace on each line and trailing blank lines.
+    pub expected_output: Option<String>,
+}
+
+/// An execution request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecuteRequest {
+    pub language: String,
+    /// Code of the entry file; written to the language's default file name unless `entry` says otherwise.
+    pub code: Option<String>,
+    pub files: Vec<SourceFile>,
+    /// Which file to run; defaults to the code's file, else the first of `files`.
+    pub entry: Option<String>,
+    pub stdin: Vec<u8>,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub limits: LimitOverrides,
+    pub tests: Vec<TestCase>,
+}
+
+/// The engine's maxima on client-chosen limits, and defaults where a language says nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitCaps {
+    pub timeout_ms: u64,
+    pub cpu_ms: u64,
+    pub memory_mb: u64,
+    pub processes: u32,
+    pub output_bytes: u64,
+    pub file_size_mb: u64,
+    pub tmp_mb: u64,
+    pub workspace_mb: u64,
+    pub open_files: u64,
+    /// Most files and total bytes of files in one request.
+    pub max_files: usize,
+    pub max_file_bytes: usize,
+    pub max_test_cases: usize,
+}
+
+impl Default for LimitCaps {
+    fn default() -> Self {
+        LimitCaps {
+            timeout_ms: 60_000,
+            cpu_ms: 60_000,
+            memory_mb: 2048,
+            processes: 512,
+            output_bytes: 16 << 20,
+            file_size_mb: 256,
+            tmp_mb: 512,
+            workspace_mb: 512,
+            open_files: 4096,
+            max_files: 256,
+            max_file_bytes: 32 << 20,
+            max_test_cases: 256,
+        }
+    }
+}
+
+const MAX_ENV_VARS: usize = 256;
+const MAX_ARGS: usize = 1024;
+
+impl ExecuteRequest {
+    /// Checks fields that need no language knowledge. Each error names the field.
+    pub fn validate(&self, caps: &LimitCaps) -> Result<(), EngineError> {
+        if self.code.is_none() && self.files.is_empty() {
+            return Err(EngineError::invalid("code", "give `code` or at least one entry in `files`"));
+        }
+        if self.files.len() > caps.max_files {
+            return Err(EngineError::invalid("files", format!("at most {} files", caps.max_files)));
+        }
+        let total: usize = self.files.iter().map(|f| f.content.len()).sum::<usize>()
+            + self.code.as_ref().map_or(0, |c| c.len());
+        if total > caps.max_file_bytes {
+            return Err(EngineError::invalid("files", format!("files total more than {} bytes", caps.max_file_bytes)));
+        }
+        if self.args.len() > MAX_ARGS || self.args.iter().any(|a| a.contains('\0')) {
+            return Err(EngineError::invalid("args", format!("at most {MAX_ARGS} arguments, without NUL bytes")));
+        }
+        if self.env.len() > MAX_ENV_VARS {
+            return Err(EngineError::invalid("env", format!("at most {MAX_ENV_VARS} variables")));
+        }
+        for (k, v) in &self.env {
+            let valid_name = !k.is_empty()
+                && !k.as_bytes()[0].is_ascii_digit()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid_name || v.contains('\0') {
+                return Err(EngineError::invalid(format!("env.{k}"), "names are letters, digits and _; no NUL in values"));
+            }
+        }
+        if self.tests.len() > caps.max_test_cases {
+            return Err(EngineError::invalid("tests", format!("at most {} test cases", caps.max_test_cases)));
+        }
+        let l = &self.limits;
+        let checks: [(&str, Option<u64>, u64, u64); 9] = [
+            ("limits.timeout_ms", l.timeout_ms, 1, caps.timeout_ms),
+            ("limits.cpu_ms", l.cpu_ms, 1, caps.cpu_ms),
+            ("limits.memory_mb", l.memory_mb, 16, caps.memory_mb),
+            ("limits.processes", l.processes.map(u64::from), 1, u64::from(caps.processes)),
+            ("limits.output_bytes", l.output_bytes, 0, caps.output_bytes),
+            ("limits.file_size_mb", l.file_size_mb, 1, caps.file_size_mb),
+            ("limits.tmp_mb", l.tmp_mb, 1, caps.tmp_mb),
+            ("limits.workspace_mb", l.workspace_mb, 1, caps.workspace_mb),
+            ("limits.open_files", l.open_files, 16, caps.open_files),
+        ];
+        for (field, value, min, max) in checks {
+            if let Some(v) = value {
+                if v < min || v > max {
+                    return Err(EngineError::invalid(field, format!("must be between {min} and {max}, got {v}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
