@@ -22,7 +22,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
-        EngineError::InvalidField { field: field.into(), message: message.into() }
+        EngineError::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Stable code for API clients.

@@ -23,7 +23,11 @@ pub enum Stage {
 #[derive(Debug)]
 pub enum ExecEvent<'a> {
     StageStarted(Stage),
-    Output { stage: Stage, stream: OutputStream, data: &'a [u8] },
+    Output {
+        stage: Stage,
+        stream: OutputStream,
+        data: &'a [u8],
+    },
     /// A judge test case finished.
     TestCase(&'a TestCaseResult),
 }
@@ -74,8 +78,11 @@ fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&LimitOverri
 }
 
 /// The request's files, checked and decoded, and the entry point.
-fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Vec<(PathBuf, Vec<u8>)>, PathBuf), EngineError> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+/// Files of a request, as (workspace path, bytes).
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Files, PathBuf), EngineError> {
+    let mut files: Files = Vec::new();
     let code_path = match &req.code {
         Some(code) => {
             let path = match &req.entry {
@@ -91,7 +98,10 @@ fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Vec<(PathBuf,
         let field = format!("files[{i}]");
         let path = confined(&format!("{field}.path"), &f.path)?;
         if files.iter().any(|(p, _)| *p == path) {
-            return Err(EngineError::invalid(format!("{field}.path"), format!("{} is given twice", path.display())));
+            return Err(EngineError::invalid(
+                format!("{field}.path"),
+                format!("{} is given twice", path.display()),
+            ));
         }
         files.push((path, f.bytes(&field)?));
     }
@@ -99,7 +109,10 @@ fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Vec<(PathBuf,
     for (p, _) in &files {
         for ancestor in p.ancestors().skip(1) {
             if files.iter().any(|(q, _)| q == ancestor) {
-                return Err(EngineError::invalid("files", format!("{} is both a file and a directory", ancestor.display())));
+                return Err(EngineError::invalid(
+                    "files",
+                    format!("{} is both a file and a directory", ancestor.display()),
+                ));
             }
         }
     }
@@ -108,7 +121,10 @@ fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Vec<(PathBuf,
         (Some(e), None) => {
             let e = confined("entry", e)?;
             if !files.iter().any(|(p, _)| *p == e) {
-                return Err(EngineError::invalid("entry", format!("{} is not one of the files", e.display())));
+                return Err(EngineError::invalid(
+                    "entry",
+                    format!("{} is not one of the files", e.display()),
+                ));
             }
             e
         }
@@ -170,7 +186,10 @@ impl Engine {
             policy: self.config.policy.clone(),
         };
         let version = availability.version.clone();
-        let output_override = LimitOverrides { output_bytes: req.limits.output_bytes, ..Default::default() };
+        let output_override = LimitOverrides {
+            output_bytes: req.limits.output_bytes,
+            ..Default::default()
+        };
 
         let compile = match (lang.compile(), lang.compile_argv(&plan)) {
             (Some(stage), Some(argv)) => {
@@ -179,12 +198,21 @@ impl Engine {
                 let outcome = self.config.jail.run_cancellable(
                     &spec,
                     None,
-                    &mut |stream, data| on_event(ExecEvent::Output { stage: Stage::Compile, stream, data }),
+                    &mut |stream, data| {
+                        on_event(ExecEvent::Output {
+                            stage: Stage::Compile,
+                            stream,
+                            data,
+                        })
+                    },
                     cancel,
                 )?;
                 if outcome.status != Status::Ok {
-                    let status =
-                        if outcome.status == Status::Killed && cancel.is_cancelled() { ExecutionStatus::Killed } else { ExecutionStatus::CompileError };
+                    let status = if outcome.status == Status::Killed && cancel.is_cancelled() {
+                        ExecutionStatus::Killed
+                    } else {
+                        ExecutionStatus::CompileError
+                    };
                     let mut result = ExecutionResult::from_stage(lang.id(), version, status, &outcome);
                     if result.message.is_none() {
                         result.message = Some(match outcome.exit_code {
@@ -205,11 +233,20 @@ impl Engine {
         let mut result = if req.tests.is_empty() {
             on_event(ExecEvent::StageStarted(Stage::Run));
             let spec = spec_for("r", lang.run_argv(&plan), run_limits);
-            let stdin = stdin.or_else(|| (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>));
+            let stdin = stdin.or_else(|| {
+                (!req.stdin.is_empty())
+                    .then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
+            });
             let outcome = self.config.jail.run_cancellable(
                 &spec,
                 stdin,
-                &mut |stream, data| on_event(ExecEvent::Output { stage: Stage::Run, stream, data }),
+                &mut |stream, data| {
+                    on_event(ExecEvent::Output {
+                        stage: Stage::Run,
+                        stream,
+                        data,
+                    })
+                },
                 cancel,
             )?;
             let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
@@ -240,11 +277,17 @@ impl Engine {
         let mut cases = Vec::with_capacity(req.tests.len());
         let mut decisive = None;
         for (index, case) in req.tests.iter().enumerate() {
-            let case_plan = Plan { args: case.args.clone(), ..plan.clone() };
+            let case_plan = Plan {
+                args: case.args.clone(),
+                ..plan.clone()
+            };
             let spec = spec_for(&format!("t{index}"), lang.run_argv(&case_plan), limits.clone());
             on_event(ExecEvent::StageStarted(Stage::Run));
             let stdin: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(case.stdin.clone().into_bytes()));
-            let outcome = self.config.jail.run_cancellable(&spec, Some(stdin), &mut |_, _| {}, cancel)?;
+            let outcome = self
+                .config
+                .jail
+                .run_cancellable(&spec, Some(stdin), &mut |_, _| {}, cancel)?;
             let status: ExecutionStatus = outcome.status.into();
             let verdict = match (status, &case.expected_output) {
                 (ExecutionStatus::Ok, Some(expected)) if outputs_match(&outcome.stdout, expected) => Verdict::Passed,
@@ -279,8 +322,13 @@ impl Engine {
             }
         }
         let decisive = decisive.expect("at least one case ran");
-        let passed = cases.iter().filter(|c| matches!(c.verdict, Verdict::Passed | Verdict::Ran)).count();
-        let first_bad = cases.iter().find(|c| !matches!(c.verdict, Verdict::Passed | Verdict::Ran));
+        let passed = cases
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Passed | Verdict::Ran))
+            .count();
+        let first_bad = cases
+            .iter()
+            .find(|c| !matches!(c.verdict, Verdict::Passed | Verdict::Ran));
         let summary = TestSummary {
             total: req.tests.len(),
             passed,
@@ -304,10 +352,21 @@ mod tests {
 
     #[test]
     fn request_overrides_beat_language_defaults() {
-        let lang = runbox_lang::Limits { timeout_ms: Some(15_000), memory_mb: Some(512), processes: Some(64) };
-        let o = LimitOverrides { timeout_ms: Some(2000), memory_mb: Some(128), ..Default::default() };
+        let lang = runbox_lang::Limits {
+            timeout_ms: Some(15_000),
+            memory_mb: Some(512),
+            processes: Some(64),
+        };
+        let o = LimitOverrides {
+            timeout_ms: Some(2000),
+            memory_mb: Some(128),
+            ..Default::default()
+        };
         let l = stage_limits(lang, Some(&o));
-        assert_eq!((l.wall_ms, l.cpu_ms, l.memory_bytes, l.processes), (2000, 2000, 128 * MIB, 64));
+        assert_eq!(
+            (l.wall_ms, l.cpu_ms, l.memory_bytes, l.processes),
+            (2000, 2000, 128 * MIB, 64)
+        );
         let l = stage_limits(lang, None);
         assert_eq!((l.wall_ms, l.memory_bytes), (15_000, 512 * MIB));
     }

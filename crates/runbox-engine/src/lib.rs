@@ -42,7 +42,11 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
-        Ok(Engine { config, catalogue, availability: Mutex::new(BTreeMap::new()) })
+        Ok(Engine {
+            config,
+            catalogue,
+            availability: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -79,7 +83,10 @@ impl Engine {
                 })
                 .collect()
         });
-        self.availability.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+        self.availability
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(found);
         let known = self.availability.lock().unwrap_or_else(|e| e.into_inner());
         self.catalogue
             .iter()
@@ -89,17 +96,27 @@ impl Engine {
 
     /// Whether `lang` can run here (probed once, then cached).
     pub fn availability(&self, lang: &Language) -> Availability {
-        if let Some(a) = self.availability.lock().unwrap_or_else(|e| e.into_inner()).get(lang.id()) {
+        if let Some(a) = self
+            .availability
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(lang.id())
+        {
             return a.clone();
         }
         let found = runbox_lang::discovery::probe(lang, runbox_lang::discovery::VERSION_TIMEOUT);
-        self.availability.lock().unwrap_or_else(|e| e.into_inner()).insert(lang.id().to_string(), found.clone());
+        self.availability
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(lang.id().to_string(), found.clone());
         found
     }
 
     /// Finds a language by id or alias (case-insensitive).
     pub fn resolve(&self, name: &str) -> Result<&Language, EngineError> {
-        self.catalogue.get(name).ok_or_else(|| EngineError::UnknownLanguage(name.to_string()))
+        self.catalogue
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownLanguage(name.to_string()))
     }
 
     /// A name for a run that no other run of this host shares.
@@ -109,7 +126,12 @@ impl Engine {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        format!("r{}-{:x}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "r{}-{:x}-{}",
+            std::process::id(),
+            nanos,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     pub fn runs_dir(&self) -> PathBuf {

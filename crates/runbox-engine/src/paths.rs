@@ -59,7 +59,18 @@ mod tests {
 
     #[test]
     fn refuses_escapes() {
-        for raw in ["", "/etc/passwd", "../x", "a/../../x", "a/..", ".", "./", "a\0b", "..\\x", ".runbox/main"] {
+        for raw in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/..",
+            ".",
+            "./",
+            "a\0b",
+            "..\\x",
+            ".runbox/main",
+        ] {
             assert!(confined("files[0].path", raw).is_err(), "{raw:?} accepted");
         }
     }

@@ -128,18 +128,30 @@ impl ExecuteRequest {
     /// Checks fields that need no language knowledge. Each error names the field.
     pub fn validate(&self, caps: &LimitCaps) -> Result<(), EngineError> {
         if self.code.is_none() && self.files.is_empty() {
-            return Err(EngineError::invalid("code", "give `code` or at least one entry in `files`"));
+            return Err(EngineError::invalid(
+                "code",
+                "give `code` or at least one entry in `files`",
+            ));
         }
         if self.files.len() > caps.max_files {
-            return Err(EngineError::invalid("files", format!("at most {} files", caps.max_files)));
+            return Err(EngineError::invalid(
+                "files",
+                format!("at most {} files", caps.max_files),
+            ));
         }
-        let total: usize = self.files.iter().map(|f| f.content.len()).sum::<usize>()
-            + self.code.as_ref().map_or(0, |c| c.len());
+        let total: usize =
+            self.files.iter().map(|f| f.content.len()).sum::<usize>() + self.code.as_ref().map_or(0, |c| c.len());
         if total > caps.max_file_bytes {
-            return Err(EngineError::invalid("files", format!("files total more than {} bytes", caps.max_file_bytes)));
+            return Err(EngineError::invalid(
+                "files",
+                format!("files total more than {} bytes", caps.max_file_bytes),
+            ));
         }
         if self.args.len() > MAX_ARGS || self.args.iter().any(|a| a.contains('\0')) {
-            return Err(EngineError::invalid("args", format!("at most {MAX_ARGS} arguments, without NUL bytes")));
+            return Err(EngineError::invalid(
+                "args",
+                format!("at most {MAX_ARGS} arguments, without NUL bytes"),
+            ));
         }
         if self.env.len() > MAX_ENV_VARS {
             return Err(EngineError::invalid("env", format!("at most {MAX_ENV_VARS} variables")));
@@ -149,18 +161,29 @@ impl ExecuteRequest {
                 && !k.as_bytes()[0].is_ascii_digit()
                 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid_name || v.contains('\0') {
-                return Err(EngineError::invalid(format!("env.{k}"), "names are letters, digits and _; no NUL in values"));
+                return Err(EngineError::invalid(
+                    format!("env.{k}"),
+                    "names are letters, digits and _; no NUL in values",
+                ));
             }
         }
         if self.tests.len() > caps.max_test_cases {
-            return Err(EngineError::invalid("tests", format!("at most {} test cases", caps.max_test_cases)));
+            return Err(EngineError::invalid(
+                "tests",
+                format!("at most {} test cases", caps.max_test_cases),
+            ));
         }
         let l = &self.limits;
         let checks: [(&str, Option<u64>, u64, u64); 9] = [
             ("limits.timeout_ms", l.timeout_ms, 1, caps.timeout_ms),
             ("limits.cpu_ms", l.cpu_ms, 1, caps.cpu_ms),
             ("limits.memory_mb", l.memory_mb, 16, caps.memory_mb),
-            ("limits.processes", l.processes.map(u64::from), 1, u64::from(caps.processes)),
+            (
+                "limits.processes",
+                l.processes.map(u64::from),
+                1,
+                u64::from(caps.processes),
+            ),
             ("limits.output_bytes", l.output_bytes, 0, caps.output_bytes),
             ("limits.file_size_mb", l.file_size_mb, 1, caps.file_size_mb),
             ("limits.tmp_mb", l.tmp_mb, 1, caps.tmp_mb),
@@ -170,7 +193,10 @@ impl ExecuteRequest {
         for (field, value, min, max) in checks {
             if let Some(v) = value {
                 if v < min || v > max {
-                    return Err(EngineError::invalid(field, format!("must be between {min} and {max}, got {v}")));
+                    return Err(EngineError::invalid(
+                        field,
+                        format!("must be between {min} and {max}, got {v}"),
+                    ));
                 }
             }
         }

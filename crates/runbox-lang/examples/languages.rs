@@ -19,9 +19,6 @@ fn main() -> ExitCode {
         }
     };
     let entries = discovery::catalogue_entries(&catalogue);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&entries).expect("serialisable")
-    );
+    println!("{}", serde_json::to_string_pretty(&entries).expect("serialisable"));
     ExitCode::SUCCESS
 }

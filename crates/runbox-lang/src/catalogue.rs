@@ -51,10 +51,7 @@ impl Catalogue {
     /// `overrides` replacing the default with its id or adding to the set.
     /// Ids must be unique within each list; ids, aliases and extensions must
     /// be unique across the result.
-    pub fn from_languages(
-        defaults: Vec<Language>,
-        overrides: Vec<Language>,
-    ) -> Result<Catalogue, LangError> {
+    pub fn from_languages(defaults: Vec<Language>, overrides: Vec<Language>) -> Result<Catalogue, LangError> {
         reject_duplicate_ids(&defaults)?;
         reject_duplicate_ids(&overrides)?;
         // Kept defaults first, then overrides, so a clash involving an

@@ -97,26 +97,18 @@ pub fn discover(catalogue: &Catalogue) -> BTreeMap<String, Availability> {
 }
 
 /// Like [`discover`], with a given timeout per version command.
-pub fn discover_with_timeout(
-    catalogue: &Catalogue,
-    timeout: Duration,
-) -> BTreeMap<String, Availability> {
+pub fn discover_with_timeout(catalogue: &Catalogue, timeout: Duration) -> BTreeMap<String, Availability> {
     thread::scope(|scope| {
         let handles: Vec<_> = catalogue
             .iter()
-            .map(|lang| {
-                (
-                    lang.id().to_string(),
-                    scope.spawn(move || probe(lang, timeout)),
-                )
-            })
+            .map(|lang| (lang.id().to_string(), scope.spawn(move || probe(lang, timeout))))
             .collect();
         handles
             .into_iter()
             .map(|(id, handle)| {
-                let availability = handle.join().unwrap_or_else(|_| {
-                    Availability::unavailable("discovery panicked".to_string())
-                });
+                let availability = handle
+                    .join()
+                    .unwrap_or_else(|_| Availability::unavailable("discovery panicked".to_string()));
                 (id, availability)
             })
             .collect()
@@ -169,14 +161,10 @@ pub fn probe(lang: &Language, timeout: Duration) -> Availability {
 
 fn check_executable(path: &Path) -> Result<(), String> {
     match fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("{} not found", path.display()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("{} not found", path.display())),
         Err(e) => Err(format!("{}: {e}", path.display())),
         Ok(meta) if !meta.is_file() => Err(format!("{} is not a regular file", path.display())),
-        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
-            Err(format!("{} is not executable", path.display()))
-        }
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Err(format!("{} is not executable", path.display())),
         Ok(_) => Ok(()),
     }
 }
@@ -223,11 +211,7 @@ fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<String, String
         }
     }
     if !status.success() {
-        let first_line = output
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
+        let first_line = output.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
         return Err(format!("exited with {status}: {first_line}"));
     }
     Ok(output)

@@ -62,9 +62,7 @@ impl LangError {
     /// The file (or override directory) the error is about.
     pub fn file(&self) -> &Path {
         match self {
-            LangError::Read { file, .. }
-            | LangError::Parse { file, .. }
-            | LangError::Invalid { file, .. } => file,
+            LangError::Read { file, .. } | LangError::Parse { file, .. } | LangError::Invalid { file, .. } => file,
             LangError::OverrideDir { dir, .. } => dir,
         }
     }
@@ -78,11 +76,7 @@ impl LangError {
         }
     }
 
-    pub(crate) fn invalid(
-        file: &Path,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn invalid(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
         LangError::Invalid {
             file: file.to_path_buf(),
             field: field.into(),

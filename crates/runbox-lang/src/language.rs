@@ -282,14 +282,9 @@ fn build_stage(origin: &Path, stage: &str, raw: StageFile) -> Result<Stage, Lang
         if i == 0 {
             match &arg {
                 Arg::Placeholder(p) => {
-                    return Err(bad(
-                        field,
-                        format!("the program must be an absolute path, not {p}"),
-                    ));
+                    return Err(bad(field, format!("the program must be an absolute path, not {p}")));
                 }
-                Arg::Literal(program) => {
-                    check_absolute(program).map_err(|m| bad(field.clone(), m))?
-                }
+                Arg::Literal(program) => check_absolute(program).map_err(|m| bad(field.clone(), m))?,
             }
         }
         if arg == Arg::Placeholder(Placeholder::Args) {
@@ -317,12 +312,7 @@ fn build_stage(origin: &Path, stage: &str, raw: StageFile) -> Result<Stage, Lang
     })
 }
 
-fn positive(
-    origin: &Path,
-    stage: &str,
-    key: &str,
-    value: Option<u64>,
-) -> Result<Option<u64>, LangError> {
+fn positive(origin: &Path, stage: &str, key: &str, value: Option<u64>) -> Result<Option<u64>, LangError> {
     if value == Some(0) {
         return Err(LangError::invalid(
             origin,
@@ -341,24 +331,13 @@ fn build_version(origin: &Path, raw: spec::VersionFile) -> Result<VersionProbe, 
     for (i, element) in raw.argv.iter().enumerate() {
         let field = format!("version.argv[{i}]");
         match template::parse_arg(element).map_err(|m| bad(field.clone(), m))? {
-            Arg::Placeholder(p) => {
-                return Err(bad(
-                    field,
-                    format!("placeholders are not allowed here ({p})"),
-                ))
-            }
-            Arg::Literal(program) if i == 0 => {
-                check_absolute(&program).map_err(|m| bad(field, m))?
-            }
+            Arg::Placeholder(p) => return Err(bad(field, format!("placeholders are not allowed here ({p})"))),
+            Arg::Literal(program) if i == 0 => check_absolute(&program).map_err(|m| bad(field, m))?,
             Arg::Literal(_) => {}
         }
     }
-    let pattern = Regex::new(&raw.pattern).map_err(|e| {
-        bad(
-            "version.pattern".into(),
-            format!("invalid regular expression: {e}"),
-        )
-    })?;
+    let pattern = Regex::new(&raw.pattern)
+        .map_err(|e| bad("version.pattern".into(), format!("invalid regular expression: {e}")))?;
     if pattern.captures_len() < 2 {
         return Err(bad(
             "version.pattern".into(),
@@ -426,11 +405,7 @@ fn check_relative(path: &str) -> Result<(), String> {
     if path.starts_with('/') {
         return Err(format!("{path:?} must be relative to /workspace"));
     }
-    if path.contains('\0')
-        || path
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
+    if path.contains('\0') || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
         return Err(format!(
             "{path:?} must be a plain relative path (no empty, . or .. components)"
         ));

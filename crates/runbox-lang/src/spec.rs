@@ -93,9 +93,5 @@ fn unknown_field_name(message: &str) -> Option<&str> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }

@@ -96,9 +96,7 @@ pub(crate) fn parse_arg(element: &str) -> Result<Arg, String> {
         if is_placeholder_name(name) {
             return Placeholder::from_name(name)
                 .map(Arg::Placeholder)
-                .ok_or_else(|| {
-                    format!("unknown placeholder {{{name}}} (known: {})", known_list())
-                });
+                .ok_or_else(|| format!("unknown placeholder {{{name}}} (known: {})", known_list()));
         }
     }
     for p in Placeholder::ALL {
@@ -134,9 +132,7 @@ pub(crate) fn expand(template: &[Arg], plan: &Plan, extensions: &[String]) -> Ve
             Arg::Literal(s) => argv.push(s.clone()),
             Arg::Placeholder(Placeholder::Source) => argv.push(plan.entry.clone()),
             Arg::Placeholder(Placeholder::Sources) => argv.extend(sources(plan, extensions)),
-            Arg::Placeholder(Placeholder::EntryStem) => {
-                argv.push(stem(file_name(&plan.entry)).to_string())
-            }
+            Arg::Placeholder(Placeholder::EntryStem) => argv.push(stem(file_name(&plan.entry)).to_string()),
             Arg::Placeholder(Placeholder::EntryJs) => argv.push(entry_js(&plan.entry)),
             Arg::Placeholder(Placeholder::Args) => argv.extend(plan.args.iter().cloned()),
         }
@@ -150,10 +146,7 @@ pub(crate) fn sources(plan: &Plan, extensions: &[String]) -> Vec<String> {
     let mut out: Vec<String> = plan
         .files
         .iter()
-        .filter(|f| {
-            extension(file_name(f))
-                .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        })
+        .filter(|f| extension(file_name(f)).is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e))))
         .cloned()
         .collect();
     out.push(plan.entry.clone());
@@ -225,18 +218,8 @@ mod tests {
     #[test]
     fn sources_are_matching_files_sorted_with_entry() {
         assert_eq!(
-            expand(
-                &template(&["/bin/javac", "{sources}", "-x"]),
-                &plan(),
-                &exts()
-            ),
-            [
-                "/bin/javac",
-                "a/B.JAVA",
-                "src/Main.java",
-                "src/Util.java",
-                "-x"
-            ]
+            expand(&template(&["/bin/javac", "{sources}", "-x"]), &plan(), &exts()),
+            ["/bin/javac", "a/B.JAVA", "src/Main.java", "src/Util.java", "-x"]
         );
         // The entry is compiled even when its extension is not the language's.
         let p = Plan {
@@ -249,10 +232,7 @@ mod tests {
 
     #[test]
     fn entry_stem_drops_directory_and_extension() {
-        assert_eq!(
-            expand(&template(&["{entry_stem}"]), &plan(), &exts()),
-            ["Main"]
-        );
+        assert_eq!(expand(&template(&["{entry_stem}"]), &plan(), &exts()), ["Main"]);
         let p = Plan {
             entry: "noext".into(),
             ..Plan::default()
@@ -286,14 +266,8 @@ mod tests {
             expand(&template(&["/bin/run", "{args}"]), &plan(), &exts()),
             ["/bin/run", "one", "two words"]
         );
-        let p = Plan {
-            args: vec![],
-            ..plan()
-        };
-        assert_eq!(
-            expand(&template(&["/bin/run", "{args}"]), &p, &exts()),
-            ["/bin/run"]
-        );
+        let p = Plan { args: vec![], ..plan() };
+        assert_eq!(expand(&template(&["/bin/run", "{args}"]), &p, &exts()), ["/bin/run"]);
     }
 
     #[test]
@@ -311,25 +285,12 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(
-            parse_arg("{sources}").unwrap(),
-            Arg::Placeholder(Placeholder::Sources)
-        );
+        assert_eq!(parse_arg("{sources}").unwrap(), Arg::Placeholder(Placeholder::Sources));
         assert_eq!(parse_arg("-O2").unwrap(), Arg::Literal("-O2".into()));
-        assert_eq!(
-            parse_arg("${HOME}").unwrap(),
-            Arg::Literal("${HOME}".into())
-        );
-        assert_eq!(
-            parse_arg("{print $1}").unwrap(),
-            Arg::Literal("{print $1}".into())
-        );
+        assert_eq!(parse_arg("${HOME}").unwrap(), Arg::Literal("${HOME}".into()));
+        assert_eq!(parse_arg("{print $1}").unwrap(), Arg::Literal("{print $1}".into()));
         assert_eq!(parse_arg("{}").unwrap(), Arg::Literal("{}".into()));
-        assert!(parse_arg("{foo}")
-            .unwrap_err()
-            .contains("unknown placeholder {foo}"));
-        assert!(parse_arg("--out={source}")
-            .unwrap_err()
-            .contains("whole argv element"));
+        assert!(parse_arg("{foo}").unwrap_err().contains("unknown placeholder {foo}"));
+        assert!(parse_arg("--out={source}").unwrap_err().contains("whole argv element"));
     }
 }

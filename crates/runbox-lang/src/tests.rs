@@ -82,8 +82,7 @@ fn plan_for(lang: &Language) -> Plan {
 #[test]
 fn every_embedded_file_loads_and_ids_are_the_fifteen() {
     for file in EMBEDDED {
-        let lang =
-            Language::parse(Path::new(file.path), file.text).unwrap_or_else(|e| panic!("{e}"));
+        let lang = Language::parse(Path::new(file.path), file.text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             file.path,
             format!("languages/{}.toml", lang.id()),
@@ -112,20 +111,12 @@ fn embedded_list_matches_the_directory() {
 #[test]
 fn sessions_and_compiled_flags() {
     let cat = catalogue();
-    let with_sessions: Vec<&str> = cat
-        .iter()
-        .filter(|l| l.sessions())
-        .map(Language::id)
-        .collect();
+    let with_sessions: Vec<&str> = cat.iter().filter(|l| l.sessions()).map(Language::id).collect();
     assert_eq!(
         with_sessions,
         ["bash", "javascript", "python", "r", "ruby", "typescript"]
     );
-    let compiled: Vec<&str> = cat
-        .iter()
-        .filter(|l| l.is_compiled())
-        .map(Language::id)
-        .collect();
+    let compiled: Vec<&str> = cat.iter().filter(|l| l.is_compiled()).map(Language::id).collect();
     assert_eq!(compiled, ["c", "cpp", "go", "java", "rust", "typescript"]);
 }
 
@@ -175,12 +166,7 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
     ),
     ("id = \"demo\"", "id = \"\"", "id", "must not be empty"),
     ("id = \"demo\"", "id = \"Demo\"", "id", "lowercase"),
-    (
-        "name = \"Demo\"",
-        "name = \" \"",
-        "name",
-        "must not be empty",
-    ),
+    ("name = \"Demo\"", "name = \" \"", "name", "must not be empty"),
     (
         "aliases = [\"dm\"]",
         "aliases = [\"dm\", \"dm\"]",
@@ -193,18 +179,8 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "aliases[0]",
         "repeats the id",
     ),
-    (
-        "aliases = [\"dm\"]",
-        "aliases = [\"d m\"]",
-        "aliases[0]",
-        "lowercase",
-    ),
-    (
-        "extensions = [\"dm\"]",
-        "extensions = []",
-        "extensions",
-        "at least one",
-    ),
+    ("aliases = [\"dm\"]", "aliases = [\"d m\"]", "aliases[0]", "lowercase"),
+    ("extensions = [\"dm\"]", "extensions = []", "extensions", "at least one"),
     (
         "extensions = [\"dm\"]",
         "extensions = [\".dm\"]",
@@ -372,36 +348,20 @@ fn each_invalid_case_names_file_and_field() {
             shown.starts_with(&format!("languages/demo.toml: {field}: ")),
             "bad format: {shown}"
         );
-        assert!(
-            shown.contains(needle),
-            "{shown:?} should contain {needle:?}"
-        );
+        assert!(shown.contains(needle), "{shown:?} should contain {needle:?}");
     }
 }
 
 #[test]
 fn missing_required_field_and_bad_toml_are_reported() {
-    let err = parse(&edited(
-        "[run]\nargv = [\"/workspace/.runbox/main\", \"{args}\"]\n",
-        "",
-    ))
-    .unwrap_err();
+    let err = parse(&edited("[run]\nargv = [\"/workspace/.runbox/main\", \"{args}\"]\n", "")).unwrap_err();
     assert!(matches!(err, LangError::Parse { .. }), "{err:?}");
-    assert!(
-        err.to_string().starts_with("languages/demo.toml: "),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("languages/demo.toml: "), "{err}");
     assert!(err.to_string().contains("missing field `run`"), "{err}");
 
     let err = parse("id = \"x\"\nname = \n").unwrap_err();
-    assert!(
-        matches!(err, LangError::Parse { line: Some(2), .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().starts_with("languages/demo.toml: "),
-        "{err}"
-    );
+    assert!(matches!(err, LangError::Parse { line: Some(2), .. }), "{err:?}");
+    assert!(err.to_string().starts_with("languages/demo.toml: "), "{err}");
 }
 
 #[test]
@@ -416,11 +376,7 @@ fn example_message_shape() {
 
 #[test]
 fn braces_that_are_not_placeholders_are_literals() {
-    let lang = parse(&edited(
-        "\"{args}\"]",
-        "\"${HOME}\", \"{print $1}\", \"{args}\"]",
-    ))
-    .unwrap();
+    let lang = parse(&edited("\"{args}\"]", "\"${HOME}\", \"{print $1}\", \"{args}\"]")).unwrap();
     let plan = Plan {
         entry: "main.dm".into(),
         files: vec![],
@@ -464,20 +420,13 @@ fn override_dir_replaces_and_adds() {
     assert_eq!(cat.get("DM").unwrap().id(), "demo");
     assert_eq!(cat.by_extension("dm").unwrap().id(), "demo");
     // Unchanged defaults are still there.
-    assert_eq!(
-        cat.get("go").unwrap().origin(),
-        Path::new("languages/go.toml")
-    );
+    assert_eq!(cat.get("go").unwrap().origin(), Path::new("languages/go.toml"));
 }
 
 #[test]
 fn override_errors_name_the_override_file() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "bad.toml",
-        &edited("\"{sources}\"", "\"{nope}\""),
-    );
+    write(dir.path(), "bad.toml", &edited("\"{sources}\"", "\"{nope}\""));
     let err = Catalogue::load(Some(dir.path())).unwrap_err();
     assert_eq!(err.file(), dir.path().join("bad.toml"));
     assert_eq!(err.field(), Some("compile.argv[3]"));
@@ -504,8 +453,7 @@ fn alias_clash_with_a_default_is_reported_against_the_override() {
     assert_eq!(err.file(), dir.path().join("demo.toml"));
     assert_eq!(err.field(), Some("aliases[1]"));
     assert!(
-        err.to_string()
-            .contains("javascript (languages/javascript.toml)"),
+        err.to_string().contains("javascript (languages/javascript.toml)"),
         "{err}"
     );
 }
@@ -513,11 +461,7 @@ fn alias_clash_with_a_default_is_reported_against_the_override() {
 #[test]
 fn id_clashing_with_an_alias_and_duplicate_extensions_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "demo.toml",
-        &edited("id = \"demo\"", "id = \"py\""),
-    );
+    write(dir.path(), "demo.toml", &edited("id = \"demo\"", "id = \"py\""));
     let err = Catalogue::load(Some(dir.path())).unwrap_err();
     assert_eq!(err.field(), Some("id"));
     assert!(err.to_string().contains("python"), "{err}");
@@ -613,10 +557,7 @@ fn expansion_of_selected_languages() {
     let compile = |id: &str, plan: &Plan| cat.get(id).unwrap().compile_argv(plan);
 
     let py = plan_for(cat.get("python").unwrap());
-    assert_eq!(
-        run("python", &py),
-        ["/usr/bin/python3", "-u", "main.py", "a", "b c"]
-    );
+    assert_eq!(run("python", &py), ["/usr/bin/python3", "-u", "main.py", "a", "b c"]);
     assert_eq!(compile("python", &py), None);
 
     let java = Plan {
@@ -775,11 +716,7 @@ fn probe_reports_failure_and_timeout() {
         "{reason}"
     );
 
-    let lang = fake(
-        r#"["/bin/sh", "{source}"]"#,
-        r#"["/bin/sleep", "30"]"#,
-        "(.*)",
-    );
+    let lang = fake(r#"["/bin/sh", "{source}"]"#, r#"["/bin/sleep", "30"]"#, "(.*)");
     let started = std::time::Instant::now();
     let a = discovery::probe(&lang, Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -1,9 +1,7 @@
 //! Landlock: a second wall behind the mount namespace. Even if a bind mount were writable by mistake, the program
 //! may only write beneath /workspace, /tmp and /dev/shm, and to the few character devices it needs.
 
-use landlock::{
-    path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
-};
+use landlock::{path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI};
 
 /// The newest ABI this build knows; the kernel may offer less (best effort) or more.
 const TARGET_ABI: ABI = ABI::V5;
@@ -23,7 +21,10 @@ pub fn restrict_self() -> Result<bool, String> {
         .and_then(|r| r.add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi))))
         .and_then(|r| r.add_rules(path_beneath_rules(WRITABLE_DIRS, AccessFs::from_all(abi))))
         .and_then(|r| {
-            r.add_rules(path_beneath_rules(WRITABLE_DEVICES, AccessFs::WriteFile | AccessFs::ReadFile))
+            r.add_rules(path_beneath_rules(
+                WRITABLE_DEVICES,
+                AccessFs::WriteFile | AccessFs::ReadFile,
+            ))
         })
         .and_then(|r| r.restrict_self())
         .map_err(|e| format!("landlock: {e}"))?;

@@ -87,14 +87,21 @@ impl CancelToken {
     }
 
     fn unwatch(&self, pid: u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).jails.retain(|&p| p != pid);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .jails
+            .retain(|&p| p != pid);
     }
 }
 
 fn signal_jail(pid: u32) {
     // The jail turns SIGTERM into "kill the sandbox and report"; it is our own child, still unreaped (unwatch
     // happens before wait), so the pid cannot have been reused.
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
 }
 
 /// How to start the jail process.
@@ -106,7 +113,10 @@ pub struct Jail {
 
 impl Jail {
     pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> Jail {
-        Jail { program: program.into(), args }
+        Jail {
+            program: program.into(),
+            args,
+        }
     }
 
     /// The jail is a hidden subcommand of the running binary.
@@ -140,7 +150,10 @@ impl Jail {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| SandboxError::Spawn { program: self.program.clone(), source })?;
+            .map_err(|source| SandboxError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
         cancel.watch(child.id());
         let spec_json = serde_json::to_vec(spec).expect("a spec always serialises");
         let mut jail_stdin = child.stdin.take().expect("piped");

@@ -20,12 +20,18 @@ pub struct MountError {
 
 fn err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> MountError {
     let what = what.into();
-    move |e| MountError { what, reason: e.desc().to_string() }
+    move |e| MountError {
+        what,
+        reason: e.desc().to_string(),
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MountError {
     let what = what.into();
-    move |e| MountError { what, reason: e.to_string() }
+    move |e| MountError {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 /// Host paths visible (read-only) in every sandbox when they exist on the host. Symlinks (e.g. `/bin -> usr/bin`
@@ -125,7 +131,9 @@ fn mount_tmpfs(dest: &Path, options: &str, flags: MsFlags) -> Result<(), MountEr
 
 /// Places one host path (file, directory or symlink) into the staging root.
 fn add_host_path(host: &Path) -> Result<(), MountError> {
-    let Ok(meta) = fs::symlink_metadata(host) else { return Ok(()) };
+    let Ok(meta) = fs::symlink_metadata(host) else {
+        return Ok(());
+    };
     let dest = target(host);
     if fs::symlink_metadata(&dest).is_ok() {
         return Ok(()); // already present (listed twice, or under an earlier bind)
@@ -156,9 +164,12 @@ fn build_dev() -> Result<(), MountError> {
         mount(Some(&host), &dest, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(err(format!("bind {}", host.display())))?;
     }
-    for (link, to) in
-        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-    {
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         symlink(to, dev.join(link)).map_err(io(format!("symlink /dev/{link}")))?;
     }
     let shm = dev.join("shm");
@@ -170,18 +181,34 @@ fn build_dev() -> Result<(), MountError> {
 /// namespace. Afterwards the host's root is detached and gone from this mount namespace.
 pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
     // Nothing we mount may propagate back to the host.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(err("make / private"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err("make / private"))?;
     // Opened before the staging tmpfs can hide it (the workspace may live under /tmp), without following a
     // symlink in its last component; bound below through the descriptor.
     let workspace_fd = nix::fcntl::open(
         &plan.workspace,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(err(format!("open the workspace {}", plan.workspace.display())))?;
-    let workspace_source = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&workspace_fd)));
-    mount_tmpfs(Path::new(STAGING), "size=1m,mode=755", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    let workspace_source = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&workspace_fd)
+    ));
+    mount_tmpfs(
+        Path::new(STAGING),
+        "size=1m,mode=755",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )?;
 
     for host in &plan.host_paths {
         add_host_path(host)?;
@@ -189,7 +216,12 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
 
     let etc = target(Path::new("/etc"));
     mkdir_all(&etc)?;
-    for (name, content) in [("passwd", PASSWD), ("group", GROUP), ("hosts", HOSTS), ("hostname", "runbox\n")] {
+    for (name, content) in [
+        ("passwd", PASSWD),
+        ("group", GROUP),
+        ("hosts", HOSTS),
+        ("hostname", "runbox\n"),
+    ] {
         let path = etc.join(name);
         if fs::symlink_metadata(&path).is_err() {
             fs::write(&path, content).map_err(io(format!("write /etc/{name}")))?;
@@ -198,11 +230,17 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
 
     let workspace = target(Path::new("/workspace"));
     mkdir_all(&workspace)?;
-    mount(Some(&workspace_source), &workspace, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(err("bind the workspace"))?;
+    mount(
+        Some(&workspace_source),
+        &workspace,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(err("bind the workspace"))?;
     drop(workspace_fd);
-    let ws_flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
-        | locked_flags(&workspace);
+    let ws_flags =
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | locked_flags(&workspace);
     mount(None::<&str>, &workspace, None::<&str>, ws_flags, None::<&str>).map_err(err("remount the workspace"))?;
 
     let tmp = target(Path::new("/tmp"));
@@ -226,7 +264,10 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
     mount_tmpfs(&shm, &tmp_opts, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
 
     for dir in ["/workspace", "/tmp"] {
-        let _ = fs::set_permissions(target(Path::new(dir)), fs::Permissions::from_mode(if dir == "/tmp" { 0o1777 } else { 0o755 }));
+        let _ = fs::set_permissions(
+            target(Path::new(dir)),
+            fs::Permissions::from_mode(if dir == "/tmp" { 0o1777 } else { 0o755 }),
+        );
     }
 
     // pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops the old root.

@@ -180,9 +180,20 @@ mod tests {
 
     #[test]
     fn status_names_match_serde() {
-        for s in [Status::Ok, Status::ExitedNonzero, Status::Timeout, Status::CpuLimit, Status::MemoryLimit,
-                  Status::OutputLimit, Status::Killed, Status::SandboxError] {
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::String(s.as_str().into()));
+        for s in [
+            Status::Ok,
+            Status::ExitedNonzero,
+            Status::Timeout,
+            Status::CpuLimit,
+            Status::MemoryLimit,
+            Status::OutputLimit,
+            Status::Killed,
+            Status::SandboxError,
+        ] {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::String(s.as_str().into())
+            );
         }
     }
 }

@@ -82,12 +82,17 @@ pub fn host() -> HostReport {
 /// Decides what a run gets under `policy`, or says which missing protection forbids running at all.
 pub fn decide(host: &HostReport, policy: &HostPolicy) -> Result<InForce, String> {
     if !host.user_namespaces_enabled {
-        return Err("user namespaces are disabled on this host (user.max_user_namespaces is 0 or \
+        return Err(
+            "user namespaces are disabled on this host (user.max_user_namespaces is 0 or \
                     kernel.unprivileged_userns_clone is 0); the sandbox cannot run"
-            .into());
+                .into(),
+        );
     }
     if host.namespaces.len() < 7 {
-        return Err(format!("the kernel lacks some namespaces (has: {})", host.namespaces.join(", ")));
+        return Err(format!(
+            "the kernel lacks some namespaces (has: {})",
+            host.namespaces.join(", ")
+        ));
     }
     let allowed = |d: Degradation| policy.degraded.contains(&d);
     let mut degraded = Vec::new();
@@ -99,11 +104,17 @@ pub fn decide(host: &HostReport, policy: &HostPolicy) -> Result<InForce, String>
             None
         }
         Ok(_) => {
-            return Err("cgroups need root (unprivileged cgroup delegation is not supported yet); \
+            return Err(
+                "cgroups need root (unprivileged cgroup delegation is not supported yet); \
                         run as root or allow the no-cgroups degradation"
-                .into())
+                    .into(),
+            )
         }
-        Err(why) => return Err(format!("no usable cgroups: {why}; allow the no-cgroups degradation to run anyway")),
+        Err(why) => {
+            return Err(format!(
+                "no usable cgroups: {why}; allow the no-cgroups degradation to run anyway"
+            ))
+        }
     };
     let seccomp = if host.seccomp {
         true

@@ -56,7 +56,10 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(FrameKind, Vec<u8>)>>
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unknown frame tag {}", header[0])))?;
     let len = u32::from_le_bytes(header[1..].try_into().expect("4 bytes"));
     if len > MAX_FRAME_BYTES {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
     }
     let mut payload = vec![0u8; len as usize];
     r.read_exact(&mut payload)?;

@@ -159,7 +159,10 @@ impl SandboxSpec {
     pub fn validate(&self) -> Result<(), String> {
         if self.id.is_empty()
             || self.id.len() > 64
-            || !self.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(format!("invalid run id {:?}", self.id));
         }
@@ -175,7 +178,10 @@ impl SandboxSpec {
             }
         }
         if !self.workspace.is_absolute() {
-            return Err(format!("workspace {} is not an absolute path", self.workspace.display()));
+            return Err(format!(
+                "workspace {} is not an absolute path",
+                self.workspace.display()
+            ));
         }
         for p in &self.extra_paths {
             if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {

@@ -11,11 +11,19 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum WorkspaceError {
     #[error("workspace: cannot {action} {path}: {reason}")]
-    Io { action: &'static str, path: PathBuf, reason: String },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + 'a {
-    move |e| WorkspaceError::Io { action, path: path.to_path_buf(), reason: e.to_string() }
+    move |e| WorkspaceError::Io {
+        action,
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 #[derive(Debug)]
@@ -28,16 +36,35 @@ pub struct Workspace {
 impl Workspace {
     /// Creates `parent/name`. With `size_bytes` and root, mounts a tmpfs of that size there. With `owner`
     /// (root mode: the sandbox's host uid), the directory belongs to that uid and gid.
-    pub fn create(parent: &Path, name: &str, size_bytes: Option<u64>, owner: Option<u32>) -> Result<Workspace, WorkspaceError> {
+    pub fn create(
+        parent: &Path,
+        name: &str,
+        size_bytes: Option<u64>,
+        owner: Option<u32>,
+    ) -> Result<Workspace, WorkspaceError> {
         fs::create_dir_all(parent).map_err(io("create", parent))?;
         let path = parent.join(name);
         fs::create_dir(&path).map_err(io("create", &path))?;
-        let mut ws = Workspace { path, mounted: false, owner };
+        let mut ws = Workspace {
+            path,
+            mounted: false,
+            owner,
+        };
         if let (Some(size), true) = (size_bytes, crate::probe::is_root()) {
             let uid = owner.unwrap_or(0);
             let options = format!("size={size},mode=0755,uid={uid},gid={uid}");
-            mount(Some("tmpfs"), &ws.path, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(options.as_str()))
-                .map_err(|e| WorkspaceError::Io { action: "mount a tmpfs on", path: ws.path.clone(), reason: e.to_string() })?;
+            mount(
+                Some("tmpfs"),
+                &ws.path,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(options.as_str()),
+            )
+            .map_err(|e| WorkspaceError::Io {
+                action: "mount a tmpfs on",
+                path: ws.path.clone(),
+                reason: e.to_string(),
+            })?;
             ws.mounted = true;
         }
         if let Some(uid) = owner {

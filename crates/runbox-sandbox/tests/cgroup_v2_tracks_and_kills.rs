@@ -26,7 +26,10 @@ fn a_v2_group_holds_and_kills_a_process_tree() {
     let group = CgroupV2::create(&root, "runbox-test", &name, None).expect("create a v2 group");
     let dir = group.path().to_path_buf();
     assert!(dir.exists());
-    let mut child = Command::new("/bin/sh").args(["-c", "sleep 100 & sleep 100; wait"]).spawn().unwrap();
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "sleep 100 & sleep 100; wait"])
+        .spawn()
+        .unwrap();
     group.add_process(child.id() as i32).unwrap();
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
     assert!(procs.lines().any(|l| l.trim() == child.id().to_string()), "{procs}");

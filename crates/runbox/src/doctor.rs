@@ -57,7 +57,9 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
     println!("  seccomp              {}", yes(host.seccomp));
     println!(
         "  landlock             {}",
-        host.landlock_abi.map(|v| format!("ABI {v}")).unwrap_or_else(|| "NO".into())
+        host.landlock_abi
+            .map(|v| format!("ABI {v}"))
+            .unwrap_or_else(|| "NO".into())
     );
     let cg = &host.cgroups;
     println!(
@@ -67,26 +69,54 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
             Some(m) => format!(
                 "{} (controllers: {})",
                 m.display(),
-                if cg.v2_controllers.is_empty() { "none".into() } else { cg.v2_controllers.join(" ") }
+                if cg.v2_controllers.is_empty() {
+                    "none".into()
+                } else {
+                    cg.v2_controllers.join(" ")
+                }
             ),
         }
     );
-    let v1: Vec<String> = [("memory", &cg.v1_memory), ("pids", &cg.v1_pids), ("cpuacct", &cg.v1_cpuacct)]
-        .iter()
-        .filter_map(|(name, p)| p.as_ref().map(|p| format!("{name}={}", p.display())))
-        .collect();
-    println!("  cgroup v1            {}", if v1.is_empty() { "not mounted".into() } else { v1.join(" ") });
+    let v1: Vec<String> = [
+        ("memory", &cg.v1_memory),
+        ("pids", &cg.v1_pids),
+        ("cpuacct", &cg.v1_cpuacct),
+    ]
+    .iter()
+    .filter_map(|(name, p)| p.as_ref().map(|p| format!("{name}={}", p.display())))
+    .collect();
+    println!(
+        "  cgroup v1            {}",
+        if v1.is_empty() {
+            "not mounted".into()
+        } else {
+            v1.join(" ")
+        }
+    );
     match &decision {
         Ok(f) => {
             println!("in force for every run");
             println!("  namespaces           {}", f.namespaces.join(" "));
-            println!("  root filesystem      pivot_root into read-only binds of an allow-list; private /tmp, /proc, /dev");
+            println!(
+                "  root filesystem      pivot_root into read-only binds of an allow-list; private /tmp, /proc, /dev"
+            );
             println!("  network              loopback only");
             println!("  capabilities         all dropped; no_new_privs");
-            println!("  seccomp              {}", if f.seccomp { "deny list (EPERM)" } else { "OFF (degraded)" });
+            println!(
+                "  seccomp              {}",
+                if f.seccomp {
+                    "deny list (EPERM)"
+                } else {
+                    "OFF (degraded)"
+                }
+            );
             println!(
                 "  landlock             {}",
-                if f.landlock { format!("on (kernel ABI {})", f.landlock_abi.unwrap_or(0)) } else { "OFF (degraded)".into() }
+                if f.landlock {
+                    format!("on (kernel ABI {})", f.landlock_abi.unwrap_or(0))
+                } else {
+                    "OFF (degraded)".into()
+                }
             );
             println!(
                 "  cgroup               {}",
@@ -114,14 +144,18 @@ fn trial_run(policy: &runbox_sandbox::HostPolicy) -> Result<(), String> {
     let jail = Jail::current_exe().map_err(|e| e.to_string())?;
     let id = format!("doctor-{}", std::process::id());
     let owner = probe::is_root().then_some(policy.host_uid);
-    let ws = Workspace::create(&crate::run::data_dir().join("runs"), &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
+    let ws = Workspace::create(&crate::run::data_dir().join("runs"), &id, Some(1 << 20), owner)
+        .map_err(|e| e.to_string())?;
     let spec = SandboxSpec {
         id,
         argv: vec!["/bin/true".into()],
         env: Default::default(),
         workspace: ws.path().to_path_buf(),
         extra_paths: vec![],
-        limits: Limits { wall_ms: 5000, ..Limits::default() },
+        limits: Limits {
+            wall_ms: 5000,
+            ..Limits::default()
+        },
         policy: policy.clone(),
     };
     let outcome = jail.run(&spec, None, &mut |_, _| {}).map_err(|e| e.to_string())?;

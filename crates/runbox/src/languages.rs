@@ -20,9 +20,16 @@ pub fn main(args: LanguagesArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(0);
     }
-    println!("{:<12} {:<22} {:<10} {:<9} {:<9} {:<28} ALIASES", "ID", "NAME", "VERSION", "COMPILED", "SESSIONS", "AVAILABLE");
+    println!(
+        "{:<12} {:<22} {:<10} {:<9} {:<9} {:<28} ALIASES",
+        "ID", "NAME", "VERSION", "COMPILED", "SESSIONS", "AVAILABLE"
+    );
     for e in &entries {
-        let available = if e.available { "yes".to_string() } else { format!("no: {}", e.reason.as_deref().unwrap_or("?")) };
+        let available = if e.available {
+            "yes".to_string()
+        } else {
+            format!("no: {}", e.reason.as_deref().unwrap_or("?"))
+        };
         println!(
             "{:<12} {:<22} {:<10} {:<9} {:<9} {:<28} {}",
             e.id,

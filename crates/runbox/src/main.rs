@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a program in a fresh sandbox and print its output; exits with the program's exit code.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List the languages and which of them this host can run.
     Languages(languages::LanguagesArgs),
     /// Show which sandbox protections this host offers and which are in force.
@@ -35,7 +35,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
         Command::Doctor(args) => doctor::main(args),
         Command::Languages(args) => languages::main(args),
         Command::Jail => unreachable!("dispatched above"),

@@ -26,9 +26,8 @@ pub struct PolicyFlags {
 pub fn policy_from_flags(flags: &PolicyFlags) -> anyhow::Result<HostPolicy> {
     let mut policy = HostPolicy::default();
     for name in flags.allow_degraded.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let d = Degradation::parse(name).with_context(|| {
-            format!("unknown degradation {name:?} (known: no-cgroups, no-seccomp, no-landlock)")
-        })?;
+        let d = Degradation::parse(name)
+            .with_context(|| format!("unknown degradation {name:?} (known: no-cgroups, no-seccomp, no-landlock)"))?;
         policy.degraded.insert(d);
     }
     policy.cgroup = match flags.cgroup.as_str() {
@@ -60,8 +59,10 @@ pub fn engine(policy: HostPolicy, catalogue: &CatalogueFlags) -> anyhow::Result<
 }
 
 #[derive(Args)]
-#[command(after_help = "Exit status: the program's own; 1 on a compile error; 124 on timeout or CPU limit, \
-137 on memory limit, 141 on output limit, 125 when the sandbox itself failed.")]
+#[command(
+    after_help = "Exit status: the program's own; 1 on a compile error; 124 on timeout or CPU limit, \
+137 on memory limit, 141 on output limit, 125 when the sandbox itself failed."
+)]
 pub struct RunArgs {
     /// Language id or alias (see `runbox languages`); inferred from the entry file's extension when omitted.
     #[arg(short, long)]
@@ -124,8 +125,15 @@ pub fn data_dir() -> PathBuf {
 /// The workspace path of a file named on the command line: its relative path when it stays inside the current
 /// directory, else its base name.
 fn workspace_path(path: &Path) -> anyhow::Result<String> {
-    let inside = path.is_relative() && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    let name = if inside { path.to_path_buf() } else { PathBuf::from(path.file_name().context("a file has no name")?) };
+    let inside = path.is_relative()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let name = if inside {
+        path.to_path_buf()
+    } else {
+        PathBuf::from(path.file_name().context("a file has no name")?)
+    };
     Ok(name.to_string_lossy().into_owned())
 }
 
@@ -141,13 +149,19 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
             None => bail!("nothing to run: give a file, `-` for stdin, or --code"),
             Some(path) if path.as_os_str() == "-" => {
                 let mut code = String::new();
-                std::io::stdin().read_to_string(&mut code).context("read code from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut code)
+                    .context("read code from stdin")?;
                 req.code = Some(code);
             }
             Some(path) => {
                 let name = workspace_path(path)?;
                 let content = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-                req.files.push(SourceFile { path: name.clone(), content, encoding: Default::default() });
+                req.files.push(SourceFile {
+                    path: name.clone(),
+                    content,
+                    encoding: Default::default(),
+                });
                 entry_name = Some(name);
             }
         },
@@ -158,10 +172,17 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
             Ok(text) => (text, runbox_engine::Encoding::Utf8),
             Err(e) => {
                 use base64::Engine as _;
-                (base64::engine::general_purpose::STANDARD.encode(e.as_bytes()), runbox_engine::Encoding::Base64)
+                (
+                    base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+                    runbox_engine::Encoding::Base64,
+                )
             }
         };
-        req.files.push(SourceFile { path: workspace_path(path)?, content, encoding });
+        req.files.push(SourceFile {
+            path: workspace_path(path)?,
+            content,
+            encoding,
+        });
     }
     req.language = match (&args.lang, &entry_name) {
         (Some(lang), _) => lang.clone(),
@@ -187,7 +208,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
     };
 
     let stdin: Option<Box<dyn Read + Send>> = match &args.stdin {
-        Some(path) => Some(Box::new(std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?)),
+        Some(path) => Some(Box::new(
+            std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?,
+        )),
         // Code read from stdin already consumed it; an interactive terminal is not forwarded.
         None if args.files.first().is_some_and(|f| f.as_os_str() == "-") || std::io::stdin().is_terminal() => None,
         None => Some(Box::new(std::io::stdin())),
@@ -199,17 +222,24 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
         }
         if let ExecEvent::Output { stage, stream, data } = event {
             let _ = match (stage, stream) {
-                (Stage::Run, OutputStream::Stdout) => {
-                    std::io::stdout().write_all(data).and_then(|_| std::io::stdout().flush())
-                }
+                (Stage::Run, OutputStream::Stdout) => std::io::stdout()
+                    .write_all(data)
+                    .and_then(|_| std::io::stdout().flush()),
                 _ => std::io::stderr().write_all(data),
             };
         }
     })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
-    } else if !matches!(result.status, runbox_engine::ExecutionStatus::Ok | runbox_engine::ExecutionStatus::ExitedNonzero) {
-        eprintln!("runbox: {}: {}", result.status.as_str(), result.message.as_deref().unwrap_or(""));
+    } else if !matches!(
+        result.status,
+        runbox_engine::ExecutionStatus::Ok | runbox_engine::ExecutionStatus::ExitedNonzero
+    ) {
+        eprintln!(
+            "runbox: {}: {}",
+            result.status.as_str(),
+            result.message.as_deref().unwrap_or("")
+        );
     }
     Ok(result.shell_exit_code())
 }

@@ -7,7 +7,11 @@ use common::*;
 fn a_run_cannot_read_another_runs_workspace() {
     // The first run writes a secret into its workspace and waits; the second looks for it everywhere it can.
     let writer = std::thread::spawn(|| {
-        run("bash", "echo secret-4711 > /workspace/secret; sleep 2; cat /workspace/secret", &[])
+        run(
+            "bash",
+            "echo secret-4711 > /workspace/secret; sleep 2; cat /workspace/secret",
+            &[],
+        )
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     let reader = run(
@@ -26,7 +30,9 @@ fn a_run_cannot_read_another_runs_workspace() {
 #[test]
 fn fifty_concurrent_runs_all_complete() {
     let handles: Vec<_> = (0..50)
-        .map(|i| std::thread::spawn(move || run("python", &format!("import time; time.sleep(0.2); print({i} * 2)"), &[])))
+        .map(|i| {
+            std::thread::spawn(move || run("python", &format!("import time; time.sleep(0.2); print({i} * 2)"), &[]))
+        })
         .collect();
     for (i, h) in handles.into_iter().enumerate() {
         let out = h.join().unwrap();

@@ -7,7 +7,10 @@ use common::*;
 #[test]
 fn host_secrets_are_invisible() {
     // A "server config" with an API key, in a place the server could keep it.
-    let dir = tempfile::Builder::new().prefix("runbox-secret").tempdir_in("/var/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("runbox-secret")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let secret = dir.path().join("config.toml");
     std::fs::write(&secret, "api_key = 'sk-live-123'\n").unwrap();
     let code = format!(
@@ -62,7 +65,11 @@ open('/workspace/ok', 'w').write('x'); open('/tmp/ok', 'w').write('x'); print('w
 
 #[test]
 fn program_runs_unprivileged_with_no_capabilities() {
-    let out = run("bash", "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status", &[]);
+    let out = run(
+        "bash",
+        "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status",
+        &[],
+    );
     assert_status(&out, Status::Ok);
     let expected = "1000\n1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
                     CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
@@ -96,14 +103,22 @@ fn mount_and_unshare_attempts_fail() {
         &[],
     );
     assert_status(&out, Status::Ok);
-    assert!(out.stdout.contains("mount=32") || out.stdout.contains("mount=1"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("mount=32") || out.stdout.contains("mount=1"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("unshare=0"), "{}", out.stdout);
     assert!(!out.stdout.contains("unshare_m=0"), "{}", out.stdout);
 }
 
 #[test]
 fn the_sandbox_sees_only_its_own_processes() {
-    let out = run("bash", "ls /proc | grep -E '^[0-9]+$' | wc -l; cat /proc/1/comm; hostname", &[]);
+    let out = run(
+        "bash",
+        "ls /proc | grep -E '^[0-9]+$' | wc -l; cat /proc/1/comm; hostname",
+        &[],
+    );
     assert_status(&out, Status::Ok);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let count: u32 = lines[0].trim().parse().unwrap();

@@ -5,21 +5,36 @@ use common::*;
 
 #[test]
 fn fork_bomb_is_contained_by_the_process_limit() {
-    let out = run("bash", ":(){ :|:& };: ; sleep 3; echo survived", &["--timeout-ms", "1500", "--processes", "32"]);
+    let out = run(
+        "bash",
+        ":(){ :|:& };: ; sleep 3; echo survived",
+        &["--timeout-ms", "1500", "--processes", "32"],
+    );
     assert_status(&out, Status::Timeout);
-    assert!(out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"), "{out:#?}");
+    assert!(
+        out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"),
+        "{out:#?}"
+    );
 }
 
 #[test]
 fn memory_bomb_is_reported_as_memory_limit() {
-    let out = run("python", "x = []\nwhile True: x.append(bytearray(8 << 20))", &["--memory-mb", "64"]);
+    let out = run(
+        "python",
+        "x = []\nwhile True: x.append(bytearray(8 << 20))",
+        &["--memory-mb", "64"],
+    );
     assert_status(&out, Status::MemoryLimit);
     assert!(out.memory_peak_bytes.unwrap() <= 64 << 20, "{out:#?}");
 }
 
 #[test]
 fn busy_loop_hits_the_cpu_limit() {
-    let out = run("python", "while True: pass", &["--cpu-ms", "300", "--timeout-ms", "5000"]);
+    let out = run(
+        "python",
+        "while True: pass",
+        &["--cpu-ms", "300", "--timeout-ms", "5000"],
+    );
     assert_status(&out, Status::CpuLimit);
     assert!(out.wall_ms < 2000, "{out:#?}");
 }

@@ -31,16 +31,28 @@ fn probe(calls: &[(String, i64, Vec<i64>)]) -> Vec<(String, i64, i64)> {
         .lines()
         .map(|l| {
             let parts: Vec<&str> = l.split(' ').collect();
-            (parts[0].to_string(), parts[1].parse().unwrap(), parts[2].parse().unwrap())
+            (
+                parts[0].to_string(),
+                parts[1].parse().unwrap(),
+                parts[2].parse().unwrap(),
+            )
         })
         .collect()
 }
 
 fn family_is_denied(name: &str) {
     let family = policy::DENIED.iter().find(|f| f.name == name).expect("family exists");
-    let calls: Vec<_> = family.syscalls.iter().map(|&(n, nr)| (n.to_string(), nr, vec![0, 0, 0, 0, 0, 0])).collect();
+    let calls: Vec<_> = family
+        .syscalls
+        .iter()
+        .map(|&(n, nr)| (n.to_string(), nr, vec![0, 0, 0, 0, 0, 0]))
+        .collect();
     for (call, ret, errno) in probe(&calls) {
-        assert_eq!((ret, errno), (-1, libc::EPERM as i64), "{call} was not denied with EPERM");
+        assert_eq!(
+            (ret, errno),
+            (-1, libc::EPERM as i64),
+            "{call} was not denied with EPERM"
+        );
     }
 }
 
@@ -79,9 +91,17 @@ fn every_policy_family_has_a_test() {
 fn calls_that_work_without_the_filter_are_refused_by_it() {
     let calls = vec![
         // A nested user namespace needs no capability: only seccomp stops it.
-        ("unshare_newuser".to_string(), libc::SYS_unshare, vec![libc::CLONE_NEWUSER as i64]),
+        (
+            "unshare_newuser".to_string(),
+            libc::SYS_unshare,
+            vec![libc::CLONE_NEWUSER as i64],
+        ),
         ("ptrace_traceme".to_string(), libc::SYS_ptrace, vec![0, 0, 0, 0]),
-        ("process_vm_readv_self".to_string(), libc::SYS_process_vm_readv, vec![0, 0, 0, 0, 0, 0]),
+        (
+            "process_vm_readv_self".to_string(),
+            libc::SYS_process_vm_readv,
+            vec![0, 0, 0, 0, 0, 0],
+        ),
         ("x32_getpid".to_string(), libc::SYS_getpid | 0x4000_0000, vec![]),
     ];
     for (call, ret, errno) in probe(&calls) {
@@ -93,7 +113,13 @@ fn calls_that_work_without_the_filter_are_refused_by_it() {
 fn clone_with_any_namespace_flag_is_denied_but_fork_works() {
     let mut calls: Vec<_> = policy::CLONE_NAMESPACE_FLAGS
         .iter()
-        .map(|&(name, flag)| (format!("clone_{name}"), libc::SYS_clone, vec![flag as i64 | libc::SIGCHLD as i64, 0, 0, 0, 0]))
+        .map(|&(name, flag)| {
+            (
+                format!("clone_{name}"),
+                libc::SYS_clone,
+                vec![flag as i64 | libc::SIGCHLD as i64, 0, 0, 0, 0],
+            )
+        })
         .collect();
     calls.push(("clone3".to_string(), libc::SYS_clone3, vec![0, 0]));
     let results = probe(&calls);
@@ -101,7 +127,11 @@ fn clone_with_any_namespace_flag_is_denied_but_fork_works() {
         let expected = if call == "clone3" { libc::ENOSYS } else { libc::EPERM } as i64;
         assert_eq!((*ret, *errno), (-1, expected), "{call}");
     }
-    let out = run("python", "import os\npid = os.fork()\nif pid == 0: os._exit(7)\nprint(os.waitpid(pid, 0)[1] >> 8)", &[]);
+    let out = run(
+        "python",
+        "import os\npid = os.fork()\nif pid == 0: os._exit(7)\nprint(os.waitpid(pid, 0)[1] >> 8)",
+        &[],
+    );
     assert_eq!(out.stdout, "7\n", "{out:#?}");
 }
 

@@ -6,11 +6,15 @@ use common::*;
 #[test]
 fn daemons_do_not_outlive_a_run_that_exits() {
     let marker = "31415926";
-    let code = format!("(setsid sleep {marker} &); (nohup sleep {marker} >/dev/null 2>&1 &); sleep {marker} & echo started");
+    let code =
+        format!("(setsid sleep {marker} &); (nohup sleep {marker} >/dev/null 2>&1 &); sleep {marker} & echo started");
     let out = run("bash", &code, &[]);
     assert_status(&out, Status::Ok);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(host_processes_matching(&format!("sleep {marker}")), Vec::<String>::new());
+    assert_eq!(
+        host_processes_matching(&format!("sleep {marker}")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -29,7 +33,10 @@ time.sleep(1000)
     let out = run("python", &code, &["--timeout-ms", "500"]);
     assert_status(&out, Status::Timeout);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(host_processes_matching(&format!("sleep {marker}")), Vec::<String>::new());
+    assert_eq!(
+        host_processes_matching(&format!("sleep {marker}")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

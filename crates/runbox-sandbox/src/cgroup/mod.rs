@@ -17,13 +17,21 @@ use crate::spec::{CgroupPreference, Limits};
 #[derive(Debug, Error)]
 pub enum CgroupError {
     #[error("cgroup: cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cgroup: {0}")]
     Unavailable(String),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
-    move |source| CgroupError::Io { action, path: path.to_path_buf(), source }
+    move |source| CgroupError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
@@ -58,7 +66,10 @@ pub struct CgroupHost {
 
 impl CgroupHost {
     pub fn v2_usable(&self) -> bool {
-        self.v2_mount.is_some() && ["memory", "pids"].iter().all(|c| self.v2_controllers.iter().any(|x| x == c))
+        self.v2_mount.is_some()
+            && ["memory", "pids"]
+                .iter()
+                .all(|c| self.v2_controllers.iter().any(|x| x == c))
     }
 
     pub fn v1_usable(&self) -> bool {
@@ -74,7 +85,11 @@ impl CgroupHost {
                 Some(m) => format!(
                     "cgroup v2 at {} lacks the memory and pids controllers (has: {})",
                     m.display(),
-                    if self.v2_controllers.is_empty() { "none".into() } else { self.v2_controllers.join(" ") }
+                    if self.v2_controllers.is_empty() {
+                        "none".into()
+                    } else {
+                        self.v2_controllers.join(" ")
+                    }
                 ),
             }),
             CgroupPreference::V1 if self.v1_usable() => Ok(CgroupVersion::V1),
@@ -96,10 +111,14 @@ pub enum CgroupVersion {
 /// Reads the cgroup mounts of this host.
 pub fn detect() -> CgroupHost {
     let mut host = CgroupHost::default();
-    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else { return host };
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return host;
+    };
     for line in mountinfo.lines() {
         // mountinfo: id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let mount_point = left.split(' ').nth(4).map(PathBuf::from);
         let mut right = right.split(' ');
         let fstype = right.next().unwrap_or("");
@@ -147,7 +166,10 @@ impl Cgroup {
         match version {
             CgroupVersion::V1 => v1::CgroupV1::create(host, parent, name, limits).map(Cgroup::V1),
             CgroupVersion::V2 => {
-                let root = host.v2_mount.as_ref().ok_or_else(|| CgroupError::Unavailable("no v2 mount".into()))?;
+                let root = host
+                    .v2_mount
+                    .as_ref()
+                    .ok_or_else(|| CgroupError::Unavailable("no v2 mount".into()))?;
                 v2::CgroupV2::create(root, parent, name, Some(limits)).map(Cgroup::V2)
             }
         }

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError, CgroupHost};
+use super::{
+    io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError, CgroupHost,
+};
 use crate::spec::Limits;
 
 #[derive(Debug)]
@@ -27,7 +29,11 @@ impl CgroupV1 {
     pub fn create(host: &CgroupHost, parent: &str, name: &str, limits: &Limits) -> Result<CgroupV1, CgroupError> {
         let missing = || CgroupError::Unavailable("v1 memory and pids hierarchies are required".into());
         let memory = make_dir(host.v1_memory.as_ref().ok_or_else(missing)?, parent, name)?;
-        let group = CgroupV1 { memory, pids: PathBuf::new(), cpuacct: None };
+        let group = CgroupV1 {
+            memory,
+            pids: PathBuf::new(),
+            cpuacct: None,
+        };
         // From here on, dropping `group` removes what was created.
         let mut group = group;
         group.pids = make_dir(host.v1_pids.as_ref().ok_or_else(missing)?, parent, name)?;
@@ -46,7 +52,10 @@ impl CgroupV1 {
     }
 
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        [&self.memory, &self.pids].into_iter().chain(self.cpuacct.as_ref()).filter(|p| !p.as_os_str().is_empty())
+        [&self.memory, &self.pids]
+            .into_iter()
+            .chain(self.cpuacct.as_ref())
+            .filter(|p| !p.as_os_str().is_empty())
     }
 
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {

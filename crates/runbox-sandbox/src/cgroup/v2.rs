@@ -93,7 +93,10 @@ fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
         if available.split_whitespace().any(|c| c == ctrl) {
             write_file(&control, &format!("+{ctrl}"))?;
         } else if ctrl != "cpu" {
-            return Err(CgroupError::Unavailable(format!("controller {ctrl} is not available in {}", dir.display())));
+            return Err(CgroupError::Unavailable(format!(
+                "controller {ctrl} is not available in {}",
+                dir.display()
+            )));
         }
     }
     Ok(())

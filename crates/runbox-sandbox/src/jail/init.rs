@@ -100,13 +100,15 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     }
 
     if ctx.cgroup_namespace {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
     }
 
     // Become the sandbox user now, keeping capabilities for the setup: files we create below must be owned by a
     // mapped id.
     // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }, "PR_SET_KEEPCAPS")?;
+    let keepcaps = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    check(keepcaps, "PR_SET_KEEPCAPS")?;
     if ctx.can_setgroups {
         nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
     }
@@ -142,20 +144,32 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
 /// Drops every capability from every set, forbids gaining new ones, and hides PID 1 from same-uid tracing.
 fn drop_privileges() -> Result<(), String> {
     use caps::CapSet;
-    for set in [CapSet::Bounding, CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+    for set in [
+        CapSet::Bounding,
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
         caps::clear(None, set).map_err(|e| format!("drop {set:?} capabilities: {e}"))?;
     }
     // SAFETY: prctl with integer arguments only.
     unsafe {
         check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0), "PR_SET_KEEPCAPS")?;
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")?;
+        check(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            "PR_SET_NO_NEW_PRIVS",
+        )?;
         check(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0), "PR_SET_DUMPABLE")?;
     }
     Ok(())
 }
 
 fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64, what: &str) -> Result<(), String> {
-    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: setrlimit reads the struct we pass.
     check(unsafe { libc::setrlimit(resource, &limit) }, what)
 }
@@ -209,13 +223,20 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         }
     }
     let Some(program) = mounts::find_in_path(ctx.argv[0].to_str().unwrap_or(""), &ctx.path_var) else {
-        fail(format!("cannot execute {}: not found in PATH", ctx.argv[0].to_string_lossy()))
+        fail(format!(
+            "cannot execute {}: not found in PATH",
+            ctx.argv[0].to_string_lossy()
+        ))
     };
     // Every descriptor but stdio closes on exec; the report pipe stays usable until then.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on this process's descriptors.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     let error = nix::unistd::execve(&program, &ctx.argv, &ctx.envp).unwrap_err();
-    fail(format!("cannot execute {}: {}", program.to_string_lossy(), error.desc()))
+    fail(format!(
+        "cannot execute {}: {}",
+        program.to_string_lossy(),
+        error.desc()
+    ))
 }
 
 /// PID 1's life after the fork: forward interrupts, reap every child, and end the namespace with the program.

@@ -64,11 +64,21 @@ fn cstring(s: &str, what: &str) -> Result<CString, String> {
 fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let host = probe::host();
     let in_force = probe::decide(&host, &spec.policy)?;
-    let seccomp = in_force.seccomp.then(CompiledFilter::build).transpose().map_err(|e| e.to_string())?;
+    let seccomp = in_force
+        .seccomp
+        .then(CompiledFilter::build)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let cgroup = match in_force.cgroup {
         Some(version) => Some(
-            Cgroup::create(&host.cgroups, version, &spec.policy.cgroup_parent, &spec.id, &spec.limits)
-                .map_err(|e| e.to_string())?,
+            Cgroup::create(
+                &host.cgroups,
+                version,
+                &spec.policy.cgroup_parent,
+                &spec.id,
+                &spec.limits,
+            )
+            .map_err(|e| e.to_string())?,
         ),
         None => None,
     };
@@ -102,7 +112,11 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         .iter()
         .map(|(k, v)| cstring(&format!("{k}={v}"), "environment"))
         .collect::<Result<Vec<_>, _>>()?;
-    let argv = spec.argv.iter().map(|a| cstring(a, "argv")).collect::<Result<Vec<_>, _>>()?;
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a, "argv"))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut host_paths: Vec<PathBuf> = DEFAULT_HOST_PATHS.iter().map(PathBuf::from).collect();
     host_paths.extend(spec.extra_paths.iter().cloned());
@@ -241,8 +255,16 @@ impl Live {
         let mut input_open = true;
         let mut pending_stdin: Vec<u8> = Vec::new();
         let mut streams = [
-            Stream { kind: FrameKind::Stdout, sent: 0, truncated: false },
-            Stream { kind: FrameKind::Stderr, sent: 0, truncated: false },
+            Stream {
+                kind: FrameKind::Stdout,
+                sent: 0,
+                truncated: false,
+            },
+            Stream {
+                kind: FrameKind::Stderr,
+                sent: 0,
+                truncated: false,
+            },
         ];
         let mut caller_gone = false;
         let mut buf = vec![0u8; CHUNK];
@@ -298,14 +320,20 @@ impl Live {
             }
             deadlines.extend(grace_deadline.filter(|_| !killed));
             deadlines.extend(drain_deadline);
-            let wait = deadlines.iter().min().map(|d| d.saturating_duration_since(now)).unwrap_or_default();
+            let wait = deadlines
+                .iter()
+                .min()
+                .map(|d| d.saturating_duration_since(now))
+                .unwrap_or_default();
 
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(7);
             let mut push = |fd: RawFd, events: libc::c_short| {
                 fds.push(libc::pollfd { fd, events, revents: 0 });
                 fds.len() - 1
             };
-            let i_pid = pid1_status.is_none().then(|| push(self.pidfd.as_raw_fd(), libc::POLLIN));
+            let i_pid = pid1_status
+                .is_none()
+                .then(|| push(self.pidfd.as_raw_fd(), libc::POLLIN));
             let i_sig = push(self.sigfd.as_raw_fd(), libc::POLLIN);
             let i_out = self.stdout_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
             let i_err = self.stderr_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
@@ -368,7 +396,11 @@ impl Live {
                 if !ready(idx) {
                     continue;
                 }
-                let slot = if which == 0 { &mut self.stdout_r } else { &mut self.stderr_r };
+                let slot = if which == 0 {
+                    &mut self.stdout_r
+                } else {
+                    &mut self.stderr_r
+                };
                 let fd = slot.as_ref().expect("polled");
                 let n = match read_chunk(fd, &mut buf) {
                     Some(0) => {
@@ -436,12 +468,18 @@ impl Live {
             libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
             ru
         };
-        let cpu_ms = cgroup.as_ref().and_then(|c| c.cpu_usage()).map(|d| d.as_millis() as u64).or_else(|| {
-            let tv = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
-            Some(tv(rusage.ru_utime) + tv(rusage.ru_stime))
-        });
-        let memory_peak_bytes =
-            cgroup.as_ref().and_then(|c| c.memory_peak()).or(Some(rusage.ru_maxrss as u64 * 1024));
+        let cpu_ms = cgroup
+            .as_ref()
+            .and_then(|c| c.cpu_usage())
+            .map(|d| d.as_millis() as u64)
+            .or_else(|| {
+                let tv = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+                Some(tv(rusage.ru_utime) + tv(rusage.ru_stime))
+            });
+        let memory_peak_bytes = cgroup
+            .as_ref()
+            .and_then(|c| c.memory_peak())
+            .or(Some(rusage.ru_maxrss as u64 * 1024));
         let oom_kills = cgroup.as_ref().map(|c| c.oom_kills()).unwrap_or(0);
         drop(cgroup); // kills anything left and removes the group
 
@@ -452,18 +490,24 @@ impl Live {
         };
         let cpu_over = cpu_ms.is_some_and(|c| c >= limits.cpu_ms);
         let (status, message) = match (stop, &setup_error, program_end) {
-            (Some(StopReason::SetupTimeout), _, _) => {
-                (Status::SandboxError, Some("the sandbox took too long to start".to_string()))
-            }
-            (Some(StopReason::Timeout), _, _) => {
-                (Status::Timeout, Some(format!("wall time limit of {} ms exceeded", limits.wall_ms)))
-            }
-            (Some(StopReason::CpuLimit), _, _) => {
-                (Status::CpuLimit, Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)))
-            }
+            (Some(StopReason::SetupTimeout), _, _) => (
+                Status::SandboxError,
+                Some("the sandbox took too long to start".to_string()),
+            ),
+            (Some(StopReason::Timeout), _, _) => (
+                Status::Timeout,
+                Some(format!("wall time limit of {} ms exceeded", limits.wall_ms)),
+            ),
+            (Some(StopReason::CpuLimit), _, _) => (
+                Status::CpuLimit,
+                Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)),
+            ),
             (Some(StopReason::OutputLimit), _, _) => (
                 Status::OutputLimit,
-                Some(format!("output limit of {} bytes per stream exceeded", limits.output_bytes)),
+                Some(format!(
+                    "output limit of {} bytes per stream exceeded",
+                    limits.output_bytes
+                )),
             ),
             (Some(StopReason::Cancelled), _, _) => (Status::Killed, Some("cancelled by the caller".to_string())),
             (None, Some(error), _) => (Status::SandboxError, Some(error.clone())),
@@ -473,13 +517,16 @@ impl Live {
             ),
             (None, None, Some(ProgramEnd::Exit(0))) => (Status::Ok, None),
             (None, None, Some(ProgramEnd::Exit(_))) => (Status::ExitedNonzero, None),
-            (None, None, Some(ProgramEnd::Signal(s))) if s == libc::SIGXCPU || (s == libc::SIGKILL && cpu_over) => {
-                (Status::CpuLimit, Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)))
-            }
+            (None, None, Some(ProgramEnd::Signal(s))) if s == libc::SIGXCPU || (s == libc::SIGKILL && cpu_over) => (
+                Status::CpuLimit,
+                Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)),
+            ),
             (None, None, Some(ProgramEnd::Signal(s))) => (Status::Killed, Some(format!("killed by signal {s}"))),
             (None, None, None) => (
                 Status::SandboxError,
-                Some(format!("the sandbox's PID 1 ended without reporting the program's end ({pid1_status:?})")),
+                Some(format!(
+                    "the sandbox's PID 1 ended without reporting the program's end ({pid1_status:?})"
+                )),
             ),
         };
         JailReport {
@@ -488,7 +535,9 @@ impl Live {
             signal,
             stdout_truncated: streams[0].truncated,
             stderr_truncated: streams[1].truncated,
-            wall_ms: started.map(|s| finished.saturating_duration_since(s).as_millis() as u64).unwrap_or(0),
+            wall_ms: started
+                .map(|s| finished.saturating_duration_since(s).as_millis() as u64)
+                .unwrap_or(0),
             cpu_ms,
             memory_peak_bytes,
             message,

@@ -9,8 +9,7 @@ pub mod policy;
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 use thiserror::Error;
 
@@ -49,7 +48,9 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SeccompError> 
 fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, SeccompError> {
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), ARCH)
         .map_err(|e| SeccompError::Compile(e.to_string()))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| SeccompError::Compile(e.to_string()))
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SeccompError::Compile(e.to_string()))
 }
 
 /// Refuses every syscall number with the x32 bit set (EPERM), lets everything else through to the next filter.
@@ -65,7 +66,12 @@ fn x32_guard() -> BpfProgram {
     let stmt = |code, k| sock_filter { code, jt: 0, jf: 0, k };
     vec![
         stmt(BPF_LD_W_ABS, 0), // seccomp_data.nr
-        sock_filter { code: BPF_JGE_K, jt: 0, jf: 1, k: X32_SYSCALL_BIT },
+        sock_filter {
+            code: BPF_JGE_K,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        },
         stmt(BPF_RET_K, RET_ERRNO | libc::EPERM as u32),
         stmt(BPF_RET_K, RET_ALLOW),
     ]
@@ -94,11 +100,10 @@ impl CompiledFilter {
 
         let clone3: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, vec![])].into_iter().collect();
 
-        let mut programs = Vec::new();
+        let mut programs = vec![compile(deny, libc::EPERM)?, compile(clone3, policy::CLONE3_ERRNO)?];
+        // Order does not matter: the kernel runs every filter and applies the most restrictive verdict.
         #[cfg(target_arch = "x86_64")]
         programs.push(x32_guard());
-        programs.push(compile(deny, libc::EPERM)?);
-        programs.push(compile(clone3, policy::CLONE3_ERRNO)?);
         Ok(CompiledFilter { programs })
     }
 
