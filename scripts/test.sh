@@ -11,5 +11,4 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo build --workspace --release
 cargo test --workspace
