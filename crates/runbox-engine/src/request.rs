@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::EngineError;
 
 /// How a file's `content` is encoded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
@@ -18,6 +19,7 @@ pub enum Encoding {
 }
 
 /// One file of a multi-file program.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFile {
@@ -41,6 +43,7 @@ impl SourceFile {
 
 /// Limits a client may ask for; each is capped by the engine's maxima. Absent fields take the language's
 /// defaults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
@@ -56,6 +59,7 @@ pub struct LimitOverrides {
 }
 
 /// One judge test case: the program runs once per case with this input, and its stdout is compared.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {

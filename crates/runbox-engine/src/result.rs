@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use runbox_sandbox::{Outcome, Status};
 
 /// How an execution ended: a sandbox [`Status`] of the run stage, or `compile_error`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
@@ -53,6 +54,7 @@ impl ExecutionStatus {
 }
 
 /// A judge's verdict for one test case.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -64,6 +66,7 @@ pub enum Verdict {
     Failed,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestCaseResult {
     pub index: usize,
@@ -79,6 +82,7 @@ pub struct TestCaseResult {
     pub message: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestSummary {
     pub total: usize,
@@ -88,6 +92,7 @@ pub struct TestSummary {
     pub verdict: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutionResult {
     pub status: ExecutionStatus,

@@ -52,6 +52,7 @@ impl Availability {
 }
 
 /// One language as the API and CLI list it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogueEntry {
     /// Unique id (`python`).

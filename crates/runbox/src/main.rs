@@ -4,6 +4,7 @@
 mod doctor;
 mod languages;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the HTTP API server.
+    Serve(serve::ServeArgs),
+    /// Print the effective server configuration (secrets masked).
+    Config(serve::ConfigArgs),
     /// Run a program in a fresh sandbox and print its output; exits with the program's exit code.
     Run(Box<run::RunArgs>),
     /// List the languages and which of them this host can run.
@@ -37,6 +42,8 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run::main(*args),
         Command::Doctor(args) => doctor::main(args),
+        Command::Serve(args) => serve::main(args),
+        Command::Config(args) => serve::print_config(args),
         Command::Languages(args) => languages::main(args),
         Command::Jail => unreachable!("dispatched above"),
     };

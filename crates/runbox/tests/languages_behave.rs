@@ -5,7 +5,8 @@
 //! own test, named `<language>::<case>` (e.g. `go::memory_bomb_is_memory_limit`), so `cargo test go::` runs one
 //! language and `cargo test memory_bomb` one case for all of them.
 //!
-//! A language whose runtime is not installed is skipped with a message, except under `CI`, where it fails.
+//! A language whose runtime is not installed is skipped with a message, except under `CI` (or with
+//! `RUNBOX_REQUIRE_RUNTIMES=1`), where it fails.
 
 mod common;
 use common::*;
@@ -98,7 +99,10 @@ const PYTHON: Lang = Lang {
     // A namespace package in a subdirectory: the relative path must survive.
     two_files: &[
         ("main.py", "from util.helper import greet\n\nprint(greet('world'))\n"),
-        ("util/helper.py", "def greet(name):\n    return f'hello, {name} from helper'\n"),
+        (
+            "util/helper.py",
+            "def greet(name):\n    return f'hello, {name} from helper'\n",
+        ),
     ],
     cpu_loop: "while True:\n    pass\n",
     memory_bomb: "keep = []\nwhile True:\n    keep.append(bytearray(b'x' * (8 << 20)))\n",
@@ -123,7 +127,10 @@ const JAVASCRIPT: Lang = Lang {
     compile_error: None,
     unicode: ("main.js", "console.log('héllo ✓ 你好 🎉');\n"),
     two_files: &[
-        ("main.js", "const { greet } = require('./helper');\nconsole.log(greet('world'));\n"),
+        (
+            "main.js",
+            "const { greet } = require('./helper');\nconsole.log(greet('world'));\n",
+        ),
         ("helper.js", "exports.greet = (name) => `hello, ${name} from helper`;\n"),
     ],
     cpu_loop: "for (;;) {}\n",
@@ -154,8 +161,14 @@ const TYPESCRIPT: Lang = Lang {
     )),
     unicode: ("main.ts", "const s: string = 'héllo ✓ 你好 🎉';\nconsole.log(s);\n"),
     two_files: &[
-        ("main.ts", "import { greet } from './helper';\n\nconsole.log(greet('world'));\n"),
-        ("helper.ts", "export function greet(name: string): string {\n  return `hello, ${name} from helper`;\n}\n"),
+        (
+            "main.ts",
+            "import { greet } from './helper';\n\nconsole.log(greet('world'));\n",
+        ),
+        (
+            "helper.ts",
+            "export function greet(name: string): string {\n  return `hello, ${name} from helper`;\n}\n",
+        ),
     ],
     cpu_loop: "for (;;) {}\n",
     memory_bomb: "const keep: Buffer[] = [];\nfor (;;) keep.push(Buffer.alloc(8 << 20, 1));\n",
@@ -209,7 +222,8 @@ const C: Lang = Lang {
     },
     compile_error: Some((
         "int main(void) {\n    return undeclared_thing;\n}\n",
-        "'undeclared_thing' undeclared",
+        // gcc quotes the name with ‘’ in a UTF-8 locale and '' otherwise.
+        "undeclared (first use in this function)",
     )),
     unicode: ("main.c", "#include <stdio.h>\n\nint main(void) {\n    puts(\"héllo ✓ 你好 🎉\");\n    return 0;\n}\n"),
     two_files: &[
@@ -255,16 +269,22 @@ const CPP: Lang = Lang {
     },
     compile_error: Some((
         "int main() {\n    return undeclared_thing;\n}\n",
-        "'undeclared_thing' was not declared in this scope",
+        "was not declared in this scope",
     )),
-    unicode: ("main.cpp", "#include <iostream>\n\nint main() {\n    std::cout << \"héllo ✓ 你好 🎉\\n\";\n}\n"),
+    unicode: (
+        "main.cpp",
+        "#include <iostream>\n\nint main() {\n    std::cout << \"héllo ✓ 你好 🎉\\n\";\n}\n",
+    ),
     two_files: &[
         (
             "main.cpp",
             "#include <iostream>\n#include \"helper.hpp\"\n\n\
              int main() {\n    std::cout << greet(\"world\") << '\\n';\n}\n",
         ),
-        ("helper.hpp", "#pragma once\n#include <string>\n\nstd::string greet(const std::string &name);\n"),
+        (
+            "helper.hpp",
+            "#pragma once\n#include <string>\n\nstd::string greet(const std::string &name);\n",
+        ),
         (
             "helper.cpp",
             "#include \"helper.hpp\"\n\n\
@@ -344,7 +364,8 @@ const GO: Lang = Lang {
             \t\tn++\n\t\ts += x\n\t}\n\tfmt.Println(n, s)\n}\n",
     args: "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"strings\"\n)\n\nfunc main() {\n\
            \tfmt.Println(len(os.Args)-1, strings.Join(os.Args[1:], \"|\"))\n}\n",
-    exit: "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tfmt.Println(\"bye\")\n\tos.Exit(3)\n}\n",
+    exit:
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tfmt.Println(\"bye\")\n\tos.Exit(3)\n}\n",
     runtime_error: RuntimeError {
         code: "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tvar a []int\n\
                \tfmt.Println(\"before\")\n\tfmt.Println(a[len(os.Args)+4])\n}\n",
@@ -354,11 +375,23 @@ const GO: Lang = Lang {
         stdout: "before\n",
         stderr_contains: "panic: runtime error: index out of range [5] with length 0",
     },
-    compile_error: Some(("package main\n\nfunc main() {\n\tundefinedThing()\n}\n", "undefined: undefinedThing")),
-    unicode: ("main.go", "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"héllo ✓ 你好 🎉\")\n}\n"),
+    compile_error: Some((
+        "package main\n\nfunc main() {\n\tundefinedThing()\n}\n",
+        "undefined: undefinedThing",
+    )),
+    unicode: (
+        "main.go",
+        "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"héllo ✓ 你好 🎉\")\n}\n",
+    ),
     two_files: &[
-        ("main.go", "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(greet(\"world\"))\n}\n"),
-        ("helper.go", "package main\n\nfunc greet(name string) string {\n\treturn \"hello, \" + name + \" from helper\"\n}\n"),
+        (
+            "main.go",
+            "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(greet(\"world\"))\n}\n",
+        ),
+        (
+            "helper.go",
+            "package main\n\nfunc greet(name string) string {\n\treturn \"hello, \" + name + \" from helper\"\n}\n",
+        ),
     ],
     cpu_loop: "package main\n\nfunc main() {\n\tn := 0\n\tfor {\n\t\tn++\n\t}\n}\n",
     memory_bomb: "package main\n\nfunc main() {\n\tvar keep [][]byte\n\tfor {\n\t\tb := make([]byte, 8<<20)\n\
@@ -432,7 +465,8 @@ const PHP: Lang = Lang {
     args: "<?php\n$args = array_slice($argv, 1);\necho count($args), ' ', implode('|', $args), \"\\n\";\n",
     exit: "<?php\necho \"bye\\n\";\nexit(3);\n",
     runtime_error: RuntimeError {
-        code: "<?php\nfunction fail() {\n    throw new RuntimeException('boom-42');\n}\n\necho \"before\\n\";\nfail();\n",
+        code:
+            "<?php\nfunction fail() {\n    throw new RuntimeException('boom-42');\n}\n\necho \"before\\n\";\nfail();\n",
         status: ExecStatus::ExitedNonzero,
         exit_code: Some(255),
         signal: None,
@@ -442,8 +476,14 @@ const PHP: Lang = Lang {
     compile_error: None,
     unicode: ("main.php", "<?php\necho \"héllo ✓ 你好 🎉\\n\";\n"),
     two_files: &[
-        ("main.php", "<?php\nrequire __DIR__ . '/helper.php';\n\necho greet('world'), \"\\n\";\n"),
-        ("helper.php", "<?php\nfunction greet(string $name): string {\n    return \"hello, $name from helper\";\n}\n"),
+        (
+            "main.php",
+            "<?php\nrequire __DIR__ . '/helper.php';\n\necho greet('world'), \"\\n\";\n",
+        ),
+        (
+            "helper.php",
+            "<?php\nfunction greet(string $name): string {\n    return \"hello, $name from helper\";\n}\n",
+        ),
     ],
     cpu_loop: "<?php\nwhile (true) {\n}\n",
     // Without PHP's own memory_limit, so that the sandbox's is the one hit.
@@ -537,7 +577,7 @@ const SQL: Lang = Lang {
     alias: "sqlite",
     hello: "SELECT 'Hello, World!';\n",
     // sqlite3 runs the file with -init and never reads stdin itself; `.import` from a command (`|cat`) reads the
-    // program's stdin. (`readfile('/dev/stdin')` would be more natural, but see `sql_reads_stdin_by_path` below.)
+    // program's stdin. (`readfile('/dev/stdin')` would be more natural, but see `stdin_and_stdout_open_by_path`.)
     stdin: "CREATE TABLE nums(v INTEGER);\n.import '|cat' nums\nSELECT count(*) || ' ' || sum(v) FROM nums;\n",
     // sqlite3 takes no program arguments: its run argv has no {args}. No `args` test for SQL.
     args: "",
@@ -554,8 +594,14 @@ const SQL: Lang = Lang {
     unicode: ("main.sql", "SELECT 'héllo ✓ 你好 🎉';\n"),
     // `.read` runs the second file (relative to the working directory, /workspace), then the entry uses its table.
     two_files: &[
-        ("main.sql", ".read helper.sql\nSELECT greeting || ', ' || name || ' from helper' FROM people;\n"),
-        ("helper.sql", "CREATE TABLE people(greeting TEXT, name TEXT);\nINSERT INTO people VALUES ('hello', 'world');\n"),
+        (
+            "main.sql",
+            ".read helper.sql\nSELECT greeting || ', ' || name || ' from helper' FROM people;\n",
+        ),
+        (
+            "helper.sql",
+            "CREATE TABLE people(greeting TEXT, name TEXT);\nINSERT INTO people VALUES ('hello', 'world');\n",
+        ),
     ],
     cpu_loop: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\n",
     // An ever longer string: 2 KiB of hex per row, concatenated without end.
@@ -564,7 +610,23 @@ const SQL: Lang = Lang {
 };
 
 /// Every language of the table, to check it against the catalogue.
-const ALL: &[&Lang] = &[&PYTHON, &JAVASCRIPT, &TYPESCRIPT, &BASH, &C, &CPP, &JAVA, &GO, &RUST, &RUBY, &PHP, &R, &PERL, &LUA, &SQL];
+const ALL: &[&Lang] = &[
+    &PYTHON,
+    &JAVASCRIPT,
+    &TYPESCRIPT,
+    &BASH,
+    &C,
+    &CPP,
+    &JAVA,
+    &GO,
+    &RUST,
+    &RUBY,
+    &PHP,
+    &R,
+    &PERL,
+    &LUA,
+    &SQL,
+];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers.
@@ -577,7 +639,8 @@ fn catalogue() -> &'static Catalogue {
     })
 }
 
-/// Whether `lang`'s runtime is installed. When it is not: under `CI` the test fails, elsewhere it is skipped.
+/// Whether `lang`'s runtime is installed. When it is not: under `CI` (or `RUNBOX_REQUIRE_RUNTIMES=1`) the test
+/// fails, elsewhere it is skipped with a message.
 fn available(lang: &Lang) -> bool {
     static FOUND: OnceLock<BTreeMap<String, Availability>> = OnceLock::new();
     let found = FOUND.get_or_init(|| discovery::discover(catalogue()));
@@ -588,21 +651,35 @@ fn available(lang: &Lang) -> bool {
         return true;
     }
     let why = availability.reason.as_deref().unwrap_or("no reason given");
-    if std::env::var_os("CI").is_some() {
-        panic!("the {} runtime is missing on this CI host ({why}); install it with scripts/install-runtimes.sh", lang.id);
+    // CI sets `CI`; scripts/test.sh sets RUNBOX_REQUIRE_RUNTIMES=1 (as the runbox-lang discovery test reads it).
+    if std::env::var_os("CI").is_some() || std::env::var("RUNBOX_REQUIRE_RUNTIMES").as_deref() == Ok("1") {
+        panic!(
+            "the {} runtime is missing on this CI host ({why}); install it with scripts/install-runtimes.sh",
+            lang.id
+        );
     }
     eprintln!("SKIPPED: the {} runtime is not installed ({why})", lang.id);
     false
 }
 
 fn is_compiled(lang: &Lang) -> bool {
-    catalogue().get(lang.id).unwrap_or_else(|| panic!("{} is not in the catalogue", lang.id)).is_compiled()
+    catalogue()
+        .get(lang.id)
+        .unwrap_or_else(|| panic!("{} is not in the catalogue", lang.id))
+        .is_compiled()
 }
 
 /// Runs `code` as the entry file of `lang` (by id) with extra flags, stdin and arguments.
 fn run_code(lang: &Lang, code: &str, flags: &[&str], stdin: Option<&str>, args: &[&str]) -> Execution {
-    Submission { lang: Some(lang.id), code: Some(code), flags, stdin: stdin.map(str::as_bytes), args, ..Default::default() }
-        .execute()
+    Submission {
+        lang: Some(lang.id),
+        code: Some(code),
+        flags,
+        stdin: stdin.map(str::as_bytes),
+        args,
+        ..Default::default()
+    }
+    .execute()
 }
 
 /// Checks what every execution of `lang` must be: its language, and a compile stage exactly for compiled
@@ -611,20 +688,37 @@ fn run_code(lang: &Lang, code: &str, flags: &[&str], stdin: Option<&str>, args: 
 fn assert_shape(lang: &Lang, out: &Execution) {
     assert_eq!(out.language, lang.id, "{out:#?}");
     if !is_compiled(lang) {
-        assert!(out.compile.is_none() && out.run.is_none(), "an interpreted language has no stages: {out:#?}");
+        assert!(
+            out.compile.is_none() && out.run.is_none(),
+            "an interpreted language has no stages: {out:#?}"
+        );
         return;
     }
-    let compile = out.compile.as_ref().unwrap_or_else(|| panic!("no compile stage: {out:#?}"));
+    let compile = out
+        .compile
+        .as_ref()
+        .unwrap_or_else(|| panic!("no compile stage: {out:#?}"));
     if out.status == ExecStatus::CompileError {
         assert!(out.run.is_none(), "the run stage ran after a compile error: {out:#?}");
         assert!(!matches!(compile.status, Status::Ok), "{out:#?}");
-        assert_eq!((&out.stdout, &out.stderr), (&compile.stdout, &compile.stderr), "{out:#?}");
+        assert_eq!(
+            (&out.stdout, &out.stderr),
+            (&compile.stdout, &compile.stderr),
+            "{out:#?}"
+        );
         return;
     }
     assert_eq!(compile.status, Status::Ok, "compile stage failed: {out:#?}");
     let run = out.run.as_ref().unwrap_or_else(|| panic!("no run stage: {out:#?}"));
-    assert!(out.status.is(run.status), "top-level status is not the run stage's: {out:#?}");
-    assert_eq!((&out.stdout, &out.stderr, out.exit_code), (&run.stdout, &run.stderr, run.exit_code), "{out:#?}");
+    assert!(
+        out.status.is(run.status),
+        "top-level status is not the run stage's: {out:#?}"
+    );
+    assert_eq!(
+        (&out.stdout, &out.stderr, out.exit_code),
+        (&run.stdout, &run.stderr, run.exit_code),
+        "{out:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -639,7 +733,10 @@ fn hello_world_prints_exactly(lang: &Lang) {
     assert_shape(lang, &out);
     assert_eq!(out.stdout, HELLO_OUT, "{out:#?}");
     assert_eq!(out.exit_code, Some(0));
-    assert!(out.version.as_deref().is_some_and(|v| !v.is_empty()), "no version: {out:#?}");
+    assert!(
+        out.version.as_deref().is_some_and(|v| !v.is_empty()),
+        "no version: {out:#?}"
+    );
 }
 
 fn reads_stdin(lang: &Lang) {
@@ -675,7 +772,11 @@ fn nonzero_exit_code_is_reported(lang: &Lang) {
     let out = run_code(lang, lang.exit, &[], None, &[]);
     assert_exec_status(&out, ExecStatus::ExitedNonzero);
     assert_shape(lang, &out);
-    assert_eq!((out.stdout.as_str(), out.exit_code, out.signal), (EXIT_OUT, Some(3), None), "{out:#?}");
+    assert_eq!(
+        (out.stdout.as_str(), out.exit_code, out.signal),
+        (EXIT_OUT, Some(3), None),
+        "{out:#?}"
+    );
 }
 
 fn runtime_error_is_reported_on_stderr(lang: &Lang) {
@@ -688,14 +789,20 @@ fn runtime_error_is_reported_on_stderr(lang: &Lang) {
     assert_shape(lang, &out);
     assert_eq!((out.exit_code, out.signal), (e.exit_code, e.signal), "{out:#?}");
     assert_eq!(out.stdout, e.stdout, "{out:#?}");
-    assert!(out.stderr.contains(e.stderr_contains), "stderr lacks {:?}: {out:#?}", e.stderr_contains);
+    assert!(
+        out.stderr.contains(e.stderr_contains),
+        "stderr lacks {:?}: {out:#?}",
+        e.stderr_contains
+    );
 }
 
 fn compile_error_is_reported_without_run_stage(lang: &Lang) {
     if !available(lang) {
         return;
     }
-    let (code, message) = lang.compile_error.expect("a compiled language has a compile-error snippet");
+    let (code, message) = lang
+        .compile_error
+        .expect("a compiled language has a compile-error snippet");
     let out = run_code(lang, code, &[], None, &[]);
     assert_exec_status(&out, ExecStatus::CompileError);
     assert_shape(lang, &out);
@@ -712,7 +819,11 @@ fn prints_unicode(lang: &Lang) {
         return;
     }
     // No --lang: the entry file's extension says the language.
-    let out = Submission { files: &[lang.unicode], ..Default::default() }.execute();
+    let out = Submission {
+        files: &[lang.unicode],
+        ..Default::default()
+    }
+    .execute();
     assert_exec_status(&out, ExecStatus::Ok);
     assert_shape(lang, &out);
     assert_eq!(out.stdout, UNICODE_OUT, "{out:#?}");
@@ -722,7 +833,12 @@ fn two_file_program_runs(lang: &Lang) {
     if !available(lang) {
         return;
     }
-    let out = Submission { lang: Some(lang.id), files: lang.two_files, ..Default::default() }.execute();
+    let out = Submission {
+        lang: Some(lang.id),
+        files: lang.two_files,
+        ..Default::default()
+    }
+    .execute();
     assert_exec_status(&out, ExecStatus::Ok);
     assert_shape(lang, &out);
     assert_eq!(out.stdout, TWO_FILES_OUT, "{out:#?}");
@@ -734,7 +850,10 @@ fn infinite_loop_is_stopped_by_the_time_limit(lang: &Lang) {
     }
     let started = std::time::Instant::now();
     let out = run_code(lang, lang.cpu_loop, &["--timeout-ms", LOOP_TIMEOUT_MS], None, &[]);
-    assert!(matches!(out.status, ExecStatus::Timeout | ExecStatus::CpuLimit), "not stopped by a time limit: {out:#?}");
+    assert!(
+        matches!(out.status, ExecStatus::Timeout | ExecStatus::CpuLimit),
+        "not stopped by a time limit: {out:#?}"
+    );
     assert_shape(lang, &out);
     assert!(out.wall_ms < 5_000, "{out:#?}");
     assert!(started.elapsed().as_secs() < 60);
@@ -744,10 +863,17 @@ fn memory_bomb_is_memory_limit(lang: &Lang) {
     if !available(lang) {
         return;
     }
-    let out = run_code(lang, lang.memory_bomb, &["--memory-mb", BOMB_MEMORY_MB, "--timeout-ms", "20000"], None, &[]);
+    let out = run_code(
+        lang,
+        lang.memory_bomb,
+        &["--memory-mb", BOMB_MEMORY_MB, "--timeout-ms", "20000"],
+        None,
+        &[],
+    );
     assert_exec_status(&out, ExecStatus::MemoryLimit);
     assert_shape(lang, &out);
-    let limit: u64 = BOMB_MEMORY_MB.parse::<u64>().unwrap() << 20;
+    // The cgroup's recorded peak may pass its limit by a few pages (charges are batched).
+    let limit: u64 = (BOMB_MEMORY_MB.parse::<u64>().unwrap() + 2) << 20;
     assert!(out.memory_peak_bytes.is_some_and(|peak| peak <= limit), "{out:#?}");
 }
 
@@ -811,16 +937,20 @@ language_tests!(interpreted r, R);
 language_tests!(interpreted perl, PERL);
 language_tests!(interpreted lua, LUA);
 // No `receives_command_line_args`: sqlite3's run argv has no {args}, SQL has no use for them.
-language_tests!(sql, SQL, [
-    hello_world_prints_exactly,
-    reads_stdin,
-    nonzero_exit_code_is_reported,
-    runtime_error_is_reported_on_stderr,
-    prints_unicode,
-    two_file_program_runs,
-    infinite_loop_is_stopped_by_the_time_limit,
-    memory_bomb_is_memory_limit,
-]);
+language_tests!(
+    sql,
+    SQL,
+    [
+        hello_world_prints_exactly,
+        reads_stdin,
+        nonzero_exit_code_is_reported,
+        runtime_error_is_reported_on_stderr,
+        prints_unicode,
+        two_file_program_runs,
+        infinite_loop_is_stopped_by_the_time_limit,
+        memory_bomb_is_memory_limit,
+    ]
+);
 
 #[test]
 fn every_catalogue_language_is_covered_and_every_compiled_one_has_a_compile_error_case() {
@@ -831,7 +961,9 @@ fn every_catalogue_language_is_covered_and_every_compiled_one_has_a_compile_erro
     assert_eq!(ours, theirs);
     for lang in ALL {
         assert_eq!(is_compiled(lang), lang.compile_error.is_some(), "{}", lang.id);
-        let alias = catalogue().get(lang.alias).unwrap_or_else(|| panic!("unknown alias {}", lang.alias));
+        let alias = catalogue()
+            .get(lang.alias)
+            .unwrap_or_else(|| panic!("unknown alias {}", lang.alias));
         assert_eq!(alias.id(), lang.id);
     }
 }
@@ -844,7 +976,13 @@ fn tmp_starts_empty_in_every_run() {
     if !available(&BASH) {
         return;
     }
-    let first = run_code(&BASH, "ls -A /tmp; echo left > /tmp/marker; mkdir /tmp/gocache", &[], None, &[]);
+    let first = run_code(
+        &BASH,
+        "ls -A /tmp; echo left > /tmp/marker; mkdir /tmp/gocache",
+        &[],
+        None,
+        &[],
+    );
     assert_exec_status(&first, ExecStatus::Ok);
     assert_eq!(first.stdout, "", "{first:#?}");
     let second = run_code(&BASH, "ls -A /tmp", &[], None, &[]);
@@ -874,4 +1012,31 @@ fn go_build_cache_does_not_leak_between_runs() {
     let after = run_code(&BASH, "ls -A /tmp", &[], None, &[]);
     assert_exec_status(&after, ExecStatus::Ok);
     assert_eq!(after.stdout, "", "a later run sees another run's /tmp: {after:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Known sandbox bug, kept as an ignored test until it is fixed.
+
+/// `cat /dev/stdin`, `fs.readFileSync('/dev/stdin')`, sqlite's `readfile('/dev/stdin')`, `echo x > /dev/stderr`:
+/// the program's stdio pipes are created outside the user namespace, so inside it they belong to the overflow uid
+/// 65534 with mode 0600, and reopening them through /proc/self/fd (which /dev/std* point at) fails with EACCES.
+#[test]
+#[ignore = "sandbox bug: the stdio pipes belong to an unmapped uid, so /dev/stdin, /dev/stdout, /dev/stderr fail"]
+fn stdin_and_stdout_open_by_path() {
+    if !available(&BASH) {
+        return;
+    }
+    let out = run_code(
+        &BASH,
+        "cat /dev/stdin; echo out > /dev/stdout; echo err > /dev/stderr",
+        &[],
+        Some("in\n"),
+        &[],
+    );
+    assert_exec_status(&out, ExecStatus::Ok);
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("in\nout\n", "err\n"),
+        "{out:#?}"
+    );
 }

@@ -1,0 +1,156 @@
+//! Request bodies of the API and their translation into engine requests. Responses are the engine's types.
+
+use std::collections::BTreeMap;
+
+use runbox_engine::{ExecuteRequest, LimitOverrides, SourceFile, TestCase};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+fn default_language() -> String {
+    "python".into()
+}
+
+/// A request to run code once.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteBody {
+    /// Language id or alias (`GET /languages`). A first line `%%bash` or `%%javascript` in `code` selects the
+    /// language too.
+    #[serde(default = "default_language")]
+    #[schema(example = "python")]
+    pub language: String,
+    /// Code of the entry file. `command` is accepted as an alias.
+    #[serde(default, alias = "command")]
+    #[schema(example = "print('hello')")]
+    pub code: Option<String>,
+    /// Further files (or all of them, without `code`).
+    #[serde(default)]
+    pub files: Vec<SourceFile>,
+    /// Which file to run; defaults to the code's file, else the first file.
+    #[serde(default)]
+    pub entry: Option<String>,
+    /// Text given to the program on stdin.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Wall time limit in milliseconds (shorthand for `limits.timeout_ms`).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    /// Judge mode: compile once, run once per case, give a verdict per case.
+    #[serde(default)]
+    pub tests: Vec<TestCase>,
+    /// Async executions only: receives the finished record by POST.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// Languages a notebook cell magic selects.
+fn magic_language(magic: &str) -> Option<&'static str> {
+    match magic {
+        "bash" | "sh" | "script bash" => Some("bash"),
+        "javascript" | "js" | "node" => Some("javascript"),
+        "python" | "python3" => Some("python"),
+        "typescript" | "ts" => Some("typescript"),
+        _ => None,
+    }
+}
+
+impl ExecuteBody {
+    /// The engine request this body asks for.
+    pub fn into_request(self) -> Result<ExecuteRequest, ApiError> {
+        let mut language = self.language;
+        let mut code = self.code;
+        if let Some(c) = &code {
+            if let Some(rest) = c.strip_prefix("%%") {
+                let (first, body) = rest.split_once('\n').unwrap_or((rest, ""));
+                let magic = first.trim();
+                let lang = magic_language(magic)
+                    .ok_or_else(|| ApiError::invalid_field("code", format!("unknown cell magic %%{magic}")))?;
+                language = lang.to_string();
+                code = Some(body.to_string());
+            }
+        }
+        let mut limits = self.limits;
+        if self.timeout_ms.is_some() {
+            limits.timeout_ms = self.timeout_ms;
+        }
+        Ok(ExecuteRequest {
+            language,
+            code,
+            files: self.files,
+            entry: self.entry,
+            stdin: self.stdin.unwrap_or_default().into_bytes(),
+            args: self.args,
+            env: self.env,
+            limits,
+            tests: self.tests,
+        })
+    }
+}
+
+/// Body of the Jupyter-server-style compatibility route.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct InterpreterBody {
+    pub code: String,
+    /// Seconds.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    #[serde(default)]
+    pub envs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InterpreterError {
+    pub name: String,
+    pub value: String,
+    pub traceback: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InterpreterResponse {
+    /// `ok`, `error`, `interrupted` or `exit`.
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(rename = "sessionId")]
+    pub session_id: Option<String>,
+    pub error: Option<InterpreterError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> ExecuteBody {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn language_defaults_to_python_and_command_is_an_alias() {
+        let r = body(r#"{"command": "print(1)"}"#).into_request().unwrap();
+        assert_eq!((r.language.as_str(), r.code.as_deref()), ("python", Some("print(1)")));
+    }
+
+    #[test]
+    fn cell_magics_select_the_language() {
+        let r = body(r#"{"code": "%%bash\necho hi"}"#).into_request().unwrap();
+        assert_eq!((r.language.as_str(), r.code.as_deref()), ("bash", Some("echo hi")));
+        let r = body(r#"{"code": "%%javascript\nconsole.log(1)"}"#)
+            .into_request()
+            .unwrap();
+        assert_eq!(r.language, "javascript");
+        assert!(body(r#"{"code": "%%fortran\nx"}"#).into_request().is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<ExecuteBody>(r#"{"code": "1", "langauge": "py"}"#).is_err());
+    }
+}

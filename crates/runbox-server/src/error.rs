@@ -1,0 +1,132 @@
+//! The one error type of the API. Every failure becomes JSON `{code, message, details?}` with the right status;
+//! 5xx details are logged, never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use runbox_engine::EngineError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code (`invalid_field`, `unauthorized`, `rate_limited`, ...).
+    pub code: String,
+    /// What went wrong, for humans.
+    pub message: String,
+    /// Extra structured detail, e.g. `{"field": "limits.memory_mb"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after_s: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", message)
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {message}"),
+        )
+        .with_details(serde_json::json!({ "field": field }))
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)",
+        )
+    }
+
+    pub fn rate_limited(code: &'static str, message: impl Into<String>, retry_after_s: u64) -> ApiError {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        e.retry_after_s = Some(retry_after_s.max(1));
+        e
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        e.retry_after_s = Some(1);
+        e
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %message, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match &e {
+            EngineError::InvalidField { field, message } => ApiError::invalid_field(field, message.clone()),
+            EngineError::UnknownLanguage(name) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_language",
+                format!("unknown language {name:?}; GET /languages lists them"),
+            )
+            .with_details(serde_json::json!({ "field": "language" })),
+            EngineError::LanguageUnavailable { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "language_unavailable", e.to_string())
+                    .with_details(serde_json::json!({ "field": "language" }))
+            }
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+            details: self.details,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,112 @@
+//! Compatibility with clients written for other code interpreters: `POST /process/interpreter/execute` answers in
+//! the shape of a Jupyter-style interpreter endpoint, running a fresh Python interpreter per call.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+
+use runbox_engine::{ExecuteRequest, ExecutionResult, ExecutionStatus, LimitOverrides};
+
+use crate::api::{InterpreterBody, InterpreterError, InterpreterResponse};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::handlers::execute::{admit, run_admitted};
+use crate::state::AppState;
+
+/// `NameError: name 'x' is not defined` → (NameError, name 'x' is not defined), from the last line of a traceback.
+fn python_error(stderr: &str) -> Option<InterpreterError> {
+    if !stderr.contains("Traceback (most recent call last)") && !stderr.contains("SyntaxError") {
+        return None;
+    }
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty())?;
+    let (name, value) = match last.split_once(": ") {
+        Some((n, v)) if !n.contains(' ') => (n.to_string(), v.to_string()),
+        _ => (last.trim().to_string(), String::new()),
+    };
+    Some(InterpreterError {
+        name,
+        value,
+        traceback: stderr.to_string(),
+    })
+}
+
+pub fn to_interpreter_response(r: ExecutionResult) -> InterpreterResponse {
+    let error = if r.status == ExecutionStatus::Ok {
+        None
+    } else {
+        python_error(&r.stderr)
+    };
+    let status = match r.status {
+        ExecutionStatus::Ok => "ok",
+        ExecutionStatus::Timeout | ExecutionStatus::CpuLimit | ExecutionStatus::Killed => "interrupted",
+        _ if error.is_some() => "error",
+        ExecutionStatus::ExitedNonzero => "exit",
+        _ => "error",
+    };
+    let error = error.or_else(|| {
+        (status == "error").then(|| InterpreterError {
+            name: r.status.as_str().to_string(),
+            value: r.message.clone().unwrap_or_default(),
+            traceback: String::new(),
+        })
+    });
+    InterpreterResponse {
+        status: status.into(),
+        stdout: r.stdout,
+        stderr: r.stderr,
+        session_id: None,
+        error,
+    }
+}
+
+/// Run Python in a fresh interpreter (compatibility route).
+#[utoipa::path(post, path = "/process/interpreter/execute", operation_id = "interpreterExecute", tag = "compat",
+    request_body = InterpreterBody,
+    responses((status = 200, body = InterpreterResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn interpreter_execute(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<InterpreterBody>,
+) -> ApiResult<Json<InterpreterResponse>> {
+    let timeout_ms = match body.timeout {
+        Some(t) if !(t > 0.0 && t.is_finite()) => {
+            return Err(ApiError::invalid_field("timeout", "must be positive seconds"))
+        }
+        Some(t) => Some((t * 1000.0).ceil() as u64),
+        None => None,
+    };
+    let req = ExecuteRequest {
+        language: "python".into(),
+        code: Some(body.code),
+        env: body.envs,
+        limits: LimitOverrides {
+            timeout_ms,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let permit = admit(&state, &caller, &req).await?;
+    let result = run_admitted(&state, permit, req, None, |_| true).await?;
+    Ok(Json(to_interpreter_response(result)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_tracebacks_become_name_and_value() {
+        let e = python_error(
+            "Traceback (most recent call last):\n  File \"main.py\", line 1\nNameError: name 'x' is not defined\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.value.as_str()),
+            ("NameError", "name 'x' is not defined")
+        );
+        assert!(python_error("plain text").is_none());
+    }
+}

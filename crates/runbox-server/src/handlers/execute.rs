@@ -1,0 +1,91 @@
+//! `POST /execute`: run once and answer with the result.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::Json;
+
+use runbox_engine::{EngineError, ExecEvent, ExecuteRequest, ExecutionResult};
+
+use crate::api::ExecuteBody;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::{AppState, RunPermit};
+
+/// Checks a request as far as possible before it waits for a sandbox slot.
+pub fn precheck(state: &AppState, req: &ExecuteRequest) -> Result<(), ApiError> {
+    req.validate(&state.engine.config().caps)?;
+    let lang = state.engine.resolve(&req.language)?;
+    let availability = state.engine.availability(lang);
+    if !availability.available {
+        return Err(EngineError::LanguageUnavailable {
+            id: lang.id().into(),
+            reason: availability.reason.unwrap_or_default(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Prechecks a request and waits for a run slot for it.
+pub async fn admit(state: &Arc<AppState>, caller: &Caller, req: &ExecuteRequest) -> ApiResult<RunPermit> {
+    precheck(state, req)?;
+    state.acquire_run(caller.key).await
+}
+
+/// Runs an admitted request on a blocking thread, recording metrics. `on_event` returns false when nobody
+/// listens any more (a closed stream): the run is then cancelled.
+pub async fn run_admitted(
+    state: &Arc<AppState>,
+    permit: RunPermit,
+    req: ExecuteRequest,
+    stdin: Option<Box<dyn std::io::Read + Send>>,
+    mut on_event: impl FnMut(ExecEvent<'_>) -> bool + Send + 'static,
+) -> ApiResult<ExecutionResult> {
+    let started = Instant::now();
+    let engine = state.engine.clone();
+    let language = req.language.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let cancel = permit.cancel.clone();
+        let r = engine.execute(&req, stdin, &cancel, &mut |event| {
+            if !on_event(event) {
+                cancel.cancel();
+            }
+        });
+        drop(permit);
+        r
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let status = match &result {
+        Ok(r) => r.status.as_str(),
+        Err(e) => e.code(),
+    };
+    let lang = result.as_ref().map(|r| r.language.clone()).unwrap_or(language);
+    state
+        .metrics
+        .record_execution(&lang, status, started.elapsed().as_secs_f64());
+    Ok(result?)
+}
+
+/// Run code once, synchronously.
+#[utoipa::path(post, path = "/execute", operation_id = "execute", tag = "execution", request_body = ExecuteBody,
+    responses(
+        (status = 200, description = "The execution result (whatever the program did)", body = ExecutionResult),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn execute(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ExecuteBody>,
+) -> ApiResult<Json<ExecutionResult>> {
+    if body.callback_url.is_some() {
+        return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
+    }
+    let req = body.into_request()?;
+    let permit = admit(&state, &caller, &req).await?;
+    Ok(Json(run_admitted(&state, permit, req, None, |_| true).await?))
+}

@@ -1,0 +1,118 @@
+//! Async executions: `POST /executions` queues a request and answers 202 at once; the worker runs it; `GET`
+//! shows it, `DELETE` cancels it. Records belong to the key that created them: other keys get 404.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::api::ExecuteBody;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::handlers::execute::precheck;
+use crate::jobs::JobView;
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Submitted {
+    pub id: String,
+    /// Always `queued`.
+    pub status: String,
+    /// Where to poll: `/executions/{id}`.
+    pub location: String,
+}
+
+/// Validates a callback URL: http(s) only, and not a loopback or private address unless the operator allows it.
+pub fn check_callback_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::invalid_field("callback_url", e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::invalid_field("callback_url", "must be an http or https URL"));
+    }
+    let host = parsed.host_str().unwrap_or("");
+    if !allow_private && crate::worker::is_private_host(host) {
+        return Err(ApiError::invalid_field(
+            "callback_url",
+            "loopback and private addresses are refused (the operator can allow them with callback_allow_private)",
+        ));
+    }
+    Ok(())
+}
+
+/// Submit code to run asynchronously. Also at `POST /execute_async`.
+#[utoipa::path(post, path = "/executions", operation_id = "createExecution", tag = "executions",
+    request_body = ExecuteBody,
+    responses(
+        (status = 202, description = "Queued; poll the Location", body = Submitted,
+            headers(("Location" = String, description = "/executions/{id}"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ExecuteBody>,
+) -> ApiResult<impl IntoResponse> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::unavailable("draining", "the server is shutting down"));
+    }
+    if let Some(url) = &body.callback_url {
+        check_callback_url(url, state.config.callback_allow_private)?;
+    }
+    let callback = body.callback_url.clone();
+    let stored = serde_json::to_string(&body).map_err(ApiError::internal)?;
+    precheck(&state, &body.into_request()?)?;
+    if state.jobs.count("queued") >= state.config.max_queue as i64 {
+        state.metrics.record_rejection("overloaded");
+        return Err(ApiError::unavailable("overloaded", "the async queue is full"));
+    }
+    let id = state
+        .jobs
+        .insert(&caller.owner, &stored, callback.as_deref())
+        .map_err(ApiError::internal)?;
+    state.wake_worker();
+    let location = format!("/executions/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location.clone())],
+        Json(Submitted {
+            id,
+            status: "queued".into(),
+            location,
+        }),
+    ))
+}
+
+/// Status and, once done, the result of an async execution.
+#[utoipa::path(get, path = "/executions/{id}", operation_id = "getExecution", tag = "executions",
+    params(("id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let view = state.jobs.get(&id, &caller.owner).map_err(ApiError::internal)?;
+    view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
+}
+
+/// Cancel a queued or running async execution.
+#[utoipa::path(delete, path = "/executions/{id}", operation_id = "cancelExecution", tag = "executions",
+    params(("id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let before = state.jobs.cancel(&id, &caller.owner).map_err(ApiError::internal)?;
+    if before.is_none() {
+        return Err(ApiError::not_found("execution"));
+    }
+    state.cancel_job(&id);
+    let view = state.jobs.get(&id, &caller.owner).map_err(ApiError::internal)?;
+    view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
+}

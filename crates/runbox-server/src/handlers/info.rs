@@ -1,0 +1,120 @@
+//! What the server is and can do: `/`, `/health`, `/languages`, `/metrics`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use runbox_engine::CatalogueEntry;
+
+use crate::auth::Caller;
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiInfo {
+    pub name: String,
+    pub version: String,
+    pub docs: String,
+    pub openapi: String,
+    pub redoc: String,
+}
+
+/// API information and where its documentation lives.
+#[utoipa::path(get, path = "/", operation_id = "apiInfo", tag = "info", responses((status = 200, body = ApiInfo)))]
+pub async fn root(_caller: Caller) -> Json<ApiInfo> {
+    Json(ApiInfo {
+        name: "runbox".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        docs: "/docs".into(),
+        openapi: "/openapi.json".into(),
+        redoc: "/redoc".into(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LanguageCounts {
+    pub available: usize,
+    pub total: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run).
+    pub status: String,
+    pub version: String,
+    pub uptime_s: u64,
+    /// Protections every sandbox has in force, or why sandboxes cannot run.
+    #[schema(value_type = Object)]
+    pub sandbox: serde_json::Value,
+    /// Known only after the first language discovery, which starts with the server.
+    pub languages: Option<LanguageCounts>,
+    pub active_runs: i64,
+    pub queued: i64,
+}
+
+/// Liveness and readiness: version, uptime, sandbox protections in force, languages available. Needs no key.
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "info", responses((status = 200, body = Health)))]
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let sandbox = match &state.protections {
+        Ok(f) => serde_json::to_value(f).unwrap_or_default(),
+        Err(problem) => serde_json::json!({ "error": problem }),
+    };
+    let languages = state
+        .languages
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|l| LanguageCounts {
+            available: l.iter().filter(|e| e.available).count(),
+            total: l.len(),
+        });
+    let status = if state.draining.load(Ordering::Relaxed) {
+        "draining"
+    } else if state.protections.is_err() {
+        "degraded"
+    } else {
+        "ok"
+    };
+    Json(Health {
+        status: status.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: state.started.elapsed().as_secs(),
+        sandbox,
+        languages,
+        active_runs: state.metrics.active_runs.load(Ordering::Relaxed),
+        queued: state.metrics.queued.load(Ordering::Relaxed),
+    })
+}
+
+/// The language catalogue: id, name, aliases, version, availability, compiled, session support.
+#[utoipa::path(get, path = "/languages", operation_id = "listLanguages", tag = "info",
+    responses((status = 200, body = Vec<CatalogueEntry>), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn languages(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Vec<CatalogueEntry>> {
+    Json(state.languages().await)
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "info",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> impl IntoResponse {
+    let jobs_queued = state.jobs.count("queued");
+    let jobs_running = state.jobs.count("running");
+    let text = state.metrics.render(&[
+        (
+            "runbox_async_jobs_queued",
+            "Async executions waiting to run.",
+            jobs_queued,
+        ),
+        ("runbox_async_jobs_running", "Async executions running.", jobs_running),
+        ("runbox_sessions", "Open stateful sessions.", 0),
+    ]);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+}

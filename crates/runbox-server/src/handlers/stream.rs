@@ -1,0 +1,102 @@
+//! `POST /execute/stream`: the same request as `/execute`, answered with Server-Sent Events as things happen:
+//! `compile` (compiler output), `stdout`, `stderr`, `test_case` (judge verdicts), then one `result` (or `error`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::StreamExt;
+
+use runbox_engine::{ExecEvent, OutputStream, Stage};
+
+use crate::api::ExecuteBody;
+use crate::auth::Caller;
+use crate::chunk::Utf8Chunker;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
+use crate::handlers::execute::{admit, run_admitted};
+use crate::state::AppState;
+
+fn event(name: &str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event(name))
+}
+
+/// Turns engine events into SSE events, keeping UTF-8 characters whole per stream.
+#[derive(Default)]
+pub struct EventTranslator {
+    chunkers: [Utf8Chunker; 4],
+}
+
+impl EventTranslator {
+    pub fn translate(&mut self, ev: ExecEvent<'_>) -> Option<(String, serde_json::Value)> {
+        match ev {
+            ExecEvent::Output { stage, stream, data } => {
+                let (slot, name) = match (stage, stream) {
+                    (Stage::Compile, OutputStream::Stdout) => (0, "compile"),
+                    (Stage::Compile, OutputStream::Stderr) => (1, "compile"),
+                    (Stage::Run, OutputStream::Stdout) => (2, "stdout"),
+                    (Stage::Run, OutputStream::Stderr) => (3, "stderr"),
+                };
+                let chunk = self.chunkers[slot].push(data)?;
+                let mut value = serde_json::to_value(chunk).ok()?;
+                if name == "compile" {
+                    value["stream"] = serde_json::json!(if slot == 0 { "stdout" } else { "stderr" });
+                }
+                Some((name.to_string(), value))
+            }
+            ExecEvent::TestCase(case) => Some(("test_case".into(), serde_json::to_value(case).ok()?)),
+            ExecEvent::StageStarted(_) => None,
+        }
+    }
+}
+
+/// Run code once and stream its output as Server-Sent Events.
+#[utoipa::path(post, path = "/execute/stream", operation_id = "executeStream", tag = "execution",
+    request_body = ExecuteBody,
+    responses(
+        (status = 200, description = "text/event-stream of `compile`, `stdout`, `stderr`, `test_case` events with \
+            JSON data `{data, base64?}`, then one `result` event (the execution result) or `error` event",
+            content_type = "text/event-stream"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn execute_stream(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ExecuteBody>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    if body.callback_url.is_some() {
+        return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
+    }
+    let req = body.into_request()?;
+    let permit = admit(&state, &caller, &req).await?;
+    let (tx, rx) = mpsc::unbounded_channel::<Event>();
+    tokio::spawn(async move {
+        let events = tx.clone();
+        let mut translator = EventTranslator::default();
+        let result = run_admitted(&state, permit, req, None, move |ev| match translator.translate(ev) {
+            Some((name, data)) => events.send(event(&name, &data)).is_ok(),
+            None => !events.is_closed(),
+        })
+        .await;
+        let last = match result {
+            Ok(r) => event("result", &r),
+            Err(e) => event(
+                "error",
+                &ErrorBody {
+                    code: e.code.to_string(),
+                    message: e.message,
+                    details: e.details,
+                },
+            ),
+        };
+        let _ = tx.send(last);
+    });
+    Ok(Sse::new(UnboundedReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,136 @@
+//! runbox's HTTP API: a thin axum layer over `runbox-engine`. [`app`] builds the router for a state (tests call
+//! it without a socket); [`serve`] runs the real server with discovery, the async worker and graceful shutdown.
+
+pub mod api;
+pub mod auth;
+pub mod chunk;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod jobs;
+pub mod metrics;
+pub mod openapi;
+pub mod router;
+pub mod state;
+pub mod worker;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runbox_engine::{Engine, EngineConfig, Jail};
+use runbox_sandbox::{CgroupPreference, Degradation, HostPolicy};
+
+pub use config::ServerConfig;
+pub use state::AppState;
+
+/// The router over a state.
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    router::router(state)
+}
+
+/// The host policy a configuration asks for.
+pub fn policy(config: &ServerConfig) -> Result<HostPolicy, String> {
+    let mut policy = HostPolicy::default();
+    for d in &config.allow_degraded {
+        policy
+            .degraded
+            .insert(Degradation::parse(d).ok_or_else(|| format!("unknown degradation {d:?}"))?);
+    }
+    policy.cgroup = match config.cgroup.as_str() {
+        "auto" => CgroupPreference::Auto,
+        "v1" => CgroupPreference::V1,
+        "v2" => CgroupPreference::V2,
+        other => return Err(format!("unknown cgroup version {other:?}")),
+    };
+    Ok(policy)
+}
+
+/// Builds the state: engine, job store (under the data directory), sandbox protections.
+pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
+    let policy = policy(&config)?;
+    let protections = runbox_sandbox::probe::decide(&runbox_sandbox::probe::host(), &policy);
+    let engine = Engine::new(EngineConfig {
+        languages_dir: config.languages_dir.clone(),
+        data_dir: config.data_dir.clone(),
+        policy,
+        caps: config.limits.clone(),
+        jail,
+    })
+    .map_err(|e| e.to_string())?;
+    let jobs = jobs::JobStore::open(&config.data_dir.join("runbox.sqlite3")).map_err(|e| e.to_string())?;
+    let requeued = jobs.requeue_interrupted().map_err(|e| e.to_string())?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            "async executions interrupted by the last shutdown will run again"
+        );
+    }
+    Ok(Arc::new(AppState::new(Arc::new(engine), config, protections, jobs)))
+}
+
+/// Runs the server until SIGTERM or SIGINT, then drains: stops accepting, lets in-flight runs finish within the
+/// grace period, cancels the rest (their sandboxes are killed) and leaves queued async jobs in the database.
+pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(state.config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", state.config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    match &state.protections {
+        Ok(f) => tracing::info!(?f, "sandbox protections in force"),
+        Err(e) => tracing::error!(problem = %e, "sandboxes cannot run on this host: every execution will fail"),
+    }
+    if state.auth_required() {
+        tracing::info!(keys = state.keys.len(), "API keys required");
+    } else {
+        tracing::warn!("no API key configured: listening on loopback only, without authentication");
+    }
+    // Machine-readable line for scripts and tests that start the server on port 0.
+    println!("runbox listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+
+    let discovery = state.clone();
+    tokio::spawn(async move {
+        let langs = discovery.languages().await;
+        tracing::info!(
+            available = langs.iter().filter(|l| l.available).count(),
+            total = langs.len(),
+            "languages discovered"
+        );
+    });
+    tokio::spawn(worker::run(state.clone()));
+
+    let shutdown_state = state.clone();
+    axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight runs");
+            shutdown_state.draining.store(true, Ordering::Relaxed);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(shutdown_state.config.shutdown_grace_ms);
+            while shutdown_state.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            shutdown_state.cancel_all();
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    // Cancelled runs end within moments (the jail kills the sandbox on SIGTERM); wait for them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while state.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
+        state.cancel_all();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

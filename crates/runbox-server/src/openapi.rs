@@ -1,0 +1,64 @@
+//! The OpenAPI document, derived from the handlers' annotations. The committed `openapi.json` at the repository
+//! root is checked against it by a test, so generated clients never drift from the server.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::handlers;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "runbox",
+        description = "Fast, secure execution of untrusted code. With API keys configured, every route but /health \
+                       needs `Authorization: Bearer KEY` or `X-API-Key: KEY`. Errors are JSON `{code, message, details?}`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        handlers::info::root,
+        handlers::info::health,
+        handlers::info::languages,
+        handlers::info::metrics,
+        handlers::execute::execute,
+        handlers::stream::execute_stream,
+        handlers::executions::create,
+        handlers::executions::get,
+        handlers::executions::cancel,
+        handlers::ws::socket,
+        handlers::compat::interpreter_execute,
+        handlers::docs::openapi_json,
+        handlers::docs::redoc,
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("api_key" = [])),
+    tags(
+        (name = "execution", description = "Run code once"),
+        (name = "executions", description = "Asynchronous executions"),
+        (name = "info", description = "Server, languages, metrics and documentation"),
+        (name = "compat", description = "Routes shaped like other code interpreters' APIs"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document with the version of this build.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}

@@ -1,0 +1,120 @@
+//! Every route of the API in one place. [`ROUTES`] lists them for the test that checks each one is documented in
+//! the OpenAPI document (and vice versa).
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::handlers::{compat, docs, execute, executions, info, stream, ws};
+use crate::state::AppState;
+
+/// (method, path) of every route, as the OpenAPI document spells it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/health"),
+    ("get", "/languages"),
+    ("get", "/metrics"),
+    ("post", "/execute"),
+    ("post", "/execute/stream"),
+    ("post", "/executions"),
+    ("get", "/executions/{id}"),
+    ("delete", "/executions/{id}"),
+    ("get", "/ws"),
+    ("post", "/process/interpreter/execute"),
+    ("get", "/openapi.json"),
+    ("get", "/redoc"),
+];
+
+/// Routes served but not listed in the document: aliases and the Swagger UI's own files.
+pub const UNDOCUMENTED_ALIASES: &[(&str, &str)] = &[("post", "/execute_async"), ("get", "/docs")];
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let cors = cors_layer(&state.config.cors_origins);
+    let api = Router::new()
+        .route("/", get(info::root))
+        .route("/health", get(info::health))
+        .route("/languages", get(info::languages))
+        .route("/metrics", get(info::metrics))
+        .route("/execute", post(execute::execute))
+        .route("/execute/stream", post(stream::execute_stream))
+        .route("/executions", post(executions::create))
+        .route("/execute_async", post(executions::create))
+        .route("/executions/{id}", get(executions::get).delete(executions::cancel))
+        .route("/ws", get(ws::socket))
+        .route("/process/interpreter/execute", post(compat::interpreter_execute))
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/redoc", get(docs::redoc))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .with_state(state);
+    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
+    let mut app = api
+        .merge(swagger)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(request_id));
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                axum::http::header::CONTENT_TYPE,
+                axum::http::header::AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+            ]),
+    )
+}
+
+/// Gives every request an id (the caller's `X-Request-Id` when sane), logs it on every line of the request's
+/// span, and returns it in the response.
+async fn request_id(mut req: Request<axum::body::Body>, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(String::from)
+        .unwrap_or_else(|| crate::jobs::random_id("req_")[..20].to_string());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request done"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
