@@ -184,6 +184,7 @@ impl Engine {
             extra_paths: lang.sandbox_paths().to_vec(),
             limits,
             policy: self.config.policy.clone(),
+            session: false,
         };
         let version = availability.version.clone();
         let output_override = LimitOverrides {

@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod probe;
 pub mod protocol;
 pub mod seccomp;
+pub mod session;
 pub mod spec;
 pub mod workspace;
 
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 pub use outcome::{JailReport, Outcome, Status};
+pub use session::{SessionEvent, SessionProcess};
 pub use spec::{CgroupPreference, Degradation, HostPolicy, Limits, SandboxSpec};
 pub use workspace::Workspace;
 
@@ -189,6 +191,8 @@ impl Jail {
                     on_output(OutputStream::Stderr, &data);
                     stderr.extend_from_slice(&data);
                 }
+                // Only session-mode jails send worker frames; a plain run has no worker.
+                Ok(Some((FrameKind::Worker, _))) => {}
                 Ok(Some((FrameKind::Report, data))) => {
                     match serde_json::from_slice::<JailReport>(&data) {
                         Ok(r) => report = Some(r),

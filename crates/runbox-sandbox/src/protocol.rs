@@ -19,6 +19,8 @@ pub enum FrameKind {
     Stderr = 2,
     /// The final [`JailReport`](crate::JailReport) as JSON; nothing follows it.
     Report = 3,
+    /// Bytes a session worker wrote to its protocol descriptor (fd 4).
+    Worker = 4,
 }
 
 impl FrameKind {
@@ -27,6 +29,7 @@ impl FrameKind {
             1 => Some(FrameKind::Stdout),
             2 => Some(FrameKind::Stderr),
             3 => Some(FrameKind::Report),
+            4 => Some(FrameKind::Worker),
             _ => None,
         }
     }

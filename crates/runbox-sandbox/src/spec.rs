@@ -136,6 +136,11 @@ pub struct SandboxSpec {
     pub limits: Limits,
     #[serde(default)]
     pub policy: HostPolicy,
+    /// Session mode: the program is a long-lived language worker. The caller's byte stream goes to the program's
+    /// fd 3 (its stdin is /dev/null), whatever the program writes to fd 4 comes back as worker frames, and
+    /// SIGUSR1 to the jail interrupts the program (SIGINT) instead of ending the run.
+    #[serde(default)]
+    pub session: bool,
 }
 
 impl SandboxSpec {

@@ -157,6 +157,7 @@ fn trial_run(policy: &runbox_sandbox::HostPolicy) -> Result<(), String> {
             ..Limits::default()
         },
         policy: policy.clone(),
+        session: false,
     };
     let outcome = jail.run(&spec, None, &mut |_, _| {}).map_err(|e| e.to_string())?;
     match outcome.status {

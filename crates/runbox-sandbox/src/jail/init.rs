@@ -29,6 +29,8 @@ pub struct InitContext<'a> {
     pub stdin_r: RawFd,
     pub stdout_w: RawFd,
     pub stderr_w: RawFd,
+    /// Session mode: the worker's reply pipe, placed at fd 4 (and `stdin_r` goes to fd 3).
+    pub worker_w: Option<RawFd>,
     /// The supervisor's own descriptors, which PID 1 must not keep.
     pub supervisor_fds: Vec<RawFd>,
     pub seccomp: Option<&'a CompiledFilter>,
@@ -176,27 +178,24 @@ fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64, what: &
 
 /// The program's process: final restrictions, then execve. Never returns.
 fn exec_program(ctx: &InitContext<'_>) -> ! {
+    // The report pipe moves above the descriptors the program gets, so placing them cannot clobber it.
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own to the lowest free number >= 16.
+    let report_w = unsafe { libc::fcntl(ctx.report_w, libc::F_DUPFD_CLOEXEC, 16) };
+    let report_w = if report_w < 0 { ctx.report_w } else { report_w };
     let fail = |message: String| -> ! {
-        report(ctx.report_w, &format!("error {message}"));
+        report(report_w, &format!("error {message}"));
         exit(127)
     };
-    // SAFETY: signal-mask and disposition changes on this single-threaded child; dup2/close on its descriptors.
+    // SAFETY: signal-mask and disposition changes on this single-threaded child.
     unsafe {
         let empty: libc::sigset_t = std::mem::zeroed();
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         // The jail ignores SIGPIPE; programs expect the default.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(libc::SIGINT, libc::SIG_DFL);
-        for (from, to) in [(ctx.stdin_r, 0), (ctx.stdout_w, 1), (ctx.stderr_w, 2)] {
-            if libc::dup2(from, to) < 0 {
-                fail(format!("dup2: {}", std::io::Error::last_os_error()));
-            }
-        }
-        for fd in [ctx.stdin_r, ctx.stdout_w, ctx.stderr_w] {
-            if fd > 2 {
-                libc::close(fd);
-            }
-        }
+    }
+    if let Err(e) = place_descriptors(ctx) {
+        fail(e);
     }
     if let Err(e) = std::env::set_current_dir("/workspace") {
         fail(format!("chdir /workspace: {e}"));
@@ -228,15 +227,47 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
             ctx.argv[0].to_string_lossy()
         ))
     };
-    // Every descriptor but stdio closes on exec; the report pipe stays usable until then.
+    // Every descriptor but the program's own closes on exec; the report pipe stays usable until then.
+    let first_private = if ctx.worker_w.is_some() { 5u32 } else { 3u32 };
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on this process's descriptors.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe { libc::syscall(libc::SYS_close_range, first_private, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     let error = nix::unistd::execve(&program, &ctx.argv, &ctx.envp).unwrap_err();
     fail(format!(
         "cannot execute {}: {}",
         program.to_string_lossy(),
         error.desc()
     ))
+}
+
+/// Puts the program's descriptors in place: stdio, and in session mode the worker protocol on fds 3 and 4
+/// (with stdin from /dev/null). Sources are first moved above 16 so that no placement overwrites another source.
+fn place_descriptors(ctx: &InitContext<'_>) -> Result<(), String> {
+    let devnull = CString::new("/dev/null").expect("no NUL");
+    let mut plan: Vec<(RawFd, RawFd)> = vec![(ctx.stdout_w, 1), (ctx.stderr_w, 2)];
+    match ctx.worker_w {
+        Some(worker_w) => {
+            // SAFETY: opening /dev/null read-only; the descriptor is placed (and closed) below.
+            let null = unsafe { libc::open(devnull.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            check(null, "open /dev/null")?;
+            plan.extend([(null, 0), (ctx.stdin_r, 3), (worker_w, 4)]);
+        }
+        None => plan.push((ctx.stdin_r, 0)),
+    }
+    let mut moved = Vec::with_capacity(plan.len());
+    for (from, to) in plan {
+        // SAFETY: duplicating a descriptor we own.
+        let high = unsafe { libc::fcntl(from, libc::F_DUPFD_CLOEXEC, 16) };
+        check(high, "move a descriptor")?;
+        moved.push((high, to));
+    }
+    for (high, to) in moved {
+        // SAFETY: dup2 onto the target number (clearing close-on-exec there), then dropping the temporary.
+        unsafe {
+            check(libc::dup2(high, to), "dup2")?;
+            libc::close(high);
+        }
+    }
+    Ok(())
 }
 
 /// PID 1's life after the fork: forward interrupts, reap every child, and end the namespace with the program.
@@ -247,6 +278,9 @@ fn supervise_program(ctx: &InitContext<'_>, program: Pid) -> ! {
         libc::close(ctx.stdin_r);
         libc::close(ctx.stdout_w);
         libc::close(ctx.stderr_w);
+        if let Some(fd) = ctx.worker_w {
+            libc::close(fd);
+        }
     }
     report(ctx.report_w, "running");
     let mut waiting = SigSet::empty();

@@ -48,6 +48,8 @@ struct Live {
     stdout_r: Option<OwnedFd>,
     stderr_r: Option<OwnedFd>,
     report_r: Option<OwnedFd>,
+    /// Session mode: what the worker writes to its fd 4.
+    worker_r: Option<OwnedFd>,
     cgroup: Option<Cgroup>,
     /// Set once PID 1 has been waited for: its pid may then belong to someone else.
     reaped: bool,
@@ -96,9 +98,10 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let (stderr_r, stderr_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     let (sync_r, sync_w) = pipe()?;
+    let worker = if spec.session { Some(pipe()?) } else { None };
 
     let mut signals = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1] {
         signals.add(s);
     }
     signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
@@ -135,10 +138,12 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         stdin_r: stdin_r.as_raw_fd(),
         stdout_w: stdout_w.as_raw_fd(),
         stderr_w: stderr_w.as_raw_fd(),
+        worker_w: worker.as_ref().map(|(_, w)| w.as_raw_fd()),
         supervisor_fds: [&stdin_w, &stdout_r, &stderr_r, &report_r, &sync_w]
             .iter()
             .map(|fd| fd.as_raw_fd())
             .chain([sigfd.as_raw_fd()])
+            .chain(worker.as_ref().map(|(r, _)| r.as_raw_fd()))
             .collect(),
         seccomp: seccomp.as_ref(),
         landlock: in_force.landlock,
@@ -190,8 +195,14 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
     nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
     drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, sync_w, workspace));
+    let worker_r = worker.map(|(r, w)| {
+        drop(w);
+        r
+    });
 
-    fcntl(&stdin_w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| abort(format!("fcntl: {e}")))?;
+    for fd in [&stdin_w, &stdout_r, &stderr_r] {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| abort(format!("fcntl: {e}")))?;
+    }
     Ok(Live {
         pid1,
         pidfd,
@@ -200,6 +211,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         stdout_r: Some(stdout_r),
         stderr_r: Some(stderr_r),
         report_r: Some(report_r),
+        worker_r,
         cgroup,
         reaped: false,
     })
@@ -306,7 +318,10 @@ impl Live {
                 }
             }
             if pid1_status.is_some() {
-                let done = self.stdout_r.is_none() && self.stderr_r.is_none() && self.report_r.is_none();
+                let done = self.stdout_r.is_none()
+                    && self.stderr_r.is_none()
+                    && self.report_r.is_none()
+                    && self.worker_r.is_none();
                 if done || drain_deadline.is_some_and(|d| now >= d) {
                     break;
                 }
@@ -338,6 +353,7 @@ impl Live {
             let i_out = self.stdout_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
             let i_err = self.stderr_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
             let i_rep = self.report_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
+            let i_worker = self.worker_r.as_ref().map(|fd| push(fd.as_raw_fd(), libc::POLLIN));
             let i_in = (input_open && pending_stdin.len() < CHUNK).then(|| push(0, libc::POLLIN));
             let i_stdin_w = self
                 .stdin_w
@@ -353,8 +369,13 @@ impl Live {
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
 
             if ready(Some(i_sig)) {
-                let _ = self.sigfd.read_signal();
-                if stop.is_none() && pid1_status.is_none() {
+                let signal = self.sigfd.read_signal().ok().flatten().map(|s| s.ssi_signo as i32);
+                if signal == Some(libc::SIGUSR1) {
+                    // A session's interrupt: PID 1 forwards SIGINT to every process of the sandbox.
+                    if pid1_status.is_none() {
+                        let _ = kill(self.pid1, Signal::SIGINT);
+                    }
+                } else if stop.is_none() && pid1_status.is_none() {
                     stop = Some(StopReason::Cancelled);
                     self.kill_all();
                     killed = true;
@@ -392,43 +413,56 @@ impl Live {
                     }
                 }
             }
-            for (idx, which) in [(i_out, 0usize), (i_err, 1usize)] {
-                if !ready(idx) {
-                    continue;
+            // Output the worker produced before it wrote a message is forwarded first: the worker flushes its
+            // stdout and stderr before replying, so the reply never overtakes the output it concludes.
+            let worker_ready = ready(i_worker);
+            let (out_ready, err_ready) = (ready(i_out) || worker_ready, ready(i_err) || worker_ready);
+            for (ready_now, which) in [(out_ready, 0usize), (err_ready, 1usize)] {
+                // Normally one chunk per wake-up; before a worker message, everything buffered so far.
+                let mut more = ready_now;
+                while more {
+                    more = worker_ready;
+                    let slot = if which == 0 { &mut self.stdout_r } else { &mut self.stderr_r };
+                    let Some(fd) = slot.as_ref() else { break };
+                    let n = match read_chunk(fd, &mut buf) {
+                        Some(0) => {
+                            *slot = None;
+                            break;
+                        }
+                        Some(n) => n,
+                        None => break,
+                    };
+                    let stream = &mut streams[which];
+                    let room = limits.output_bytes.saturating_sub(stream.sent) as usize;
+                    let keep = n.min(room);
+                    if keep > 0 && !caller_gone {
+                        caller_gone = protocol::write_frame(out, stream.kind, &buf[..keep]).is_err();
+                        if caller_gone && stop.is_none() && pid1_status.is_none() {
+                            stop = Some(StopReason::Cancelled);
+                            self.kill_all();
+                            killed = true;
+                        }
+                    }
+                    stream.sent += keep as u64;
+                    if n > keep {
+                        stream.truncated = true;
+                        more = false;
+                        if stop.is_none() && pid1_status.is_none() {
+                            stop = Some(StopReason::OutputLimit);
+                            self.kill_all();
+                            killed = true;
+                        }
+                    }
                 }
-                let slot = if which == 0 {
-                    &mut self.stdout_r
-                } else {
-                    &mut self.stderr_r
-                };
-                let fd = slot.as_ref().expect("polled");
-                let n = match read_chunk(fd, &mut buf) {
-                    Some(0) => {
-                        *slot = None;
-                        continue;
+            }
+            if worker_ready {
+                let fd = self.worker_r.as_ref().expect("polled");
+                match read_chunk(fd, &mut buf) {
+                    Some(0) => self.worker_r = None,
+                    Some(n) if !caller_gone => {
+                        caller_gone = protocol::write_frame(out, FrameKind::Worker, &buf[..n]).is_err();
                     }
-                    Some(n) => n,
-                    None => continue,
-                };
-                let stream = &mut streams[which];
-                let room = limits.output_bytes.saturating_sub(stream.sent) as usize;
-                let keep = n.min(room);
-                if keep > 0 && !caller_gone {
-                    caller_gone = protocol::write_frame(out, stream.kind, &buf[..keep]).is_err();
-                    if caller_gone && stop.is_none() && pid1_status.is_none() {
-                        stop = Some(StopReason::Cancelled);
-                        self.kill_all();
-                        killed = true;
-                    }
-                }
-                stream.sent += keep as u64;
-                if n > keep {
-                    stream.truncated = true;
-                    if stop.is_none() && pid1_status.is_none() {
-                        stop = Some(StopReason::OutputLimit);
-                        self.kill_all();
-                        killed = true;
-                    }
+                    _ => {}
                 }
             }
             if ready(i_in) {

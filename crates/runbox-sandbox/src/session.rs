@@ -1,0 +1,154 @@
+//! A jail in session mode, kept running: the caller writes to the worker's fd 3, and a reader thread turns the
+//! jail's frames into [`SessionEvent`]s. Interrupts are SIGUSR1 to the jail; ending the session is SIGTERM.
+
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::protocol::{self, FrameKind};
+use crate::{Jail, JailReport, SandboxError, SandboxSpec};
+
+#[derive(Debug)]
+pub enum SessionEvent {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// Bytes the worker wrote to its protocol descriptor.
+    Worker(Vec<u8>),
+    /// The sandbox is gone; nothing follows.
+    Ended(Result<JailReport, String>),
+}
+
+pub struct SessionProcess {
+    child: Mutex<Child>,
+    pid: u32,
+    to_worker: Mutex<Option<ChildStdin>>,
+    events: Mutex<Receiver<SessionEvent>>,
+}
+
+impl Jail {
+    /// Starts `spec` (with `session` set) and returns at once; the worker boots inside.
+    pub fn spawn_session(&self, spec: &SandboxSpec) -> Result<SessionProcess, SandboxError> {
+        let mut spec = spec.clone();
+        spec.session = true;
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| SandboxError::Spawn { program: self.program.clone(), source })?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let spec_json = serde_json::to_vec(&spec).expect("a spec always serialises");
+        protocol::write_spec(&mut stdin, &spec_json).map_err(|e| SandboxError::Protocol(format!("send spec: {e}")))?;
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("runbox-session-reader".into())
+            .spawn(move || loop {
+                let event = match protocol::read_frame(&mut stdout) {
+                    Ok(Some((FrameKind::Stdout, d))) => SessionEvent::Stdout(d),
+                    Ok(Some((FrameKind::Stderr, d))) => SessionEvent::Stderr(d),
+                    Ok(Some((FrameKind::Worker, d))) => SessionEvent::Worker(d),
+                    Ok(Some((FrameKind::Report, d))) => {
+                        let r = serde_json::from_slice::<JailReport>(&d).map_err(|e| format!("invalid report: {e}"));
+                        let _ = tx.send(SessionEvent::Ended(r));
+                        return;
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(SessionEvent::Ended(Err("the jail ended without a report".into())));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(SessionEvent::Ended(Err(e.to_string())));
+                        return;
+                    }
+                };
+                if tx.send(event).is_err() {
+                    // Nobody listens: drain until the jail ends so it never blocks on a full pipe.
+                    let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+                    return;
+                }
+            })
+            .map_err(|e| SandboxError::Protocol(format!("start the reader thread: {e}")))?;
+        let pid = child.id();
+        Ok(SessionProcess {
+            child: Mutex::new(child),
+            pid,
+            to_worker: Mutex::new(Some(stdin)),
+            events: Mutex::new(rx),
+        })
+    }
+}
+
+impl SessionProcess {
+    /// Host pid of the jail process.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Writes bytes to the worker's fd 3.
+    pub fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut guard = self.to_worker.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(w) => w.write_all(bytes).and_then(|_| w.flush()),
+            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the session is closed")),
+        }
+    }
+
+    /// SIGINT to every process of the sandbox (through the jail's PID 1).
+    pub fn interrupt(&self) {
+        if !self.has_exited() {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGUSR1);
+        }
+    }
+
+    /// Ends the sandbox: the jail kills it and reports.
+    pub fn terminate(&self) {
+        if !self.has_exited() {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+        }
+    }
+
+    fn has_exited(&self) -> bool {
+        matches!(self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(Some(_)))
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<SessionEvent, RecvTimeoutError> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(timeout)
+    }
+
+    /// Resident memory of every process of the session (jail, PID 1, worker and children), from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![self.pid];
+        while let Some(pid) = stack.pop() {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")) {
+                    total += kb.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0) * 1024;
+                }
+            }
+            if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+                stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            }
+        }
+        total
+    }
+}
+
+impl Drop for SessionProcess {
+    fn drop(&mut self) {
+        self.to_worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+        }
+        let _ = child.wait();
+    }
+}
