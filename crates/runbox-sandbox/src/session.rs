@@ -42,7 +42,10 @@ impl Jail {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|source| SandboxError::Spawn { program: self.program.clone(), source })?;
+            .map_err(|source| SandboxError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
         let mut stdin = child.stdin.take().expect("piped");
         let spec_json = serde_json::to_vec(&spec).expect("a spec always serialises");
         protocol::write_spec(&mut stdin, &spec_json).map_err(|e| SandboxError::Protocol(format!("send spec: {e}")))?;
@@ -97,7 +100,10 @@ impl SessionProcess {
         let mut guard = self.to_worker.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_mut() {
             Some(w) => w.write_all(bytes).and_then(|_| w.flush()),
-            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the session is closed")),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the session is closed",
+            )),
         }
     }
 
@@ -116,12 +122,18 @@ impl SessionProcess {
     }
 
     fn has_exited(&self) -> bool {
-        matches!(self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(Some(_)))
+        matches!(
+            self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(),
+            Ok(Some(_))
+        )
     }
 
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<SessionEvent, RecvTimeoutError> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(timeout)
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(timeout)
     }
 
     /// Resident memory of every process of the session (jail, PID 1, worker and children), from /proc.

@@ -1020,8 +1020,9 @@ fn go_build_cache_does_not_leak_between_runs() {
 /// `cat /dev/stdin`, `fs.readFileSync('/dev/stdin')`, sqlite's `readfile('/dev/stdin')`, `echo x > /dev/stderr`:
 /// the program's stdio pipes are created outside the user namespace, so inside it they belong to the overflow uid
 /// 65534 with mode 0600, and reopening them through /proc/self/fd (which /dev/std* point at) fails with EACCES.
+
+/// Programs reopen their stdio by path (/dev/stdin, /proc/self/fd/N): the pipes belong to the sandbox user.
 #[test]
-#[ignore = "sandbox bug: the stdio pipes belong to an unmapped uid, so /dev/stdin, /dev/stdout, /dev/stderr fail"]
 fn stdin_and_stdout_open_by_path() {
     if !available(&BASH) {
         return;

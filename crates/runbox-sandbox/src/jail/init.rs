@@ -230,7 +230,14 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
     // Every descriptor but the program's own closes on exec; the report pipe stays usable until then.
     let first_private = if ctx.worker_w.is_some() { 5u32 } else { 3u32 };
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on this process's descriptors.
-    unsafe { libc::syscall(libc::SYS_close_range, first_private, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first_private,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     let error = nix::unistd::execve(&program, &ctx.argv, &ctx.envp).unwrap_err();
     fail(format!(
         "cannot execute {}: {}",

@@ -99,6 +99,18 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let (report_r, report_w) = pipe()?;
     let (sync_r, sync_w) = pipe()?;
     let worker = if spec.session { Some(pipe()?) } else { None };
+    // Pipes belong to whoever made them: hand the program's ends to the sandbox user, so that it can reopen
+    // them by path (/dev/stdin, /proc/self/fd/N) like any program expects to.
+    if in_force.mode == Mode::Root {
+        let owner = Some(nix::unistd::Uid::from_raw(spec.policy.host_uid));
+        let group = Some(nix::unistd::Gid::from_raw(spec.policy.host_uid));
+        let program_ends = [&stdin_r, &stdout_w, &stderr_w]
+            .into_iter()
+            .chain(worker.as_ref().map(|(_, w)| w));
+        for fd in program_ends {
+            nix::unistd::fchown(fd, owner, group).map_err(|e| format!("fchown a pipe: {e}"))?;
+        }
+    }
 
     let mut signals = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1] {
@@ -422,7 +434,11 @@ impl Live {
                 let mut more = ready_now;
                 while more {
                     more = worker_ready;
-                    let slot = if which == 0 { &mut self.stdout_r } else { &mut self.stderr_r };
+                    let slot = if which == 0 {
+                        &mut self.stdout_r
+                    } else {
+                        &mut self.stderr_r
+                    };
                     let Some(fd) = slot.as_ref() else { break };
                     let n = match read_chunk(fd, &mut buf) {
                         Some(0) => {
