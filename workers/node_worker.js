@@ -43,7 +43,7 @@ function describe(err) {
 function cleanStack(stack) {
   return stack
     .split('\n')
-    .filter((line) => !line.includes(__filename) && !line.includes('node:internal') && !line.includes('node:vm'))
+    .filter((line) => !line.includes(__filename) && !/\(node:|at node:/.test(line))
     .join('\n');
 }
 
@@ -57,23 +57,51 @@ function bundle(value) {
   return out;
 }
 
-// Declarations at the top level of an async cell become globals, so they outlive the wrapper function.
-function hoistDeclarations(code) {
-  return code
-    .replace(/^(\s*)(?:let|const|var)\s+([A-Za-z_$][\w$]*)\s*=/gm, '$1globalThis.$2 =')
-    .replace(/^(\s*)(async\s+)?function\s*(\*?)\s*([A-Za-z_$][\w$]*)\s*\(/gm, '$1globalThis.$4 = $2function$3 $4(')
-    .replace(/^(\s*)class\s+([A-Za-z_$][\w$]*)/gm, '$1globalThis.$2 = class $2');
+// Splits code into top-level statements at `;` outside brackets, strings, templates and comments.
+function topLevelStatements(code) {
+  const parts = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < code.length; i++) {
+    const c = code[i];
+    if (c === '"' || c === "'" || c === '`') {
+      for (i++; i < code.length && code[i] !== c; i++) if (code[i] === '\\') i++;
+    } else if (c === '/' && code[i + 1] === '/') {
+      while (i < code.length && code[i] !== '\n') i++;
+    } else if (c === '/' && code[i + 1] === '*') {
+      i = code.indexOf('*/', i + 2);
+      if (i < 0) i = code.length;
+      else i++;
+    } else if ('([{'.includes(c)) depth++;
+    else if (')]}'.includes(c)) depth--;
+    else if (c === ';' && depth === 0) {
+      parts.push(code.slice(start, i));
+      start = i + 1;
+    } else if (c === '\n' && depth === 0 && /[)\]}\w$'"`]\s*$/.test(code.slice(start, i)) && /^\s*[\w$({\['"`!]/.test(code.slice(i + 1)) && !/^\s*(else|catch|finally|in|of|instanceof)\b/.test(code.slice(i + 1))) {
+      // A line break ends a statement unless the next line continues it (`.then()`, an operator, `else`...).
+      parts.push(code.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(code.slice(start));
+  return parts.filter((p) => p.trim() !== '');
 }
 
-// The last line of an async cell, if it is a plain expression, becomes its result.
-function returnLastExpression(code) {
-  const lines = code.replace(/\s+$/, '').split('\n');
-  const last = lines[lines.length - 1];
-  const statement = /^\s*(?:[}\])]|(?:let|const|var|if|for|while|do|switch|try|return|throw|function|class|import|export|globalThis\.[\w$]+\s*=)\b)/;
+// An async cell's top-level declarations become globals (so they outlive the wrapper function), and its last
+// statement, if it is an expression, becomes its result.
+function asyncBody(code) {
+  const statements = topLevelStatements(code).map((st) =>
+    st
+      .replace(/^(\s*)(?:let|const|var)\s+([A-Za-z_$][\w$]*)\s*=/, '$1globalThis.$2 =')
+      .replace(/^(\s*)(async\s+)?function\s*(\*?)\s*([A-Za-z_$][\w$]*)\s*\(/, '$1globalThis.$4 = $2function$3 $4(')
+      .replace(/^(\s*)class\s+([A-Za-z_$][\w$]*)/, '$1globalThis.$2 = class $2'),
+  );
+  const last = statements[statements.length - 1] || '';
+  const statement = /^\s*(?:[}\])]|(?:let|const|var|if|for|while|do|switch|try|return|throw|function|class|import|export)\b|globalThis\.[\w$]+\s*=)/;
   if (last && !statement.test(last) && !/^\s*\/\//.test(last)) {
-    lines[lines.length - 1] = 'return (' + last.replace(/;\s*$/, '') + ');';
+    statements[statements.length - 1] = 'return (' + last.trim() + ')';
   }
-  return lines.join('\n');
+  return statements.join(';\n');
 }
 
 let count = 0;
@@ -90,7 +118,7 @@ async function runCell(code, filename) {
     script = new vm.Script(code, { filename });
   } catch (err) {
     if (!(err instanceof SyntaxError) || !/await/.test(code)) throw err;
-    const body = returnLastExpression(hoistDeclarations(code));
+    const body = asyncBody(code);
     script = new vm.Script(`(async () => {\n${body}\n})()`, { filename, lineOffset: -1 });
     return await script.runInThisContext({ breakOnSigint: true });
   }

@@ -13,7 +13,6 @@ import linecache
 import os
 import sys
 import traceback
-import types
 
 PROTO_IN = os.fdopen(3, "rb", buffering=0)
 PROTO_OUT = os.fdopen(4, "wb", buffering=0)
@@ -106,25 +105,20 @@ def flush_figures():
     plt.close("all")
 
 
-def make_backend_module():
-    """A matplotlib backend (selected by MPLBACKEND=module://runbox_backend) whose show() sends the figures.
-    Attributes resolve lazily so that matplotlib is imported only by cells that use it."""
-    module = types.ModuleType("runbox_backend")
+def patch_pyplot_on_import():
+    """Makes plt.show() send the open figures, as soon as a cell imports pyplot (Agg draws them, headless).
+    Wrapping __import__ keeps matplotlib out of the worker until a cell asks for it."""
+    real_import = builtins.__import__
+    patched = [False]
 
-    def __getattr__(name):
-        if name == "FigureCanvas":
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
+    def importing(name, *args, **kwargs):
+        module = real_import(name, *args, **kwargs)
+        if not patched[0] and "matplotlib.pyplot" in sys.modules:
+            patched[0] = True
+            sys.modules["matplotlib.pyplot"].show = lambda *a, **k: flush_figures()
+        return module
 
-            return FigureCanvasAgg
-        if name == "FigureManager":
-            from matplotlib.backend_bases import FigureManagerBase
-
-            return FigureManagerBase
-        raise AttributeError(name)
-
-    module.__getattr__ = __getattr__
-    module.show = lambda *a, **k: flush_figures()
-    return module
+    builtins.__import__ = importing
 
 
 def user_frames(tb):
@@ -195,8 +189,8 @@ def read_line():
 
 
 def main():
-    sys.modules["runbox_backend"] = make_backend_module()
-    os.environ["MPLBACKEND"] = "module://runbox_backend"
+    os.environ["MPLBACKEND"] = "Agg"
+    patch_pyplot_on_import()
     builtins.display = display
     namespace = {"__name__": "__main__", "__builtins__": builtins, "display": display}
     sys.argv = [""]

@@ -4,9 +4,11 @@
 
 mod error;
 mod execute;
+pub mod files;
 pub mod paths;
 mod request;
 mod result;
+pub mod sessions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +21,14 @@ pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFil
 pub use result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
 pub use runbox_lang::{Availability, Catalogue, CatalogueEntry, Language};
 pub use runbox_sandbox::{CancelToken, HostPolicy, Jail, OutputStream};
+
+/// 128 random bits as hex after `prefix`, from the kernel: ids nobody can guess.
+pub fn jobs_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
 
 /// Everything the engine needs from its host.
 #[derive(Debug, Clone)]

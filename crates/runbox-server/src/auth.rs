@@ -1,5 +1,6 @@
 //! Who is calling. With no keys configured everyone is the anonymous owner (and the server listens on loopback
-//! only); with keys, every route but `/health` needs `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+//! only); with keys, every route but `/health` and the documentation (`/openapi.json`, `/docs`, `/redoc`) needs
+//! `Authorization: Bearer KEY` or `X-API-Key: KEY`.
 
 use std::sync::Arc;
 

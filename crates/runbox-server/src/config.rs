@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use runbox_engine::sessions::SessionLimits;
 use runbox_engine::LimitCaps;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub cgroup: String,
     /// Maxima on client-chosen limits.
     pub limits: LimitCaps,
+    /// Session lifecycle: idle timeout, lifetime, counts per key and in total.
+    pub sessions: SessionLimits,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             allow_degraded: Vec::new(),
             cgroup: "auto".into(),
             limits: LimitCaps::default(),
+            sessions: SessionLimits::default(),
         }
     }
 }

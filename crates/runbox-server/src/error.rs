@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use runbox_engine::files::FileError;
+use runbox_engine::sessions::SessionError;
 use runbox_engine::EngineError;
 
 /// The body of every error response.
@@ -108,6 +110,34 @@ impl From<EngineError> for ApiError {
                     .with_details(serde_json::json!({ "field": "language" }))
             }
             _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> ApiError {
+        let code = e.code();
+        match e {
+            SessionError::NotFound => ApiError::not_found("session"),
+            SessionError::FileNotFound => ApiError::not_found("file"),
+            SessionError::Dead(_) | SessionError::Busy(_) => ApiError::new(StatusCode::CONFLICT, code, e.to_string()),
+            SessionError::TooMany(_) => ApiError::rate_limited("too_many_sessions", e.to_string(), 10),
+            SessionError::Unsupported(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+                .with_details(serde_json::json!({ "field": "language" })),
+            SessionError::InvalidField { field, message } => ApiError::invalid_field(&field, message),
+            SessionError::Engine(inner) => inner.into(),
+            SessionError::StartFailed(_) | SessionError::Io(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> ApiError {
+        match e {
+            FileError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", m),
+            FileError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{m} not found")),
+            FileError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "file_conflict", m),
+            FileError::Io(m) => ApiError::internal(m),
         }
     }
 }

@@ -100,6 +100,17 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         );
     });
     tokio::spawn(worker::run(state.clone()));
+    let reaper = state.sessions.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let sessions = reaper.clone();
+            let ended = tokio::task::spawn_blocking(move || sessions.reap()).await.unwrap_or(0);
+            if ended > 0 {
+                tracing::info!(ended, "idle or over-age sessions ended");
+            }
+        }
+    });
 
     let shutdown_state = state.clone();
     axum::serve(listener, app(state.clone()))
@@ -121,6 +132,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         state.cancel_all();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let sessions = state.sessions.clone();
+    let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
     tracing::info!("stopped");
     Ok(())
 }

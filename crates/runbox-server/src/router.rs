@@ -13,7 +13,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::handlers::{compat, docs, execute, executions, info, stream, ws};
+use crate::handlers::{compat, docs, execute, executions, files, info, sessions, stream, ws};
 use crate::state::AppState;
 
 /// (method, path) of every route, as the OpenAPI document spells it.
@@ -31,6 +31,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/process/interpreter/execute"),
     ("get", "/openapi.json"),
     ("get", "/redoc"),
+    ("post", "/sessions"),
+    ("get", "/sessions"),
+    ("get", "/sessions/{id}"),
+    ("delete", "/sessions/{id}"),
+    ("post", "/sessions/{id}/execute"),
+    ("post", "/sessions/{id}/execute/stream"),
+    ("post", "/sessions/{id}/interrupt"),
+    ("get", "/sessions/{id}/files"),
+    ("put", "/sessions/{id}/files/{path}"),
+    ("get", "/sessions/{id}/files/{path}"),
+    ("delete", "/sessions/{id}/files/{path}"),
 ];
 
 /// Routes served but not listed in the document: aliases and the Swagger UI's own files.
@@ -53,6 +64,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/process/interpreter/execute", post(compat::interpreter_execute))
         .route("/openapi.json", get(docs::openapi_json))
         .route("/redoc", get(docs::redoc))
+        .route("/sessions", post(sessions::create).get(sessions::list))
+        .route("/sessions/{id}", get(sessions::get).delete(sessions::delete))
+        .route("/sessions/{id}/execute", post(sessions::execute))
+        .route("/sessions/{id}/execute/stream", post(sessions::execute_stream))
+        .route("/sessions/{id}/interrupt", post(sessions::interrupt))
+        .route("/sessions/{id}/files", get(files::list))
+        .route(
+            "/sessions/{id}/files/{*path}",
+            get(files::download).put(files::upload).delete(files::delete),
+        )
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

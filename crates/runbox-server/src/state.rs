@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use runbox_engine::sessions::Sessions;
 use runbox_engine::{CancelToken, CatalogueEntry, Engine};
 use runbox_sandbox::probe::InForce;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -62,6 +63,7 @@ pub struct AppState {
     pub protections: Result<InForce, String>,
     pub languages: RwLock<Option<Vec<CatalogueEntry>>>,
     pub jobs: JobStore,
+    pub sessions: Arc<Sessions>,
     run_slots: Arc<Semaphore>,
     inflight: Mutex<HashMap<u64, CancelToken>>,
     next_run: AtomicU64,
@@ -109,7 +111,9 @@ impl AppState {
             })
             .collect();
         let config_job_slots = config.max_concurrent.div_ceil(2);
+        let sessions = Arc::new(Sessions::new(engine.clone(), config.sessions.clone()));
         AppState {
+            sessions,
             engine,
             run_slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,

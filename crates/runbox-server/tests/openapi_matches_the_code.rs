@@ -48,7 +48,10 @@ fn operation_ids_are_unique_short_and_camel_case() {
         for op in item.as_object().unwrap().values() {
             let id = op["operationId"].as_str().expect("every operation has an operationId");
             assert!(seen.insert(id.to_string()), "duplicate operationId {id}");
-            assert!(id.len() <= 24 && id.chars().next().unwrap().is_ascii_lowercase(), "{id}");
+            assert!(
+                id.len() <= 24 && id.chars().next().unwrap().is_ascii_lowercase(),
+                "{id}"
+            );
             assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
         }
     }

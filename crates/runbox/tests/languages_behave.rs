@@ -1015,13 +1015,10 @@ fn go_build_cache_does_not_leak_between_runs() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Known sandbox bug, kept as an ignored test until it is fixed.
+// Regression: stdio reopened by path.
 
-/// `cat /dev/stdin`, `fs.readFileSync('/dev/stdin')`, sqlite's `readfile('/dev/stdin')`, `echo x > /dev/stderr`:
-/// the program's stdio pipes are created outside the user namespace, so inside it they belong to the overflow uid
-/// 65534 with mode 0600, and reopening them through /proc/self/fd (which /dev/std* point at) fails with EACCES.
-
-/// Programs reopen their stdio by path (/dev/stdin, /proc/self/fd/N): the pipes belong to the sandbox user.
+/// `cat /dev/stdin`, `fs.readFileSync('/dev/stdin')`, `echo x > /dev/stderr`: programs reopen their stdio by path
+/// (/proc/self/fd/N), which works because the jail hands the pipes to the sandbox user.
 #[test]
 fn stdin_and_stdout_open_by_path() {
     if !available(&BASH) {

@@ -65,7 +65,8 @@ pub fn to_interpreter_response(r: ExecutionResult) -> InterpreterResponse {
 #[utoipa::path(post, path = "/process/interpreter/execute", operation_id = "interpreterExecute", tag = "compat",
     request_body = InterpreterBody,
     responses((status = 200, body = InterpreterResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn interpreter_execute(
     State(state): State<Arc<AppState>>,
     caller: Caller,

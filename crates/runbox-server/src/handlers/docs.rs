@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse};
 use crate::openapi::document;
 
 /// The OpenAPI 3.1 document of this API.
-#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "info",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "info", security(()),
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 pub async fn openapi_json() -> impl IntoResponse {
     (
@@ -17,7 +17,7 @@ pub async fn openapi_json() -> impl IntoResponse {
 }
 
 /// A readable reference of the API, rendered in the browser from `/openapi.json` with no external assets.
-#[utoipa::path(get, path = "/redoc", operation_id = "reference", tag = "info",
+#[utoipa::path(get, path = "/redoc", operation_id = "reference", tag = "info", security(()),
     responses((status = 200, description = "HTML page", content_type = "text/html")))]
 pub async fn redoc() -> Html<&'static str> {
     Html(include_str!("reference.html"))

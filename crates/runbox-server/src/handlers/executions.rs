@@ -49,8 +49,9 @@ pub fn check_callback_url(url: &str, allow_private: bool) -> Result<(), ApiError
     responses(
         (status = 202, description = "Queued; poll the Location", body = Submitted,
             headers(("Location" = String, description = "/executions/{id}"))),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -89,7 +90,8 @@ pub async fn create(
 /// Status and, once done, the result of an async execution.
 #[utoipa::path(get, path = "/executions/{id}", operation_id = "getExecution", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -102,7 +104,8 @@ pub async fn get(
 /// Cancel a queued or running async execution.
 #[utoipa::path(delete, path = "/executions/{id}", operation_id = "cancelExecution", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     caller: Caller,

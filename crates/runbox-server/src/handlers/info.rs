@@ -25,7 +25,9 @@ pub struct ApiInfo {
 }
 
 /// API information and where its documentation lives.
-#[utoipa::path(get, path = "/", operation_id = "apiInfo", tag = "info", responses((status = 200, body = ApiInfo)))]
+#[utoipa::path(get, path = "/", operation_id = "apiInfo", tag = "info",
+    responses((status = 200, body = ApiInfo), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody)))]
 pub async fn root(_caller: Caller) -> Json<ApiInfo> {
     Json(ApiInfo {
         name: "runbox".into(),
@@ -58,7 +60,8 @@ pub struct Health {
 }
 
 /// Liveness and readiness: version, uptime, sandbox protections in force, languages available. Needs no key.
-#[utoipa::path(get, path = "/health", operation_id = "health", tag = "info", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "info", security(()),
+    responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     let sandbox = match &state.protections {
         Ok(f) => serde_json::to_value(f).unwrap_or_default(),
@@ -93,14 +96,16 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
 
 /// The language catalogue: id, name, aliases, version, availability, compiled, session support.
 #[utoipa::path(get, path = "/languages", operation_id = "listLanguages", tag = "info",
-    responses((status = 200, body = Vec<CatalogueEntry>), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<CatalogueEntry>), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody)))]
 pub async fn languages(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Vec<CatalogueEntry>> {
     Json(state.languages().await)
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "info",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
 pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> impl IntoResponse {
     let jobs_queued = state.jobs.count("queued");
     let jobs_running = state.jobs.count("running");
@@ -111,7 +116,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
             jobs_queued,
         ),
         ("runbox_async_jobs_running", "Async executions running.", jobs_running),
-        ("runbox_sessions", "Open stateful sessions.", 0),
+        (
+            "runbox_sessions",
+            "Open stateful sessions.",
+            state.sessions.count() as i64,
+        ),
     ]);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -64,8 +64,9 @@ impl EventTranslator {
         (status = 200, description = "text/event-stream of `compile`, `stdout`, `stderr`, `test_case` events with \
             JSON data `{data, base64?}`, then one `result` event (the execution result) or `error` event",
             content_type = "text/event-stream"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn execute_stream(
     State(state): State<Arc<AppState>>,
     caller: Caller,

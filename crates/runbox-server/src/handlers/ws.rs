@@ -58,7 +58,7 @@ type Runs = Arc<Mutex<HashMap<String, RunHandle>>>;
 /// Interactive executions over a WebSocket.
 #[utoipa::path(get, path = "/ws", operation_id = "websocket", tag = "execution",
     responses((status = 101, description = "Switching to the WebSocket protocol described above"),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn socket(State(state): State<Arc<AppState>>, caller: Caller, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| handle(socket, state, caller))
 }

@@ -1,0 +1,244 @@
+//! The real `runbox serve` binary, over a loopback socket: it answers, streams output while programs run, runs
+//! interactive programs over a WebSocket, and on SIGTERM exits 0 leaving no sandbox behind.
+
+mod live_server;
+
+use std::time::{Duration, Instant};
+
+use live_server::*;
+use serde_json::{json, Value};
+
+fn validate(schema: &str, value: &Value) {
+    openapi_check::committed()
+        .validate_named(schema, value)
+        .unwrap_or_else(|e| panic!("not a valid {schema}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_cleanly_and_kills_its_sandboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["shutdown_grace_ms=300"]);
+    let health = server.get("/health").await.expect(200);
+    assert_eq!(health["status"], "ok", "{health}");
+    let r = server
+        .post("/execute", json!({"code": "print('up')"}))
+        .await
+        .expect(200);
+    assert_eq!(r["stdout"], "up\n", "{r}");
+
+    // A run that would outlive the grace period, findable by its process name.
+    let marker = format!("runbox-e2e-sleeper-{}", std::process::id());
+    let client = server.client().clone();
+    let url = format!("{}/execute", server.base);
+    let code = format!("exec -a {marker} sleep 100");
+    let held = tokio::spawn(async move {
+        let r = client
+            .post(url)
+            .json(&json!({"language": "bash", "code": code}))
+            .send()
+            .await?;
+        r.json::<Value>().await
+    });
+    within(15, "the sleeper starts", async {
+        while processes_named(&marker).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let sandboxes = server.descendants();
+    assert!(
+        !sandboxes.is_empty(),
+        "the run's jail and sandbox descend from the server"
+    );
+
+    let started = Instant::now();
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "exit status {status:?}; log:\n{}", server.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // The in-flight request was answered: its run was cancelled after the grace period.
+    let answer = within(5, "the in-flight answer", held)
+        .await
+        .unwrap()
+        .expect("an answer before exit");
+    assert_eq!(answer["status"], "killed", "{answer}");
+    validate("ExecutionResult", &answer);
+
+    assert_eq!(still_running(&sandboxes), vec![], "processes outlived the server");
+    assert_eq!(
+        processes_named(&marker),
+        Vec::<u32>::new(),
+        "the sandboxed program outlived the server"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "workspaces left behind: {leftovers:?}");
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_output_arrives_while_the_program_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let started = Instant::now();
+    let mut response = within(
+        10,
+        "the stream's headers",
+        server
+            .client()
+            .post(format!("{}/execute/stream", server.base))
+            .json(&json!({"language": "python",
+                "code": "import time\nprint('a', flush=True)\ntime.sleep(1.5)\nprint('b')"}))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+
+    let mut events: Vec<(Duration, String, Value)> = Vec::new();
+    let mut buffer = Vec::new();
+    while let Some(chunk) = within(20, "the next stream chunk", response.chunk()).await.unwrap() {
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = buffer.drain(..end + 2).collect();
+            if let Some((name, data)) = sse_event(&String::from_utf8(block).expect("events are UTF-8")) {
+                events.push((started.elapsed(), name, data));
+            }
+        }
+    }
+    let first_stdout = events
+        .iter()
+        .find(|(_, n, _)| n == "stdout")
+        .unwrap_or_else(|| panic!("no stdout event: {events:?}"));
+    let (result_at, name, result) = events.last().unwrap();
+    assert_eq!(name, "result", "{events:?}");
+    assert_eq!(first_stdout.2["data"], "a\n");
+    assert!(
+        *result_at >= first_stdout.0 + Duration::from_millis(1000),
+        "the first output came at {:?}, the result at {result_at:?}: output was not streamed",
+        first_stdout.0
+    );
+    assert_eq!(
+        (result["status"].as_str(), result["stdout"].as_str()),
+        (Some("ok"), Some("a\nb\n"))
+    );
+    validate("ExecutionResult", result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_runs_an_interactive_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut ws = server.websocket(None).await;
+    ws.send(json!({"type": "execute", "id": "talk", "language": "python",
+        "code": "name = input('who? ')\nprint('hi', name)\nprint('again?', input())"}))
+        .await;
+    ws.until("talk", "started", 10).await;
+    // The prompt arrives before the program has any input: the program is waiting for us.
+    let prompt = ws.until("talk", "stdout", 10).await;
+    assert_eq!(prompt["data"], "who? ");
+    ws.send(json!({"type": "stdin", "id": "talk", "data": "bob\n"})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ws.output("talk", "stdout").contains("hi bob\n") {
+        assert!(Instant::now() < deadline, "no greeting: {:?}", ws.seen);
+        ws.until("talk", "stdout", 10).await;
+    }
+    ws.send(json!({"type": "stdin", "id": "talk", "data": "yes"})).await;
+    ws.send(json!({"type": "stdin_eof", "id": "talk"})).await;
+    let result = ws.until("talk", "result", 10).await;
+    assert_eq!(result["result"]["status"], "ok", "{result}");
+    assert_eq!(result["result"]["stdout"], "who? hi bob\nagain? yes\n");
+    assert_eq!(ws.output("talk", "stdout"), "who? hi bob\nagain? yes\n");
+    validate("ExecutionResult", &result["result"]);
+
+    // Messages about runs that do not exist, or of unknown types, are answered with errors.
+    ws.send(json!({"type": "stdin", "id": "ghost", "data": "x"})).await;
+    let e = ws.until("ghost", "error", 5).await;
+    assert_eq!(e["code"], "not_found", "{e}");
+    ws.send(json!({"type": "launch", "id": "what"})).await;
+    let e = ws.until("what", "error", 5).await;
+    assert_eq!(
+        (e["code"].as_str(), e["details"]["field"].as_str()),
+        (Some("invalid_field"), Some("type"))
+    );
+    ws.send(json!({"type": "execute", "id": "bad", "code": "1", "limits": {"memory_mb": 1}}))
+        .await;
+    let e = ws.until("bad", "error", 5).await;
+    assert_eq!(e["details"]["field"], "limits.memory_mb", "{e}");
+    ws.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_carries_several_runs_at_once_and_cancels_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut ws = server.websocket(None).await;
+    ws.send(json!({"type": "execute", "id": "slow", "language": "python",
+        "code": "import time\ntime.sleep(1.5)\nprint('slow')"}))
+        .await;
+    ws.send(json!({"type": "execute_code", "id": "fast", "language": "bash", "code": "echo fast"}))
+        .await;
+    let fast = ws.until("fast", "result", 10).await;
+    assert_eq!(fast["result"]["stdout"], "fast\n", "{fast}");
+    assert!(
+        !ws.seen.iter().any(|m| m["id"] == "slow" && m["type"] == "result"),
+        "the fast run finished while the slow one still ran"
+    );
+    let slow = ws.until("slow", "result", 10).await;
+    assert_eq!(slow["result"]["stdout"], "slow\n", "{slow}");
+
+    // A run id is unique among the runs in flight on a socket.
+    ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "sleep 100"}))
+        .await;
+    ws.until("sleeper", "started", 10).await;
+    ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "echo twin"}))
+        .await;
+    let e = ws.until("sleeper", "error", 5).await;
+    assert_eq!(e["details"]["field"], "id", "{e}");
+
+    let cancelled_at = Instant::now();
+    ws.send(json!({"type": "cancel", "id": "sleeper"})).await;
+    let result = ws.until("sleeper", "result", 10).await;
+    assert_eq!(result["result"]["status"], "killed", "{result}");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(3),
+        "cancelling took {:?}",
+        cancelled_at.elapsed()
+    );
+    validate("ExecutionResult", &result["result"]);
+    // Ids given as numbers are fine too.
+    ws.send(json!({"type": "execute", "id": 7, "language": "bash", "code": "echo seven"}))
+        .await;
+    assert_eq!(ws.until("7", "result", 10).await["result"]["stdout"], "seven\n");
+    ws.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_needs_a_key_when_keys_are_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = two_keys_setting();
+    let server = Server::start(dir.path(), &[&keys]);
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        other => panic!("a WebSocket without a key was not refused with 401: {other:?}"),
+    }
+    let mut ws = server.websocket(Some(KEY_B)).await;
+    ws.send(json!({"type": "execute", "id": "k", "language": "bash", "code": "echo keyed"}))
+        .await;
+    assert_eq!(ws.until("k", "result", 10).await["result"]["stdout"], "keyed\n");
+    ws.close().await;
+    // Plain HTTP needs the key as well, and /health does not.
+    server.get("/health").await.expect(200);
+    server.get("/languages").await.expect_error(401, "unauthorized");
+    let languages = server.call("GET", "/languages", Some(KEY_A), None).await.expect(200);
+    assert!(languages.as_array().unwrap().iter().any(|l| l["id"] == "bash"));
+}
