@@ -259,6 +259,11 @@ impl Engine {
             self.run_test_cases(req, lang, &plan, version, run_limits, &spec_for, cancel, on_event)?
         };
         result.compile = compile;
+        if !req.collect.is_empty() {
+            let unchanged =
+                |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
+            result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
+        }
         result.duration_ms = started.elapsed().as_millis() as u64;
         Ok(result)
     }

@@ -2,6 +2,7 @@
 //! (through `runbox-lang`) and sandboxes (through `runbox-sandbox`), and nothing of HTTP. Calls block; async
 //! callers run them on a blocking thread.
 
+pub mod collect;
 mod error;
 mod execute;
 pub mod files;

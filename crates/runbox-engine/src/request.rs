@@ -85,6 +85,8 @@ pub struct ExecuteRequest {
     pub env: BTreeMap<String, String>,
     pub limits: LimitOverrides,
     pub tests: Vec<TestCase>,
+    /// Glob patterns (`*.png`, `out/**`) of files to return after the run.
+    pub collect: Vec<String>,
 }
 
 /// The engine's maxima on client-chosen limits, and defaults where a language says nothing.
@@ -170,6 +172,17 @@ impl ExecuteRequest {
                     "names are letters, digits and _; no NUL in values",
                 ));
             }
+        }
+        if self.collect.len() > 64
+            || self
+                .collect
+                .iter()
+                .any(|p| p.is_empty() || p.starts_with('/') || p.contains(".."))
+        {
+            return Err(EngineError::invalid(
+                "collect",
+                "at most 64 relative glob patterns, without `..`",
+            ));
         }
         if self.tests.len() > caps.max_test_cases {
             return Err(EngineError::invalid(

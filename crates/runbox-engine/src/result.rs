@@ -124,6 +124,9 @@ pub struct ExecutionResult {
     pub tests: Option<Vec<TestCaseResult>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<TestSummary>,
+    /// Files matching the request's `collect` patterns, after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<crate::collect::CollectedFile>>,
     /// Time the engine spent on the whole request, stages and workspace included.
     pub duration_ms: u64,
 }
@@ -151,6 +154,7 @@ impl ExecutionResult {
             run: None,
             tests: None,
             summary: None,
+            files: None,
             duration_ms: 0,
         }
     }

@@ -46,6 +46,9 @@ pub struct ExecuteBody {
     /// Judge mode: compile once, run once per case, give a verdict per case.
     #[serde(default)]
     pub tests: Vec<TestCase>,
+    /// Glob patterns (`*.png`, `out/**`) of files the program produced to return, base64, within a size budget.
+    #[serde(default)]
+    pub collect: Vec<String>,
     /// Async executions only: receives the finished record by POST.
     #[serde(default)]
     pub callback_url: Option<String>,
@@ -91,6 +94,7 @@ impl ExecuteBody {
             env: self.env,
             limits,
             tests: self.tests,
+            collect: self.collect,
         })
     }
 }

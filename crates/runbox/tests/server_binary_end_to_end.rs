@@ -205,7 +205,12 @@ async fn a_websocket_carries_several_runs_at_once_and_cancels_them() {
     let cancelled_at = Instant::now();
     ws.send(json!({"type": "cancel", "id": "sleeper"})).await;
     let result = ws.until("sleeper", "result", 10).await;
-    assert_eq!(result["result"]["status"], "killed", "{result}");
+    assert_eq!(
+        result["result"]["status"],
+        "killed",
+        "{result}\nserver log:\n{}",
+        server.log()
+    );
     assert!(
         cancelled_at.elapsed() < Duration::from_secs(3),
         "cancelling took {:?}",

@@ -3,6 +3,9 @@
 //! `{"type":"stdin","id":"a","data":".."}`, `{"type":"stdin_eof","id":"a"}`, `{"type":"cancel","id":"a"}`.
 //! The server answers `started`, `compile`, `stdout`, `stderr` (`{data, base64?}`), then `result` (the execution
 //! result) or `error`, each with the run's `id`. Several runs may be in flight on one socket.
+//!
+//! With a `session_id`, an `execute` message runs `code` as a cell of that session instead (events `stdout`,
+//! `stderr`, `display`, then `result` with the cell result); `cancel` then interrupts the cell.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -16,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use runbox_engine::sessions::CellEvent;
 use runbox_engine::CancelToken;
 
 use crate::api::ExecuteBody;
@@ -51,6 +55,8 @@ impl Read for ChannelReader {
 struct RunHandle {
     stdin: Option<std_mpsc::Sender<Vec<u8>>>,
     cancel: Option<CancelToken>,
+    /// For a session cell: the session to interrupt on `cancel`.
+    session: Option<String>,
 }
 
 type Runs = Arc<Mutex<HashMap<String, RunHandle>>>;
@@ -116,7 +122,10 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
                     obj.remove("type");
                     obj.remove("id");
                 }
-                start_run(&state, &caller, &runs, &out_tx, id, value);
+                match value.get("session_id").and_then(Value::as_str).map(String::from) {
+                    Some(session) => start_cell(&state, &caller, &runs, &out_tx, id, session, value),
+                    None => start_run(&state, &caller, &runs, &out_tx, id, value),
+                }
             }
             "stdin" => {
                 let data = value
@@ -141,9 +150,16 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
             }
             "cancel" => {
                 let guard = runs.lock().unwrap_or_else(|e| e.into_inner());
-                match guard.get(&id).and_then(|r| r.cancel.clone()) {
-                    Some(token) => token.cancel(),
-                    None => drop(out_tx.send(error_message(&id, &ApiError::not_found("run")))),
+                match guard.get(&id) {
+                    Some(RunHandle {
+                        session: Some(session), ..
+                    }) => {
+                        let _ = state.sessions.interrupt(&caller.owner, session);
+                    }
+                    Some(RunHandle {
+                        cancel: Some(token), ..
+                    }) => token.cancel(),
+                    _ => drop(out_tx.send(error_message(&id, &ApiError::not_found("run")))),
                 }
             }
             other => {
@@ -193,6 +209,7 @@ fn start_run(
         RunHandle {
             stdin: Some(stdin_tx),
             cancel: None,
+            session: None,
         },
     );
     let (state, caller, runs, out) = (state.clone(), caller.clone(), runs.clone(), out.clone());
@@ -236,6 +253,62 @@ fn start_run(
         let _ = out.send(match result {
             Ok(r) => json!({"type": "result", "id": id, "result": r}),
             Err(e) => error_message(&id, &e),
+        });
+    });
+}
+
+/// Runs `{code, timeout_ms}` as a cell of a session, streaming its events.
+fn start_cell(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    runs: &Runs,
+    out: &mpsc::UnboundedSender<Value>,
+    id: String,
+    session: String,
+    body: Value,
+) {
+    let code = body.get("code").and_then(Value::as_str).map(String::from);
+    let timeout_ms = body.get("timeout_ms").and_then(Value::as_u64);
+    let Some(code) = code else {
+        let _ = out.send(error_message(
+            &id,
+            &ApiError::invalid_field("code", "a session cell needs `code`"),
+        ));
+        return;
+    };
+    let handle = RunHandle {
+        stdin: None,
+        cancel: None,
+        session: Some(session.clone()),
+    };
+    runs.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), handle);
+    let (sessions, owner, runs, out) = (state.sessions.clone(), caller.owner.clone(), runs.clone(), out.clone());
+    tokio::task::spawn_blocking(move || {
+        let _ = out.send(json!({"type": "started", "id": id}));
+        let mut chunkers = [
+            crate::chunk::Utf8Chunker::default(),
+            crate::chunk::Utf8Chunker::default(),
+        ];
+        let events = out.clone();
+        let event_id = id.clone();
+        let result = sessions.execute(&owner, &session, &code, timeout_ms, &mut |ev| {
+            let (name, data) = match ev {
+                CellEvent::Stdout(b) => ("stdout", chunkers[0].push(b).and_then(|c| serde_json::to_value(c).ok())),
+                CellEvent::Stderr(b) => ("stderr", chunkers[1].push(b).and_then(|c| serde_json::to_value(c).ok())),
+                CellEvent::Display(o) => ("display", serde_json::to_value(o).ok()),
+            };
+            if let Some(mut data) = data {
+                data["type"] = json!(name);
+                data["id"] = json!(event_id);
+                let _ = events.send(data);
+            }
+        });
+        runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let _ = out.send(match result {
+            Ok(r) => json!({"type": "result", "id": id, "result": r}),
+            Err(e) => error_message(&id, &ApiError::from(e)),
         });
     });
 }

@@ -246,6 +246,7 @@ impl Server {
         Ws {
             stream,
             seen: Vec::new(),
+            log: self.log.clone(),
         }
     }
 }
@@ -370,6 +371,7 @@ impl Response {
 pub struct Ws {
     stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     pub seen: Vec<Value>,
+    log: Arc<Mutex<String>>,
 }
 
 impl Ws {
@@ -391,8 +393,16 @@ impl Ws {
             let left = deadline.saturating_duration_since(Instant::now());
             let message = match tokio::time::timeout(left, self.stream.next()).await {
                 Ok(Some(Ok(m))) => m,
-                Ok(other) => panic!("the WebSocket ended before {what}: {other:?}; seen: {:?}", self.seen),
-                Err(_) => panic!("no {what} within {secs} s; seen: {:?}", self.seen),
+                Ok(other) => panic!(
+                    "the WebSocket ended before {what}: {other:?}; seen: {:?}\nserver log:\n{}",
+                    self.seen,
+                    self.log.lock().unwrap()
+                ),
+                Err(_) => panic!(
+                    "no {what} within {secs} s; seen: {:?}\nserver log:\n{}",
+                    self.seen,
+                    self.log.lock().unwrap()
+                ),
             };
             let Message::Text(text) = message else { continue };
             let value: Value = serde_json::from_str(&text).expect("messages are JSON");
