@@ -20,6 +20,8 @@ use crate::{Engine, EngineError};
 const PYTHON_WORKER: &str = include_str!("../../../workers/python_worker.py");
 const NODE_WORKER: &str = include_str!("../../../workers/node_worker.js");
 const BASH_WORKER: &str = include_str!("../../../workers/bash_worker.sh");
+const RUBY_WORKER: &str = include_str!("../../../workers/ruby_worker.rb");
+const R_WORKER: &str = include_str!("../../../workers/r_worker.R");
 const MIB: u64 = 1 << 20;
 
 #[derive(Debug, Error)]
@@ -227,6 +229,8 @@ fn worker_for(lang: &str) -> Option<Worker> {
             &[("RUNBOX_TYPESCRIPT", "1")],
         ),
         "bash" => ("bash_worker.sh", BASH_WORKER, &["/bin/bash"], &[]),
+        "ruby" => ("ruby_worker.rb", RUBY_WORKER, &["/usr/bin/ruby"], &[]),
+        "r" => ("r_worker.R", R_WORKER, &["/usr/bin/Rscript", "--vanilla"], &[]),
         _ => return None,
     };
     Some(Worker {
@@ -239,7 +243,7 @@ fn worker_for(lang: &str) -> Option<Worker> {
 
 /// Languages with a session worker.
 pub fn session_languages() -> &'static [&'static str] {
-    &["python", "javascript", "typescript", "bash"]
+    &["python", "javascript", "typescript", "bash", "ruby", "r"]
 }
 
 fn now_ms() -> u64 {
