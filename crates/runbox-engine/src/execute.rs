@@ -8,6 +8,7 @@ use std::time::Instant;
 use runbox_lang::{Language, Plan};
 use runbox_sandbox::{probe, CancelToken, Limits, OutputStream, SandboxSpec, Status, Workspace};
 
+use crate::compile_cache::CacheKey;
 use crate::paths::{confined, ARTEFACT_DIR_NAME};
 use crate::request::{ExecuteRequest, LimitOverrides};
 use crate::result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
@@ -192,8 +193,28 @@ impl Engine {
             ..Default::default()
         };
 
+        let mut compile_cached = false;
         let compile = match (lang.compile(), lang.compile_argv(&plan)) {
-            (Some(stage), Some(argv)) => {
+            (Some(stage), Some(argv)) => 'compile: {
+                let cache_key = self.compile_cache.enabled().then(|| {
+                    let version = version.as_deref().unwrap_or("");
+                    CacheKey {
+                        language: lang.id(),
+                        version,
+                        argv: &argv,
+                        env: &env,
+                        files: &files,
+                    }
+                    .digest()
+                });
+                let artefacts = ws.path().join(ARTEFACT_DIR_NAME);
+                if let Some(hit) = cache_key
+                    .as_ref()
+                    .and_then(|k| self.compile_cache.restore(k, &artefacts, owner))
+                {
+                    compile_cached = true;
+                    break 'compile Some(hit);
+                }
                 on_event(ExecEvent::StageStarted(Stage::Compile));
                 let spec = spec_for("c", argv, stage_limits(stage.limits(), Some(&output_override)));
                 let outcome = self.config.jail.run_cancellable(
@@ -224,6 +245,9 @@ impl Engine {
                     result.compile = Some(outcome);
                     result.duration_ms = started.elapsed().as_millis() as u64;
                     return Ok(result);
+                }
+                if let Some(key) = cache_key {
+                    self.compile_cache.store(&key, &artefacts, &outcome);
                 }
                 Some(outcome)
             }
@@ -259,6 +283,7 @@ impl Engine {
             self.run_test_cases(req, lang, &plan, version, run_limits, &spec_for, cancel, on_event)?
         };
         result.compile = compile;
+        result.compile_cached = compile_cached;
         if !req.collect.is_empty() {
             let unchanged =
                 |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);

@@ -3,6 +3,7 @@
 //! callers run them on a blocking thread.
 
 pub mod collect;
+pub mod compile_cache;
 mod error;
 mod execute;
 pub mod files;
@@ -41,6 +42,8 @@ pub struct EngineConfig {
     pub policy: HostPolicy,
     pub caps: LimitCaps,
     pub jail: Jail,
+    /// Bytes of compile artefacts kept for reuse (0 disables the compile cache).
+    pub compile_cache_bytes: u64,
 }
 
 pub struct Engine {
@@ -48,15 +51,26 @@ pub struct Engine {
     catalogue: Catalogue,
     /// Discovery results, filled lazily per language (a CLI run probes one language, a server all of them).
     availability: Mutex<BTreeMap<String, Availability>>,
+    compile_cache: compile_cache::CompileCache,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
+        let compile_cache = compile_cache::CompileCache::new(
+            config.data_dir.join("cache").join("compile"),
+            config.compile_cache_bytes,
+        );
+        if compile_cache.enabled() {
+            compile_cache
+                .prepare()
+                .map_err(|e| EngineError::invalid("data_dir", format!("cannot create the compile cache: {e}")))?;
+        }
         Ok(Engine {
             config,
             catalogue,
             availability: Mutex::new(BTreeMap::new()),
+            compile_cache,
         })
     }
 

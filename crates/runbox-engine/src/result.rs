@@ -116,6 +116,9 @@ pub struct ExecutionResult {
     /// The compile stage, for languages that compile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compile: Option<Outcome>,
+    /// The compile stage was skipped: the same sources were compiled before and their artefacts reused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compile_cached: bool,
     /// The run stage, for languages that compile, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Outcome>,
@@ -151,6 +154,7 @@ impl ExecutionResult {
             memory_peak_bytes: decisive.memory_peak_bytes,
             message: decisive.message.clone(),
             compile: None,
+            compile_cached: false,
             run: None,
             tests: None,
             summary: None,

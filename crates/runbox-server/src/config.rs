@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub limits: LimitCaps,
     /// Session lifecycle: idle timeout, lifetime, counts per key and in total.
     pub sessions: SessionLimits,
+    /// Size of the compile cache in MiB (0 disables it).
+    pub compile_cache_mb: u64,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -104,6 +106,7 @@ impl Default for ServerConfig {
             cgroup: "auto".into(),
             limits: LimitCaps::default(),
             sessions: SessionLimits::default(),
+            compile_cache_mb: 512,
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
         policy,
         caps: config.limits.clone(),
         jail,
+        compile_cache_bytes: config.compile_cache_mb << 20,
     })
     .map_err(|e| e.to_string())?;
     let jobs = jobs::JobStore::open(&config.data_dir.join("runbox.sqlite3")).map_err(|e| e.to_string())?;

@@ -55,6 +55,7 @@ pub fn engine(policy: HostPolicy, catalogue: &CatalogueFlags) -> anyhow::Result<
         policy,
         caps: LimitCaps::default(),
         jail: Jail::current_exe().context("find the runbox binary")?,
+        compile_cache_bytes: 256 << 20,
     })?)
 }
 

@@ -118,7 +118,8 @@ async fn streamed_output_arrives_while_the_program_runs() {
         .unwrap_or_else(|| panic!("no stdout event: {events:?}"));
     let (result_at, name, result) = events.last().unwrap();
     assert_eq!(name, "result", "{events:?}");
-    assert_eq!(first_stdout.2["data"], "a\n");
+    // `print` may write the text and the newline separately.
+    assert!(first_stdout.2["data"].as_str().unwrap().starts_with('a'), "{events:?}");
     assert!(
         *result_at >= first_stdout.0 + Duration::from_millis(1000),
         "the first output came at {:?}, the result at {result_at:?}: output was not streamed",
@@ -194,9 +195,11 @@ async fn a_websocket_carries_several_runs_at_once_and_cancels_them() {
     assert_eq!(slow["result"]["stdout"], "slow\n", "{slow}");
 
     // A run id is unique among the runs in flight on a socket.
-    ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "sleep 100"}))
+    ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "echo ready; sleep 100"}))
         .await;
     ws.until("sleeper", "started", 10).await;
+    // Cancel once the program runs (see the ignored test below for a cancel at the very start).
+    ws.until("sleeper", "stdout", 10).await;
     ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "echo twin"}))
         .await;
     let e = ws.until("sleeper", "error", 5).await;
@@ -246,4 +249,31 @@ async fn a_websocket_needs_a_key_when_keys_are_configured() {
     server.get("/languages").await.expect_error(401, "unauthorized");
     let languages = server.call("GET", "/languages", Some(KEY_A), None).await.expect(200);
     assert!(languages.as_array().unwrap().iter().any(|l| l["id"] == "bash"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug in runbox-sandbox: a cancel that reaches the jail before it blocks SIGTERM kills it without a \
+            report, and the run ends in internal_error instead of killed"]
+async fn a_cancel_the_moment_a_run_starts_still_gives_a_killed_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut ws = server.websocket(None).await;
+    for round in 0..5 {
+        let id = format!("quick-{round}");
+        ws.send(json!({"type": "execute", "id": id, "language": "bash", "code": "sleep 100"}))
+            .await;
+        ws.until(&id, "started", 10).await;
+        ws.send(json!({"type": "cancel", "id": id})).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let end = loop {
+            assert!(Instant::now() < deadline, "no end for {id}: {:?}", ws.seen);
+            let m = ws.next(10).await;
+            if m["id"] == id.as_str() && (m["type"] == "result" || m["type"] == "error") {
+                break m;
+            }
+        };
+        assert_eq!(end["type"], "result", "{end}\nserver log:\n{}", server.log());
+        assert_eq!(end["result"]["status"], "killed", "{end}");
+    }
+    ws.close().await;
 }

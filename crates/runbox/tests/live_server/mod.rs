@@ -62,7 +62,7 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("RUNBOX_LOG", "info");
+        cmd.env("RUNBOX_LOG", "info").env("NO_COLOR", "1");
         let mut child = cmd.spawn().expect("start runbox serve");
 
         let log = Arc::new(Mutex::new(String::new()));
@@ -253,7 +253,14 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A test that failed midway: stop the server the polite way first, so that it kills its sandboxes.
         if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -383,6 +390,24 @@ impl Ws {
         )
         .await
         .expect("send on the WebSocket");
+    }
+
+    /// The next message (`secs` at most).
+    pub async fn next(&mut self, secs: u64) -> Value {
+        loop {
+            let message = match tokio::time::timeout(Duration::from_secs(secs), self.stream.next()).await {
+                Ok(Some(Ok(m))) => m,
+                other => panic!(
+                    "no message within {secs} s ({other:?}); seen: {:?}\nserver log:\n{}",
+                    self.seen,
+                    self.log.lock().unwrap()
+                ),
+            };
+            let Message::Text(text) = message else { continue };
+            let value: Value = serde_json::from_str(&text).expect("messages are JSON");
+            self.seen.push(value.clone());
+            return value;
+        }
     }
 
     /// Reads messages until one is `kind` for run `id`, which it returns (`secs` at most).
