@@ -90,6 +90,18 @@ def display(*objs, **_kwargs):
     """Shows objects as rich outputs of the running cell, like IPython's display()."""
     for obj in objs:
         send({"event": "display", "id": current_cell[0], "data": mime_bundle(obj)})
+        forget_figure(obj)
+
+
+def forget_figure(obj):
+    """A figure shown explicitly (displayed, or the cell's result) is closed in pyplot, so that the end of the cell
+    does not send it a second time. The Figure object itself still works (savefig, display again)."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None and is_figure(obj):
+        try:
+            plt.close(obj)
+        except Exception:
+            pass
 
 
 def flush_figures():
@@ -110,10 +122,17 @@ def patch_pyplot_on_import():
     Wrapping __import__ keeps matplotlib out of the worker until a cell asks for it."""
     real_import = builtins.__import__
     patched = [False]
+    depth = [0]
 
     def importing(name, *args, **kwargs):
-        module = real_import(name, *args, **kwargs)
-        if not patched[0] and "matplotlib.pyplot" in sys.modules:
+        # Only once the outermost import is done: pyplot's own imports run while it is half-initialised, and its
+        # body would then define show() over the patch.
+        depth[0] += 1
+        try:
+            module = real_import(name, *args, **kwargs)
+        finally:
+            depth[0] -= 1
+        if depth[0] == 0 and not patched[0] and "matplotlib.pyplot" in sys.modules:
             patched[0] = True
             sys.modules["matplotlib.pyplot"].show = lambda *a, **k: flush_figures()
         return module
@@ -152,6 +171,7 @@ def run_cell(namespace, cell_id, code, count):
             if value is not None:
                 builtins._ = value
                 result = mime_bundle(value)
+                forget_figure(value)
         flush_figures()
         return {"status": "ok", "result": result}
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ pub enum ExecEvent<'a> {
 const MIB: u64 = 1 << 20;
 
 /// Sandbox limits of a stage: the language's stage defaults, then the request's overrides (run stage only).
-fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&LimitOverrides>) -> Limits {
+pub(crate) fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&LimitOverrides>) -> Limits {
     let mut l = Limits::default();
     if let Some(t) = lang_limits.timeout_ms {
         l.wall_ms = t;
@@ -160,6 +160,20 @@ impl Engine {
             });
         }
         let (files, entry) = collect_files(req, lang)?;
+        if let Some(taken) = self.pooled_sandbox(req, lang, &entry) {
+            return self.execute_pooled(
+                req,
+                lang,
+                availability.version.clone(),
+                taken,
+                &files,
+                &entry,
+                stdin,
+                cancel,
+                on_event,
+                started,
+            );
+        }
 
         let id = self.new_run_id();
         let owner = probe::is_root().then_some(self.config.policy.host_uid);
@@ -186,6 +200,7 @@ impl Engine {
             limits,
             policy: self.config.policy.clone(),
             session: false,
+            pooled: false,
         };
         let version = availability.version.clone();
         let output_override = LimitOverrides {
@@ -284,6 +299,96 @@ impl Engine {
         };
         result.compile = compile;
         result.compile_cached = compile_cached;
+        if !req.collect.is_empty() {
+            let unchanged =
+                |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
+            result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
+        }
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(result)
+    }
+
+    /// A warm sandbox for this request, if its language is pooled and it asks for nothing a warm sandbox lacks.
+    fn pooled_sandbox(&self, req: &ExecuteRequest, lang: &Language, entry: &Path) -> Option<crate::pools::Taken> {
+        let pool_limits = self.pools().limits_of(lang.id())?;
+        if lang.compile().is_some() || !req.tests.is_empty() {
+            return None;
+        }
+        if lang.id() == "javascript" && entry.extension().is_some_and(|e| e == "mjs") {
+            return None; // ES modules start differently
+        }
+        let wanted = stage_limits(lang.run().limits(), Some(&req.limits));
+        let same = wanted.memory_bytes == pool_limits.memory_bytes
+            && wanted.processes == pool_limits.processes
+            && wanted.file_size_bytes == pool_limits.file_size_bytes
+            && wanted.open_files == pool_limits.open_files
+            && wanted.tmp_bytes == pool_limits.tmp_bytes
+            && wanted.output_bytes == pool_limits.output_bytes
+            && req
+                .limits
+                .workspace_mb
+                .is_none_or(|mb| mb == self.config.pools.workspace_mb);
+        if !same {
+            return None;
+        }
+        self.pools().take(lang.id())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute_pooled(
+        &self,
+        req: &ExecuteRequest,
+        lang: &Language,
+        version: Option<String>,
+        taken: crate::pools::Taken,
+        files: &Files,
+        entry: &Path,
+        stdin: Option<Box<dyn Read + Send>>,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+        started: Instant,
+    ) -> Result<ExecutionResult, EngineError> {
+        let ws = &taken.workspace;
+        for (path, content) in files {
+            ws.write_file(path, content)?;
+        }
+        let entry = path_string(entry);
+        let request = serde_json::json!({ "entry": entry, "args": req.args, "env": req.env });
+        ws.write_file(
+            &Path::new(ARTEFACT_DIR_NAME).join("request.json"),
+            request.to_string().as_bytes(),
+        )?;
+        // The Bash prelude reads NUL-separated lists instead of JSON.
+        let nul_list = |items: Vec<String>| {
+            items
+                .into_iter()
+                .flat_map(|s| s.into_bytes().into_iter().chain([0u8]))
+                .collect::<Vec<u8>>()
+        };
+        let args = nul_list(std::iter::once(entry.clone()).chain(req.args.iter().cloned()).collect());
+        let env = nul_list(req.env.iter().map(|(k, v)| format!("{k}={v}")).collect());
+        ws.write_file(&Path::new(ARTEFACT_DIR_NAME).join("args"), &args)?;
+        ws.write_file(&Path::new(ARTEFACT_DIR_NAME).join("env"), &env)?;
+
+        let limits = stage_limits(lang.run().limits(), Some(&req.limits));
+        let stdin = stdin.or_else(|| {
+            (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
+        });
+        on_event(ExecEvent::StageStarted(Stage::Run));
+        let outcome = taken.jail.go(
+            limits.wall_ms,
+            limits.cpu_ms,
+            stdin,
+            &mut |stream, data| {
+                on_event(ExecEvent::Output {
+                    stage: Stage::Run,
+                    stream,
+                    data,
+                })
+            },
+            cancel,
+        )?;
+        let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
         if !req.collect.is_empty() {
             let unchanged =
                 |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);

@@ -8,6 +8,7 @@ mod error;
 mod execute;
 pub mod files;
 pub mod paths;
+pub mod pools;
 mod request;
 mod result;
 pub mod sessions;
@@ -44,6 +45,8 @@ pub struct EngineConfig {
     pub jail: Jail,
     /// Bytes of compile artefacts kept for reuse (0 disables the compile cache).
     pub compile_cache_bytes: u64,
+    /// Warm pools (they fill only once [`Engine::start_pools`] is called).
+    pub pools: pools::PoolConfig,
 }
 
 pub struct Engine {
@@ -52,6 +55,7 @@ pub struct Engine {
     /// Discovery results, filled lazily per language (a CLI run probes one language, a server all of them).
     availability: Mutex<BTreeMap<String, Availability>>,
     compile_cache: compile_cache::CompileCache,
+    pools: std::sync::Arc<pools::Pools>,
 }
 
 impl Engine {
@@ -66,12 +70,48 @@ impl Engine {
                 .prepare()
                 .map_err(|e| EngineError::invalid("data_dir", format!("cannot create the compile cache: {e}")))?;
         }
+        let pooled_langs = catalogue
+            .iter()
+            .map(|l| {
+                let mut limits = execute::stage_limits(l.run().limits(), None);
+                // Wall and CPU limits arrive with each request; the rlimit backstop uses the maximum.
+                limits.wall_ms = config.caps.timeout_ms;
+                limits.cpu_ms = config.caps.cpu_ms;
+                (l.clone(), limits)
+            })
+            .collect();
+        let pools = std::sync::Arc::new(pools::Pools::new(
+            config.pools.clone(),
+            pooled_langs,
+            config.jail.clone(),
+            config.policy.clone(),
+            &config.data_dir,
+        ));
         Ok(Engine {
             config,
             catalogue,
             availability: Mutex::new(BTreeMap::new()),
             compile_cache,
+            pools,
         })
+    }
+
+    /// Starts filling the warm pools in the background (servers call this; one-shot CLI runs do not).
+    pub fn start_pools(&self) {
+        self.pools.start();
+    }
+
+    pub fn pool_stats(&self) -> Vec<pools::PoolStats> {
+        self.pools.stats()
+    }
+
+    /// Kills every warm sandbox (shutdown).
+    pub fn drain_pools(&self) {
+        self.pools.drain();
+    }
+
+    pub(crate) fn pools(&self) -> &pools::Pools {
+        &self.pools
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -543,6 +543,7 @@ impl Sessions {
             limits,
             policy: self.engine.config().policy.clone(),
             session: true,
+            pooled: false,
         };
         let process = self
             .engine
@@ -659,6 +660,7 @@ impl Sessions {
         if let Some(reason) = session.dead_reason() {
             return Err(SessionError::Dead(reason));
         }
+        // Executions already in: the running one and those queued behind it.
         let waiting = session.waiting.fetch_add(1, Ordering::SeqCst);
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
@@ -668,7 +670,7 @@ impl Sessions {
         }
         let _waiting = Waiting(&session.waiting);
         if waiting > self.limits.max_queued {
-            return Err(SessionError::Busy(waiting));
+            return Err(SessionError::Busy(waiting - 1));
         }
         let _turn = session.exec_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(reason) = session.dead_reason() {
@@ -857,6 +859,8 @@ impl Sessions {
             let busy = s.exec_lock.try_lock().is_err();
             let idle_for = now.duration_since(s.last_used.lock().unwrap_or_else(|e| e.into_inner()).0);
             if let Some(_reason) = s.dead_reason() {
+                // Collect the ended jail now rather than when the session is forgotten, so no zombie lingers.
+                s.process.has_exited();
                 if !busy && idle_for > Duration::from_secs(600) {
                     self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
                 }

@@ -16,6 +16,7 @@ pub mod landlock_rules;
 pub mod mounts;
 mod net;
 pub mod outcome;
+pub mod pooled;
 pub mod probe;
 pub mod protocol;
 pub mod seccomp;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 pub use outcome::{JailReport, Outcome, Status};
+pub use pooled::PooledJail;
 pub use session::{SessionEvent, SessionProcess};
 pub use spec::{CgroupPreference, Degradation, HostPolicy, Limits, SandboxSpec};
 pub use workspace::Workspace;
@@ -80,7 +82,7 @@ impl CancelToken {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).cancelled
     }
 
-    fn watch(&self, pid: u32) {
+    pub(crate) fn watch(&self, pid: u32) {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if state.cancelled {
             signal_jail(pid);
@@ -88,7 +90,7 @@ impl CancelToken {
         state.jails.push(pid);
     }
 
-    fn unwatch(&self, pid: u32) {
+    pub(crate) fn unwatch(&self, pid: u32) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -192,7 +194,7 @@ impl Jail {
                     stderr.extend_from_slice(&data);
                 }
                 // Only session-mode jails send worker frames; a plain run has no worker.
-                Ok(Some((FrameKind::Worker, _))) => {}
+                Ok(Some((FrameKind::Worker, _))) | Ok(Some((FrameKind::Ready, _))) => {}
                 Ok(Some((FrameKind::Report, data))) => {
                     match serde_json::from_slice::<JailReport>(&data) {
                         Ok(r) => report = Some(r),

@@ -21,6 +21,8 @@ pub enum FrameKind {
     Report = 3,
     /// Bytes a session worker wrote to its protocol descriptor (fd 4).
     Worker = 4,
+    /// Pooled mode: the sandbox is built and its program waits for the go signal. Empty.
+    Ready = 5,
 }
 
 impl FrameKind {
@@ -30,6 +32,7 @@ impl FrameKind {
             2 => Some(FrameKind::Stderr),
             3 => Some(FrameKind::Report),
             4 => Some(FrameKind::Worker),
+            5 => Some(FrameKind::Ready),
             _ => None,
         }
     }

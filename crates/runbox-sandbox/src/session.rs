@@ -58,6 +58,7 @@ impl Jail {
                     Ok(Some((FrameKind::Stdout, d))) => SessionEvent::Stdout(d),
                     Ok(Some((FrameKind::Stderr, d))) => SessionEvent::Stderr(d),
                     Ok(Some((FrameKind::Worker, d))) => SessionEvent::Worker(d),
+                    Ok(Some((FrameKind::Ready, _))) => continue,
                     Ok(Some((FrameKind::Report, d))) => {
                         let r = serde_json::from_slice::<JailReport>(&d).map_err(|e| format!("invalid report: {e}"));
                         let _ = tx.send(SessionEvent::Ended(r));
@@ -121,7 +122,8 @@ impl SessionProcess {
         }
     }
 
-    fn has_exited(&self) -> bool {
+    /// Whether the jail has exited; collects its exit status, so that it does not linger as a zombie.
+    pub fn has_exited(&self) -> bool {
         matches!(
             self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(),
             Ok(Some(_))

@@ -141,6 +141,11 @@ pub struct SandboxSpec {
     /// SIGUSR1 to the jail interrupts the program (SIGINT) instead of ending the run.
     #[serde(default)]
     pub session: bool,
+    /// Pooled mode (a warm sandbox): the program starts at once but blocks on its fd 3 until the caller sends
+    /// SIGUSR2 (through `sigqueue`, carrying the wall and CPU limits in ms as `(wall << 32) | cpu`); the limits
+    /// count from then. The jail sends a `Ready` frame once the sandbox is built.
+    #[serde(default)]
+    pub pooled: bool,
 }
 
 impl SandboxSpec {

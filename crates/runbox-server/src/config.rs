@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub sessions: SessionLimits,
     /// Size of the compile cache in MiB (0 disables it).
     pub compile_cache_mb: u64,
+    /// Warm pools of pre-started sandboxes per language.
+    pub pools: runbox_engine::pools::PoolConfig,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -107,6 +109,7 @@ impl Default for ServerConfig {
             limits: LimitCaps::default(),
             sessions: SessionLimits::default(),
             compile_cache_mb: 512,
+            pools: Default::default(),
         }
     }
 }

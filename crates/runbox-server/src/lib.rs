@@ -58,6 +58,7 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
         caps: config.limits.clone(),
         jail,
         compile_cache_bytes: config.compile_cache_mb << 20,
+        pools: config.pools.clone(),
     })
     .map_err(|e| e.to_string())?;
     let jobs = jobs::JobStore::open(&config.data_dir.join("runbox.sqlite3")).map_err(|e| e.to_string())?;
@@ -101,6 +102,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         );
     });
     tokio::spawn(worker::run(state.clone()));
+    state.engine.start_pools();
     let reaper = state.sessions.clone();
     tokio::spawn(async move {
         loop {
@@ -135,6 +137,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     }
     let sessions = state.sessions.clone();
     let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
+    let engine = state.engine.clone();
+    let _ = tokio::task::spawn_blocking(move || engine.drain_pools()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -56,6 +56,10 @@ pub fn engine(policy: HostPolicy, catalogue: &CatalogueFlags) -> anyhow::Result<
         caps: LimitCaps::default(),
         jail: Jail::current_exe().context("find the runbox binary")?,
         compile_cache_bytes: 256 << 20,
+        pools: runbox_engine::pools::PoolConfig {
+            enabled: false,
+            ..Default::default()
+        },
     })?)
 }
 

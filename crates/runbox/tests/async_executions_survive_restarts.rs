@@ -52,9 +52,16 @@ async fn async_executions_run_and_can_be_cancelled() {
     assert_eq!(stdout_of(&server.poll_job(&alias, None, 20, is_done).await), "alias\n");
 
     // A running job is cancelled: its sandbox is killed and the record says so.
-    let location = submit(&server, None, json!({"language": "bash", "code": "sleep 100"})).await;
+    let marker = format!("runbox-async-sleeper-{}", std::process::id());
+    let code = format!("exec -a {marker} sleep 100");
+    let location = submit(&server, None, json!({"language": "bash", "code": code})).await;
     server.poll_job(&location, None, 20, |v| v["status"] == "running").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    within(10, "the sleeper starts", async {
+        while processes_named(&marker).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let cancelled = server.delete(&location).await.expect(200);
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     let view = server
@@ -62,6 +69,12 @@ async fn async_executions_run_and_can_be_cancelled() {
         .await;
     assert_eq!(view["status"], "cancelled", "{view}");
     assert_eq!(view["result"]["status"], "killed", "{view}");
+    within(10, "the sleeper ends", async {
+        while !processes_named(&marker).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let metrics = server.get("/metrics").await.text();
     assert!(metrics.contains("runbox_async_jobs_running 0"), "{metrics}");
 

@@ -31,6 +31,8 @@ pub struct InitContext<'a> {
     pub stderr_w: RawFd,
     /// Session mode: the worker's reply pipe, placed at fd 4 (and `stdin_r` goes to fd 3).
     pub worker_w: Option<RawFd>,
+    /// Pooled mode: the go pipe's read end, placed at fd 3.
+    pub go_r: Option<RawFd>,
     /// The supervisor's own descriptors, which PID 1 must not keep.
     pub supervisor_fds: Vec<RawFd>,
     pub seccomp: Option<&'a CompiledFilter>,
@@ -228,7 +230,13 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         ))
     };
     // Every descriptor but the program's own closes on exec; the report pipe stays usable until then.
-    let first_private = if ctx.worker_w.is_some() { 5u32 } else { 3u32 };
+    let first_private = if ctx.worker_w.is_some() {
+        5u32
+    } else if ctx.go_r.is_some() {
+        4u32
+    } else {
+        3u32
+    };
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on this process's descriptors.
     unsafe {
         libc::syscall(
@@ -260,6 +268,9 @@ fn place_descriptors(ctx: &InitContext<'_>) -> Result<(), String> {
         }
         None => plan.push((ctx.stdin_r, 0)),
     }
+    if let Some(go_r) = ctx.go_r {
+        plan.push((go_r, 3));
+    }
     let mut moved = Vec::with_capacity(plan.len());
     for (from, to) in plan {
         // SAFETY: duplicating a descriptor we own.
@@ -285,7 +296,7 @@ fn supervise_program(ctx: &InitContext<'_>, program: Pid) -> ! {
         libc::close(ctx.stdin_r);
         libc::close(ctx.stdout_w);
         libc::close(ctx.stderr_w);
-        if let Some(fd) = ctx.worker_w {
+        for fd in ctx.worker_w.into_iter().chain(ctx.go_r) {
             libc::close(fd);
         }
     }

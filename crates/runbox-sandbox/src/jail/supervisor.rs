@@ -50,6 +50,8 @@ struct Live {
     report_r: Option<OwnedFd>,
     /// Session mode: what the worker writes to its fd 4.
     worker_r: Option<OwnedFd>,
+    /// Pooled mode: one byte written here starts the program.
+    go_w: Option<OwnedFd>,
     cgroup: Option<Cgroup>,
     /// Set once PID 1 has been waited for: its pid may then belong to someone else.
     reaped: bool,
@@ -99,6 +101,11 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let (report_r, report_w) = pipe()?;
     let (sync_r, sync_w) = pipe()?;
     let worker = if spec.session { Some(pipe()?) } else { None };
+    let go = if spec.pooled && !spec.session {
+        Some(pipe()?)
+    } else {
+        None
+    };
     // Pipes belong to whoever made them: hand the program's ends to the sandbox user, so that it can reopen
     // them by path (/dev/stdin, /proc/self/fd/N) like any program expects to.
     if in_force.mode == Mode::Root {
@@ -113,7 +120,13 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     }
 
     let mut signals = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
         signals.add(s);
     }
     signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
@@ -151,11 +164,13 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         stdout_w: stdout_w.as_raw_fd(),
         stderr_w: stderr_w.as_raw_fd(),
         worker_w: worker.as_ref().map(|(_, w)| w.as_raw_fd()),
+        go_r: go.as_ref().map(|(r, _)| r.as_raw_fd()),
         supervisor_fds: [&stdin_w, &stdout_r, &stderr_r, &report_r, &sync_w]
             .iter()
             .map(|fd| fd.as_raw_fd())
             .chain([sigfd.as_raw_fd()])
             .chain(worker.as_ref().map(|(r, _)| r.as_raw_fd()))
+            .chain(go.as_ref().map(|(_, w)| w.as_raw_fd()))
             .collect(),
         seccomp: seccomp.as_ref(),
         landlock: in_force.landlock,
@@ -211,6 +226,10 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         drop(w);
         r
     });
+    let go_w = go.map(|(r, w)| {
+        drop(r);
+        w
+    });
 
     for fd in [&stdin_w, &stdout_r, &stderr_r] {
         fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| abort(format!("fcntl: {e}")))?;
@@ -224,6 +243,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         stderr_r: Some(stderr_r),
         report_r: Some(report_r),
         worker_r,
+        go_w,
         cgroup,
         reaped: false,
     })
@@ -265,9 +285,12 @@ fn read_chunk(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
 
 impl Live {
     fn supervise(&mut self, spec: &SandboxSpec, out: &mut File) -> JailReport {
-        let limits = &spec.limits;
+        let mut limits = spec.limits.clone();
         let launched = Instant::now();
+        // `running`: PID 1 built the sandbox. `started`: the limits count from here (the go signal when pooled).
+        let mut running: Option<Instant> = None;
         let mut started: Option<Instant> = None;
+        let mut cpu_baseline = Duration::ZERO;
         let mut stop: Option<StopReason> = None;
         let mut grace_deadline: Option<Instant> = None;
         let mut killed = false;
@@ -293,21 +316,22 @@ impl Live {
         let mut caller_gone = false;
         let mut buf = vec![0u8; CHUNK];
         let mut next_cpu_check = Instant::now() + CPU_POLL;
-        let cpu_limit = Duration::from_millis(limits.cpu_ms);
 
         loop {
             let now = Instant::now();
             // Decide whether a limit has run out.
             if stop.is_none() && pid1_status.is_none() {
-                match started {
-                    None if now >= launched + SETUP_DEADLINE => stop = Some(StopReason::SetupTimeout),
-                    Some(t) if now >= t + Duration::from_millis(limits.wall_ms) => stop = Some(StopReason::Timeout),
+                match (running, started) {
+                    (None, _) if now >= launched + SETUP_DEADLINE => stop = Some(StopReason::SetupTimeout),
+                    (_, Some(t)) if now >= t + Duration::from_millis(limits.wall_ms) => {
+                        stop = Some(StopReason::Timeout)
+                    }
                     _ => {}
                 }
-                if stop.is_none() && now >= next_cpu_check {
+                if stop.is_none() && started.is_some() && now >= next_cpu_check {
                     next_cpu_check = now + CPU_POLL;
                     if let Some(used) = self.cgroup.as_ref().and_then(|c| c.cpu_usage()) {
-                        if used > cpu_limit {
+                        if used.saturating_sub(cpu_baseline) > Duration::from_millis(limits.cpu_ms) {
                             stop = Some(StopReason::CpuLimit);
                         }
                     }
@@ -340,18 +364,19 @@ impl Live {
             }
 
             // Wait for something to happen, or for the next deadline.
-            let mut deadlines = vec![next_cpu_check];
-            match started {
-                None => deadlines.push(launched + SETUP_DEADLINE),
-                Some(t) => deadlines.push(t + Duration::from_millis(limits.wall_ms)),
+            let mut deadlines = Vec::with_capacity(4);
+            if started.is_some() {
+                deadlines.push(next_cpu_check);
+            }
+            match (running, started) {
+                (None, _) => deadlines.push(launched + SETUP_DEADLINE),
+                (_, Some(t)) => deadlines.push(t + Duration::from_millis(limits.wall_ms)),
+                _ => {}
             }
             deadlines.extend(grace_deadline.filter(|_| !killed));
             deadlines.extend(drain_deadline);
-            let wait = deadlines
-                .iter()
-                .min()
-                .map(|d| d.saturating_duration_since(now))
-                .unwrap_or_default();
+            // A pooled sandbox waiting for its go signal has no deadline: it sleeps until something happens.
+            let wait = deadlines.iter().min().map(|d| d.saturating_duration_since(now));
 
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(7);
             let mut push = |fd: RawFd, events: libc::c_short| {
@@ -372,7 +397,10 @@ impl Live {
                 .as_ref()
                 .filter(|_| !pending_stdin.is_empty())
                 .map(|fd| push(fd.as_raw_fd(), libc::POLLOUT));
-            let timeout_ms = wait.as_millis().min(i32::MAX as u128) as i32 + i32::from(wait.subsec_micros() % 1000 > 0);
+            let timeout_ms = match wait {
+                Some(w) => w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 > 0),
+                None => -1,
+            };
             // SAFETY: `fds` is a valid array of pollfd structs for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
             if n < 0 {
@@ -381,8 +409,25 @@ impl Live {
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
 
             if ready(Some(i_sig)) {
-                let signal = self.sigfd.read_signal().ok().flatten().map(|s| s.ssi_signo as i32);
-                if signal == Some(libc::SIGUSR1) {
+                let info = self.sigfd.read_signal().ok().flatten();
+                let signal = info.map(|s| s.ssi_signo as i32);
+                if signal == Some(libc::SIGUSR2) {
+                    // A pooled sandbox's go: limits from the signal's value, clocks from now, then the byte that
+                    // lets the program run.
+                    if let (Some(go), Some(info), None) = (self.go_w.take(), info, started) {
+                        let (wall, cpu) = (info.ssi_ptr >> 32, info.ssi_ptr & 0xffff_ffff);
+                        if wall > 0 {
+                            limits.wall_ms = wall;
+                        }
+                        if cpu > 0 {
+                            limits.cpu_ms = cpu;
+                        }
+                        cpu_baseline = self.cgroup.as_ref().and_then(|c| c.cpu_usage()).unwrap_or_default();
+                        started = Some(Instant::now());
+                        next_cpu_check = Instant::now() + CPU_POLL;
+                        let _ = nix::unistd::write(&go, &[1]);
+                    }
+                } else if signal == Some(libc::SIGUSR1) {
                     // A session's interrupt: PID 1 forwards SIGINT to every process of the sandbox.
                     if pid1_status.is_none() {
                         let _ = kill(self.pid1, Signal::SIGINT);
@@ -417,7 +462,16 @@ impl Live {
                     report_buf.drain(..=pos);
                     let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
                     match word {
-                        "running" => started = Some(Instant::now()),
+                        "running" => {
+                            running = Some(Instant::now());
+                            if spec.pooled {
+                                if !caller_gone {
+                                    caller_gone = protocol::write_frame(out, FrameKind::Ready, &[]).is_err();
+                                }
+                            } else {
+                                started = running;
+                            }
+                        }
                         "exit" => program_end = rest.parse().ok().map(ProgramEnd::Exit),
                         "signal" => program_end = rest.parse().ok().map(ProgramEnd::Signal),
                         "error" => setup_error = Some(rest.to_string()),
@@ -521,7 +575,7 @@ impl Live {
         let cpu_ms = cgroup
             .as_ref()
             .and_then(|c| c.cpu_usage())
-            .map(|d| d.as_millis() as u64)
+            .map(|d| d.saturating_sub(cpu_baseline).as_millis() as u64)
             .or_else(|| {
                 let tv = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
                 Some(tv(rusage.ru_utime) + tv(rusage.ru_stime))

@@ -87,7 +87,7 @@ pub async fn download(
 #[utoipa::path(delete, path = "/sessions/{id}/files/{path}", operation_id = "deleteFile", tag = "files",
     params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -102,7 +102,7 @@ pub async fn delete(
 #[utoipa::path(get, path = "/sessions/{id}/files", operation_id = "listFiles", tag = "files",
     params(("id" = String, Path, description = "Session id"), ListQuery),
     responses((status = 200, body = Vec<FileEntry>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -442,6 +442,19 @@ pub fn my_jails() -> Vec<String> {
         .collect()
 }
 
+/// Children of `parent` that have exited but were never waited for.
+pub fn zombie_children_of(parent: u32) -> Vec<String> {
+    let parent = parent.to_string();
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
+            ppid == Some(parent.as_str()) && proc_state(pid) == Some('Z')
+        })
+        .collect()
+}
+
 /// Waits until no live process carries `mark`.
 pub async fn wait_processes_gone(mark: &str, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -1,0 +1,312 @@
+//! Warm pools: per language, sandboxes built ahead of time with the interpreter started and waiting for the go
+//! signal, so that a request never waits for namespaces, mounts or an interpreter's start-up. A request takes one
+//! (and it is never reused); a background thread refills. Pools grow when requests find them empty and shrink
+//! back when demand falls, within configured bounds.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use runbox_lang::Language;
+use runbox_sandbox::{probe, HostPolicy, Jail, Limits, PooledJail, SandboxSpec, Workspace};
+use serde::{Deserialize, Serialize};
+
+use crate::paths::ARTEFACT_DIR_NAME;
+
+const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
+const NODE_PRELUDE: &str = include_str!("../../../workers/node_pooled.js");
+const BASH_PRELUDE: &str = include_str!("../../../workers/bash_pooled.sh");
+const MIB: u64 = 1 << 20;
+
+/// How a language runs in a warm sandbox: the interpreter with its prelude.
+fn prelude_argv(lang: &str) -> Option<Vec<String>> {
+    let argv: Vec<&str> = match lang {
+        "python" => vec!["/usr/bin/python3", "-u", "-c", PYTHON_PRELUDE],
+        "javascript" => vec!["/usr/bin/node", "-e", NODE_PRELUDE],
+        "bash" => vec!["/bin/bash", "-c", BASH_PRELUDE],
+        _ => return None,
+    };
+    Some(argv.into_iter().map(String::from).collect())
+}
+
+/// Operator settings of the warm pools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    pub enabled: bool,
+    /// Warm sandboxes kept per language at least (languages without a prelude are ignored).
+    pub min: BTreeMap<String, usize>,
+    /// Most warm sandboxes per language when demand is high.
+    pub max_per_language: usize,
+    /// A warm sandbox older than this is replaced (seconds).
+    pub max_age_s: u64,
+    /// Size of each warm sandbox's workspace.
+    pub workspace_mb: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            enabled: true,
+            min: [
+                ("python".to_string(), 2),
+                ("javascript".to_string(), 1),
+                ("bash".to_string(), 1),
+            ]
+            .into(),
+            max_per_language: 8,
+            max_age_s: 600,
+            workspace_mb: 64,
+        }
+    }
+}
+
+struct Warm {
+    jail: PooledJail,
+    workspace: Workspace,
+    born: Instant,
+}
+
+/// A sandbox taken from a pool, ready to go.
+pub struct Taken {
+    pub jail: PooledJail,
+    pub workspace: Workspace,
+    /// The sandbox limits it was built with; a request must ask for no others to use it.
+    pub limits: Limits,
+}
+
+struct Pool {
+    lang: Language,
+    spec_limits: Limits,
+    warm: Mutex<VecDeque<Warm>>,
+    target: AtomicUsize,
+    min: usize,
+    last_miss: Mutex<Instant>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Sizes of one pool, for metrics and health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PoolStats {
+    pub language: String,
+    pub ready: usize,
+    pub starting: usize,
+    pub target: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+pub struct Pools {
+    pools: Vec<Arc<Pool>>,
+    config: PoolConfig,
+    jail: Jail,
+    policy: HostPolicy,
+    runs_dir: PathBuf,
+    wake: (Mutex<bool>, Condvar),
+    next_id: AtomicU64,
+}
+
+impl Pools {
+    pub fn new(
+        config: PoolConfig,
+        langs: Vec<(Language, Limits)>,
+        jail: Jail,
+        policy: HostPolicy,
+        data_dir: &Path,
+    ) -> Pools {
+        let pools = if config.enabled {
+            langs
+                .into_iter()
+                .filter(|(l, _)| prelude_argv(l.id()).is_some())
+                .filter_map(|(lang, spec_limits)| {
+                    let min = *config.min.get(lang.id())?;
+                    Some(Arc::new(Pool {
+                        lang,
+                        spec_limits,
+                        warm: Mutex::new(VecDeque::new()),
+                        target: AtomicUsize::new(min),
+                        min,
+                        last_miss: Mutex::new(Instant::now()),
+                        hits: AtomicU64::new(0),
+                        misses: AtomicU64::new(0),
+                    }))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Pools {
+            pools,
+            config,
+            jail,
+            policy,
+            runs_dir: data_dir.join("runs"),
+            wake: (Mutex::new(false), Condvar::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn pool(&self, lang: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.lang.id() == lang)
+    }
+
+    /// The limits warm sandboxes of `lang` have, if `lang` is pooled.
+    pub fn limits_of(&self, lang: &str) -> Option<&Limits> {
+        self.pool(lang).map(|p| &p.spec_limits)
+    }
+
+    /// A ready warm sandbox of `lang`, if one is waiting. A miss makes the pool grow.
+    pub fn take(&self, lang: &str) -> Option<Taken> {
+        let pool = self.pool(lang)?;
+        let taken = {
+            let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let pos = warm.iter().position(|w| w.jail.is_ready());
+            pos.and_then(|i| warm.remove(i))
+        };
+        match taken {
+            Some(w) => {
+                pool.hits.fetch_add(1, Ordering::Relaxed);
+                self.notify();
+                Some(Taken {
+                    jail: w.jail,
+                    workspace: w.workspace,
+                    limits: pool.spec_limits.clone(),
+                })
+            }
+            None => {
+                pool.misses.fetch_add(1, Ordering::Relaxed);
+                *pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                let t = pool.target.load(Ordering::Relaxed);
+                if t < self.config.max_per_language {
+                    pool.target.store(t + 1, Ordering::Relaxed);
+                }
+                self.notify();
+                None
+            }
+        }
+    }
+
+    fn notify(&self) {
+        let (lock, cv) = &self.wake;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_one();
+    }
+
+    pub fn stats(&self) -> Vec<PoolStats> {
+        self.pools
+            .iter()
+            .map(|p| {
+                let warm = p.warm.lock().unwrap_or_else(|e| e.into_inner());
+                let ready = warm.iter().filter(|w| w.jail.is_ready()).count();
+                PoolStats {
+                    language: p.lang.id().to_string(),
+                    ready,
+                    starting: warm.len() - ready,
+                    target: p.target.load(Ordering::Relaxed),
+                    hits: p.hits.load(Ordering::Relaxed),
+                    misses: p.misses.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    fn build(&self, pool: &Pool) -> Option<Warm> {
+        let id = format!(
+            "w{}-{}",
+            std::process::id(),
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let owner = probe::is_root().then_some(self.policy.host_uid);
+        let workspace = Workspace::create(&self.runs_dir, &id, Some(self.config.workspace_mb * MIB), owner).ok()?;
+        workspace.create_dir(Path::new(ARTEFACT_DIR_NAME)).ok()?;
+        let spec = SandboxSpec {
+            id,
+            argv: prelude_argv(pool.lang.id())?,
+            env: pool.lang.env().clone(),
+            workspace: workspace.path().to_path_buf(),
+            extra_paths: pool.lang.sandbox_paths().to_vec(),
+            limits: pool.spec_limits.clone(),
+            policy: self.policy.clone(),
+            session: false,
+            pooled: true,
+        };
+        let jail = self.jail.spawn_pooled(&spec).ok()?;
+        Some(Warm {
+            jail,
+            workspace,
+            born: Instant::now(),
+        })
+    }
+
+    /// One round of upkeep: drop dead and stale sandboxes, shrink idle pools, refill to target.
+    fn upkeep(&self) {
+        let max_age = Duration::from_secs(self.config.max_age_s);
+        for pool in &self.pools {
+            {
+                let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+                warm.retain(|w| {
+                    let dead = w.jail.is_ended();
+                    let stale = w.born.elapsed() > max_age;
+                    let stuck = !w.jail.is_ready() && w.born.elapsed() > Duration::from_secs(30);
+                    !(dead || stale || stuck)
+                });
+            }
+            // No miss for a minute: demand fell, shrink one step towards the minimum.
+            let quiet = pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()).elapsed() > Duration::from_secs(60);
+            let target = pool.target.load(Ordering::Relaxed);
+            if quiet && target > pool.min {
+                pool.target.store(target - 1, Ordering::Relaxed);
+                *pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
+            let target = pool.target.load(Ordering::Relaxed);
+            loop {
+                let have = pool.warm.lock().unwrap_or_else(|e| e.into_inner()).len();
+                if have >= target {
+                    let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+                    while warm.len() > target {
+                        warm.pop_back();
+                    }
+                    break;
+                }
+                match self.build(pool) {
+                    Some(w) => pool.warm.lock().unwrap_or_else(|e| e.into_inner()).push_back(w),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Starts the refill thread. Without it the pools stay empty (the CLI never starts it).
+    pub fn start(self: &Arc<Self>) {
+        if self.pools.is_empty() {
+            return;
+        }
+        let pools = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("runbox-pools".into())
+            .spawn(move || loop {
+                pools.upkeep();
+                let (lock, cv) = &pools.wake;
+                let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());
+                if !*woken {
+                    woken = cv
+                        .wait_timeout(woken, Duration::from_millis(500))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                *woken = false;
+            });
+    }
+
+    /// Empties every pool (shutdown): their sandboxes are killed.
+    pub fn drain(&self) {
+        for pool in &self.pools {
+            pool.target.store(0, Ordering::Relaxed);
+            pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+}
