@@ -139,6 +139,20 @@ fn path_string(p: &Path) -> String {
 }
 
 impl Engine {
+    /// Everything that can be checked about a request without running it: fields, language, files and entry.
+    pub fn check(&self, req: &ExecuteRequest) -> Result<(), EngineError> {
+        req.validate(&self.config.caps)?;
+        let lang = self.resolve(&req.language)?;
+        let availability = self.availability(lang);
+        if !availability.available {
+            return Err(EngineError::LanguageUnavailable {
+                id: lang.id().to_string(),
+                reason: availability.reason.unwrap_or_else(|| "runtime not found".into()),
+            });
+        }
+        collect_files(req, lang).map(|_| ())
+    }
+
     /// Runs one request to completion. `stdin`, when given, replaces `req.stdin` for the run stage (streamed
     /// input, e.g. from a WebSocket). `on_event` sees stage starts and output chunks as they happen.
     pub fn execute(

@@ -104,7 +104,8 @@ pub fn write(root: &Path, raw: &str, content: &[u8], owner: Option<u32>) -> Resu
     let rel = confined("path", raw)?;
     let dir = open_parent(root, &rel, Some(owner))?;
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(&dir, file_name(&rel)?, flags, Mode::from_bits_truncate(0o644)).map_err(errno("create", &rel))?;
+    let name = file_name(&rel)?;
+    let fd = openat(&dir, name, flags, Mode::from_bits_truncate(0o644)).map_err(errno("create", &rel))?;
     if let Some(uid) = owner {
         nix::unistd::fchown(
             &fd,
@@ -114,9 +115,14 @@ pub fn write(root: &Path, raw: &str, content: &[u8], owner: Option<u32>) -> Resu
         .map_err(errno("chown", &rel))?;
     }
     let mut file = File::from(fd);
-    file.write_all(content).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => FileError::Conflict("the workspace is full".into()),
-        _ => FileError::Io(e.to_string()),
+    file.write_all(content).map_err(|e| {
+        drop(file);
+        // A partial file would keep the space that ran out (and look like a whole one).
+        let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => FileError::Conflict("the workspace is full".into()),
+            _ => FileError::Io(e.to_string()),
+        }
     })
 }
 

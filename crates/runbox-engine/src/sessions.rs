@@ -704,6 +704,10 @@ impl Sessions {
         let grace = Duration::from_millis(self.limits.interrupt_grace_ms);
         let mut timed_out = false;
         let mut killed_at: Option<Instant> = None;
+        // A SIGINT that reaches the worker while it is still reading the cell, before the cell runs, is lost; it is
+        // repeated at this interval until the cell ends or the grace period runs out.
+        let resend = (grace / 4).clamp(Duration::from_millis(100), Duration::from_millis(500));
+        let mut signalled_at: Option<Instant> = None;
         let finish = |status,
                       result: Option<BTreeMap<String, String>>,
                       error,
@@ -744,6 +748,9 @@ impl Sessions {
                     });
                     session.process.terminate();
                     killed_at = Some(now);
+                } else if killed_at.is_none() && now >= signalled_at.map_or(at, |s| s.max(at)) + resend {
+                    session.process.interrupt();
+                    signalled_at = Some(now);
                 }
             }
             if killed_at.is_some_and(|k| now >= k + Duration::from_secs(5)) {

@@ -216,8 +216,18 @@ impl Jail {
         // jail's pipe is gone, so it is not joined.
         drop(writer);
         let diagnostics = diagnostics.join().unwrap_or_default();
+        let killed_by_signal = status
+            .as_ref()
+            .is_ok_and(|s| std::os::unix::process::ExitStatusExt::signal(s).is_some());
         match report {
             Some(report) => Ok(Outcome::from_report(report, &stdout, &stderr)),
+            // Cancelled so early that the jail had not yet taken over its signals: it died before it could start
+            // anything, which is what cancelling asked for.
+            None if cancel.is_cancelled() && killed_by_signal => {
+                let mut report = JailReport::sandbox_error("cancelled by the caller");
+                report.status = Status::Killed;
+                Ok(Outcome::from_report(report, &stdout, &stderr))
+            }
             None => Err(SandboxError::Protocol(format!(
                 "{} (jail exit: {}; jail said: {})",
                 failure.unwrap_or_else(|| "the jail ended without a report".into()),

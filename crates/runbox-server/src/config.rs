@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub max_concurrent: usize,
     /// Requests waiting for a sandbox before new ones get 503.
     pub max_queue: usize,
+    /// Async executions waiting in the database before new submissions get 503.
+    pub max_async_queued: usize,
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; empty disables CORS.
     pub cors_origins: Vec<String>,
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             max_concurrent: std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8),
             max_queue: 256,
+            max_async_queued: 10_000,
             body_limit_bytes: 16 << 20,
             cors_origins: Vec::new(),
             retention_hours: 24,

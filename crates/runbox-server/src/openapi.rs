@@ -27,7 +27,8 @@ impl Modify for Security {
     info(
         title = "runbox",
         description = "Fast, secure execution of untrusted code. With API keys configured, every route but /health \
-                       needs `Authorization: Bearer KEY` or `X-API-Key: KEY`. Errors are JSON `{code, message, details?}`.",
+                       and the documentation (/openapi.json, /docs, /redoc) needs `Authorization: Bearer KEY` or \
+                       `X-API-Key: KEY`. Errors are JSON `{code, message, details?}`.",
         license(name = "Apache-2.0")
     ),
     paths(

@@ -1,6 +1,7 @@
 //! The `runbox` binary. `main` dispatches the hidden `jail` subcommand before anything else so that the jail stays
 //! a single-threaded process; every other subcommand lives in its own module.
 
+mod bench;
 mod doctor;
 mod languages;
 mod run;
@@ -27,6 +28,8 @@ enum Command {
     Languages(languages::LanguagesArgs),
     /// Show which sandbox protections this host offers and which are in force.
     Doctor(doctor::DoctorArgs),
+    /// Measure latency, throughput and memory against the speed targets.
+    Bench(bench::BenchArgs),
     /// Internal: the sandbox's jail process (reads a spec on stdin, writes frames on stdout).
     #[command(hide = true)]
     Jail,
@@ -39,12 +42,21 @@ fn main() {
         std::process::exit(runbox_sandbox::jail::main());
     }
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Languages(_) | Command::Config(_) | Command::Doctor(_)
+    ) {
+        // Printing commands end quietly when their reader goes away (`runbox languages | head`), like any Unix
+        // tool. (Not `run` or `serve`: they write to pipes and sockets whose EPIPE they handle.)
+        runbox_sandbox::jail::default_sigpipe();
+    }
     let result = match cli.command {
         Command::Run(args) => run::main(*args),
         Command::Doctor(args) => doctor::main(args),
         Command::Serve(args) => serve::main(args),
         Command::Config(args) => serve::print_config(args),
         Command::Languages(args) => languages::main(args),
+        Command::Bench(args) => bench::main(args),
         Command::Jail => unreachable!("dispatched above"),
     };
     match result {

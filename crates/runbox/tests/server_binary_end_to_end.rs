@@ -39,8 +39,15 @@ async fn sigterm_stops_the_server_cleanly_and_kills_its_sandboxes() {
             .await?;
         r.json::<Value>().await
     });
-    within(15, "the sleeper starts", async {
-        while processes_named(&marker).is_empty() {
+    // Another over a WebSocket, which outlives HTTP's graceful shutdown unless the server ends it.
+    let ws_marker = format!("runbox-e2e-ws-sleeper-{}", std::process::id());
+    let mut ws = server.websocket(None).await;
+    ws.send(
+        json!({"type": "execute", "id": "w", "language": "bash", "code": format!("exec -a {ws_marker} sleep 100")}),
+    )
+    .await;
+    within(15, "the sleepers start", async {
+        while processes_named(&marker).is_empty() || processes_named(&ws_marker).is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -68,11 +75,27 @@ async fn sigterm_stops_the_server_cleanly_and_kills_its_sandboxes() {
     validate("ExecutionResult", &answer);
 
     assert_eq!(still_running(&sandboxes), vec![], "processes outlived the server");
-    assert_eq!(
-        processes_named(&marker),
-        Vec::<u32>::new(),
-        "the sandboxed program outlived the server"
-    );
+    for m in [&marker, &ws_marker] {
+        assert_eq!(
+            processes_named(m),
+            Vec::<u32>::new(),
+            "the sandboxed {m} outlived the server"
+        );
+    }
+    // The WebSocket ended with the server (with the run's result, if it got out in time).
+    let ended = within(5, "the WebSocket to end", async {
+        loop {
+            match ws.try_next().await {
+                Some(m) if m["type"] == "result" => break Some(m),
+                Some(_) => continue,
+                None => break None,
+            }
+        }
+    })
+    .await;
+    if let Some(result) = ended {
+        assert_eq!(result["result"]["status"], "killed", "{result}");
+    }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -198,7 +221,7 @@ async fn a_websocket_carries_several_runs_at_once_and_cancels_them() {
     ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "echo ready; sleep 100"}))
         .await;
     ws.until("sleeper", "started", 10).await;
-    // Cancel once the program runs (see the ignored test below for a cancel at the very start).
+    // Cancel once the program runs (the test below cancels at the very start).
     ws.until("sleeper", "stdout", 10).await;
     ws.send(json!({"type": "execute", "id": "sleeper", "language": "bash", "code": "echo twin"}))
         .await;
@@ -252,8 +275,6 @@ async fn a_websocket_needs_a_key_when_keys_are_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug in runbox-sandbox: a cancel that reaches the jail before it blocks SIGTERM kills it without a \
-            report, and the run ends in internal_error instead of killed"]
 async fn a_cancel_the_moment_a_run_starts_still_gives_a_killed_result() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);

@@ -343,14 +343,28 @@ async fn files_of_dead_or_unknown_sessions_are_refused() {
 async fn uploads_beyond_the_workspace_quota_are_refused() {
     let api = Api::plain();
     let (id, _) = api
-        .create_marked(None, serde_json::json!({"language": "python", "limits": {"workspace_mb": 2}}))
+        .create_marked(
+            None,
+            serde_json::json!({"language": "python", "limits": {"workspace_mb": 2}}),
+        )
         .await;
     let files = format!("/sessions/{id}/files");
-    api.put(&format!("{files}/fits.bin"), vec![7; 1 << 20]).send().await.expect(201);
+    api.put(&format!("{files}/fits.bin"), vec![7; 1 << 20])
+        .send()
+        .await
+        .expect(201);
     api.put(&format!("{files}/too-big.bin"), vec![7; 4 << 20])
         .send()
         .await
         .expect_error(409, "file_conflict");
-    let r = api.exec_ok(&id, "import os\nos.path.getsize('fits.bin')").await;
-    assert_eq!(r["result"]["text/plain"], "1048576", "{r}");
+    let r = api
+        .exec_ok(
+            &id,
+            "import os\n(os.path.getsize('fits.bin'), os.path.exists('too-big.bin'))",
+        )
+        .await;
+    assert_eq!(
+        r["result"]["text/plain"], "(1048576, False)",
+        "no partial file is left: {r}"
+    );
 }

@@ -20,6 +20,19 @@ use crate::spec::SandboxSpec;
 /// Runs the jail on this process's stdin and stdout. Returns the process exit code: 0 when a report was
 /// written (whatever the program did), 1 when even that failed.
 pub fn main() -> i32 {
+    // First of all, hold the signals the supervisor handles (cancel, interrupt, go), so that one arriving while
+    // the jail starts up waits for the supervisor instead of killing it without a report.
+    let mut held = nix::sys::signal::SigSet::empty();
+    for s in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGUSR1,
+        nix::sys::signal::Signal::SIGUSR2,
+    ] {
+        held.add(s);
+    }
+    let _ = held.thread_block();
     // SAFETY: fd 0 and 1 are open for the life of the process; ManuallyDrop keeps them from being closed here.
     // Raw, unbuffered files: a buffered reader would swallow the program's stdin that follows the spec.
     let mut input = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
@@ -47,4 +60,10 @@ pub fn main() -> i32 {
 pub fn ignore_sigpipe() {
     // SAFETY: setting a signal disposition to SIG_IGN; called before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// Restores the default SIGPIPE disposition (the process ends on a write to a closed pipe).
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL; called before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }

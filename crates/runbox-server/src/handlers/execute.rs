@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::Json;
 
-use runbox_engine::{EngineError, ExecEvent, ExecuteRequest, ExecutionResult};
+use runbox_engine::{ExecEvent, ExecuteRequest, ExecutionResult};
 
 use crate::api::ExecuteBody;
 use crate::auth::Caller;
@@ -16,17 +16,7 @@ use crate::state::{AppState, RunPermit};
 
 /// Checks a request as far as possible before it waits for a sandbox slot.
 pub fn precheck(state: &AppState, req: &ExecuteRequest) -> Result<(), ApiError> {
-    req.validate(&state.engine.config().caps)?;
-    let lang = state.engine.resolve(&req.language)?;
-    let availability = state.engine.availability(lang);
-    if !availability.available {
-        return Err(EngineError::LanguageUnavailable {
-            id: lang.id().into(),
-            reason: availability.reason.unwrap_or_default(),
-        }
-        .into());
-    }
-    Ok(())
+    Ok(state.engine.check(req)?)
 }
 
 /// Prechecks a request and waits for a run slot for it.

@@ -392,6 +392,21 @@ impl Ws {
         .expect("send on the WebSocket");
     }
 
+    /// The next JSON message, or None once the socket has ended (closed, reset or failed).
+    pub async fn try_next(&mut self) -> Option<Value> {
+        loop {
+            match self.stream.next().await? {
+                Ok(Message::Text(text)) => {
+                    let value: Value = serde_json::from_str(&text).expect("messages are JSON");
+                    self.seen.push(value.clone());
+                    return Some(value);
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
     /// The next message (`secs` at most).
     pub async fn next(&mut self, secs: u64) -> Value {
         loop {

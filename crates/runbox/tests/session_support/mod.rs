@@ -201,6 +201,12 @@ impl Call {
         self
     }
 
+    /// Sends no key at all.
+    pub fn without_key(mut self) -> Self {
+        self.key = None;
+        self
+    }
+
     pub fn json(self, body: Value) -> Self {
         self.raw("application/json", body.to_string().into_bytes())
     }

@@ -1,0 +1,138 @@
+//! Sessions belong to the API key that created them: another key sees 404 for every route of the session and
+//! lists only its own; and how many sessions a key, and the server, may hold at once (429 `too_many_sessions`).
+
+mod session_support;
+
+use serde_json::json;
+use session_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_key_cannot_see_or_touch_a_session() {
+    let api = Api::with_two_keys(|_| {});
+    let (mine, mark) = api.create_marked(Some(KEY_A), json!({"language": "python"})).await;
+    let (theirs, _) = api.create_marked(Some(KEY_B), json!({"language": "python"})).await;
+    api.exec_ok(&mine, "secret = 'a'").await;
+    api.put(&format!("/sessions/{mine}/files/private.txt"), b"a's".to_vec())
+        .send()
+        .await
+        .expect(201);
+
+    let s = format!("/sessions/{mine}");
+    for r in [
+        api.get(&s).key(KEY_B).send().await,
+        api.post(&format!("{s}/execute"), json!({"code": "secret"}))
+            .key(KEY_B)
+            .send()
+            .await,
+        api.post(&format!("{s}/execute/stream"), json!({"code": "secret"}))
+            .key(KEY_B)
+            .send()
+            .await,
+        api.post(&format!("{s}/interrupt"), json!({})).key(KEY_B).send().await,
+        api.get(&format!("{s}/files")).key(KEY_B).send().await,
+        api.get(&format!("{s}/files/private.txt")).key(KEY_B).send().await,
+        api.put(&format!("{s}/files/planted.txt"), b"b's".to_vec())
+            .key(KEY_B)
+            .send()
+            .await,
+        api.delete(&format!("{s}/files/private.txt")).key(KEY_B).send().await,
+        api.delete(&s).key(KEY_B).send().await,
+    ] {
+        r.expect_error(404, "not_found");
+    }
+    // A 404 for someone else's session says exactly what a 404 for a session that never existed says.
+    let unknown = api
+        .get("/sessions/sess_00000000000000000000000000000000")
+        .key(KEY_B)
+        .send()
+        .await;
+    assert_eq!(unknown.json(), api.get(&s).key(KEY_B).send().await.json());
+
+    // Each key lists only its own.
+    let a_list = api.get("/sessions").key(KEY_A).send().await.expect(200);
+    let b_list = api.get("/sessions").key(KEY_B).send().await.expect(200);
+    let ids = |l: &serde_json::Value| -> Vec<String> {
+        l.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&a_list), [mine.clone()]);
+    assert_eq!(ids(&b_list), [theirs.clone()]);
+
+    // Nothing the other key did reached the session.
+    let r = api
+        .exec_ok(
+            &mine,
+            "import os\n(secret, os.path.exists('planted.txt'), open('private.txt').read())",
+        )
+        .await;
+    assert_eq!(r["result"]["text/plain"], "('a', False, \"a's\")", "{r}");
+    assert_eq!(api.info(&mine).await["state"], "idle");
+    assert!(!processes_with_mark(&mark).is_empty());
+
+    // Without a key, or with a wrong one: 401.
+    let r = api.call("GET", &s).key("not-a-key-0123456789").send().await;
+    r.expect_error(401, "unauthorized");
+    api.get("/sessions")
+        .without_key()
+        .send()
+        .await
+        .expect_error(401, "unauthorized");
+    api.get(&s).without_key().send().await.expect_error(401, "unauthorized");
+
+    // The owner deletes it.
+    api.delete(&s).key(KEY_A).send().await.expect_bytes(204);
+    wait_processes_gone(&mark, 10).await;
+    api.delete(&format!("/sessions/{theirs}"))
+        .key(KEY_B)
+        .send()
+        .await
+        .expect_bytes(204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_limited_per_key_and_in_total() {
+    let api = Api::with_two_keys(|c| {
+        c.sessions.max_per_owner = 2;
+        c.sessions.max_total = 3;
+    });
+    let a1 = api.create_marked(Some(KEY_A), json!({"language": "bash"})).await.0;
+    let _a2 = api.create_marked(Some(KEY_A), json!({"language": "bash"})).await.0;
+    let r = api
+        .post("/sessions", json!({"language": "bash"}))
+        .key(KEY_A)
+        .send()
+        .await;
+    let body = r.expect_error(429, "too_many_sessions");
+    assert!(body["message"].as_str().unwrap().contains("key"), "{body}");
+    assert!(r.header("retry-after").is_some(), "a 429 says when to retry");
+
+    // Key b has room of its own, until the server is full.
+    let b1 = api.create_marked(Some(KEY_B), json!({"language": "bash"})).await.0;
+    let r = api
+        .post("/sessions", json!({"language": "bash"}))
+        .key(KEY_B)
+        .send()
+        .await;
+    let body = r.expect_error(429, "too_many_sessions");
+    assert!(body["message"].as_str().unwrap().contains("server"), "{body}");
+
+    // A dead session does not count: ending one frees its place.
+    api.exec(&a1, "exit").await;
+    let b2 = api.create_marked(Some(KEY_B), json!({"language": "bash"})).await.0;
+    api.delete(&format!("/sessions/{b1}"))
+        .key(KEY_B)
+        .send()
+        .await
+        .expect_bytes(204);
+    api.delete(&format!("/sessions/{b2}"))
+        .key(KEY_B)
+        .send()
+        .await
+        .expect_bytes(204);
+    let a3 = api.create_marked(Some(KEY_A), json!({"language": "bash"})).await.0;
+    api.exec_ok(&a3, "echo ok").await;
+    assert_eq!(api.state.sessions.count(), 2);
+}
