@@ -8,7 +8,10 @@ __runbox_count=0
 printf '{"event":"ready","language":"bash","version":"%s"}\n' "${BASH_VERSION%%(*}" >&4
 while IFS=' ' read -r __runbox_word __runbox_id __runbox_size <&3; do
   [ "$__runbox_word" = EXEC ] || continue
+  # SIGINT is ignored while the cell is read, so that an interrupt cannot cut it short (the engine repeats it).
+  trap '' INT
   __runbox_code=$(head -c "$__runbox_size" <&3; printf x)
+  trap '__runbox_interrupted=1' INT
   __runbox_code=${__runbox_code%x}
   __runbox_count=$((__runbox_count + 1))
   __runbox_interrupted=0

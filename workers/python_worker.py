@@ -11,6 +11,7 @@ import builtins
 import json
 import linecache
 import os
+import signal
 import sys
 import traceback
 
@@ -27,6 +28,14 @@ MIME_METHODS = [
     ("application/json", "_repr_json_"),
 ]
 current_cell = [0]
+# Whether a cell is running: SIGINT interrupts cells only. One that arrives while the worker reads a cell or sends
+# a reply is dropped (the engine repeats an interrupt until the cell ends), so it can never cut a message short.
+in_cell = [False]
+
+
+def on_sigint(_signum, _frame):
+    if in_cell[0]:
+        raise KeyboardInterrupt
 
 
 def send(message):
@@ -209,6 +218,7 @@ def read_line():
 
 
 def main():
+    signal.signal(signal.SIGINT, on_sigint)
     os.environ["MPLBACKEND"] = "Agg"
     patch_pyplot_on_import()
     builtins.display = display
@@ -231,9 +241,14 @@ def main():
         count += 1
         current_cell[0] = cell_id
         try:
-            reply = run_cell(namespace, cell_id, code, count)
+            try:
+                in_cell[0] = True
+                reply = run_cell(namespace, cell_id, code, count)
+            finally:
+                in_cell[0] = False
         except KeyboardInterrupt:  # arrived between the cell's end and the reply
             reply = {"status": "interrupted"}
+        in_cell[0] = False
         reply.update({"event": "done", "id": cell_id, "execution_count": count})
         send(reply)
         if reply["status"] == "exit":

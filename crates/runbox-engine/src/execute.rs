@@ -319,6 +319,7 @@ impl Engine {
             result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
         }
         result.duration_ms = started.elapsed().as_millis() as u64;
+        ws.dispose_in_background();
         Ok(result)
     }
 
@@ -362,7 +363,9 @@ impl Engine {
         on_event: &mut dyn FnMut(ExecEvent<'_>),
         started: Instant,
     ) -> Result<ExecutionResult, EngineError> {
-        let ws = &taken.workspace;
+        let crate::pools::Taken { jail, workspace, .. } = taken;
+        let taken_workspace = workspace;
+        let ws = &taken_workspace;
         for (path, content) in files {
             ws.write_file(path, content)?;
         }
@@ -389,7 +392,7 @@ impl Engine {
             (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
         });
         on_event(ExecEvent::StageStarted(Stage::Run));
-        let outcome = taken.jail.go(
+        let outcome = jail.go(
             limits.wall_ms,
             limits.cpu_ms,
             stdin,
@@ -409,6 +412,8 @@ impl Engine {
             result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
         }
         result.duration_ms = started.elapsed().as_millis() as u64;
+        taken_workspace.dispose_in_background();
+        self.pools().refill();
         Ok(result)
     }
 

@@ -169,8 +169,8 @@ impl Pools {
         };
         match taken {
             Some(w) => {
+                // The refill waits for `refill()` after the request, so building never competes with it.
                 pool.hits.fetch_add(1, Ordering::Relaxed);
-                self.notify();
                 Some(Taken {
                     jail: w.jail,
                     workspace: w.workspace,
@@ -188,6 +188,11 @@ impl Pools {
                 None
             }
         }
+    }
+
+    /// Tells the refill thread a warm sandbox was used.
+    pub fn refill(&self) {
+        self.notify();
     }
 
     fn notify(&self) {

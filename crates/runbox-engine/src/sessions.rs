@@ -269,13 +269,45 @@ struct Session {
     executions: AtomicU64,
     next_cell: AtomicU64,
     dead: Mutex<Option<String>>,
-    /// When an interrupt was last requested for the running cell.
-    interrupted_at: Mutex<Option<Instant>>,
+    /// The running cell's interrupt.
+    interrupt: Mutex<Interrupt>,
     /// Worker bytes not yet forming a whole line.
     pending: Mutex<Vec<u8>>,
 }
 
+/// How long a cell runs before it is sent SIGINT: while a worker is still setting a cell up, a SIGINT can be lost,
+/// or worse (Node's vm briefly lets SIGINT end the process as it enters and leaves a script).
+const INTERRUPT_SETTLE: Duration = Duration::from_millis(50);
+
+/// Interrupt state of the running cell.
+#[derive(Debug, Default)]
+struct Interrupt {
+    /// When the cell went to the worker; none between cells.
+    cell_sent: Option<Instant>,
+    /// When an interrupt (or the cell's timeout) first asked the cell to stop.
+    requested: Option<Instant>,
+    /// When SIGINT was last sent.
+    signalled: Option<Instant>,
+}
+
 impl Session {
+    /// Sends SIGINT when an interrupt is pending and one is due: once the cell has run for [`INTERRUPT_SETTLE`],
+    /// then every `resend` (a SIGINT the worker got while still reading the cell is lost) until the cell ends.
+    /// Returns when the next one is due.
+    fn signal_if_due(&self, now: Instant, resend: Duration) -> Option<Instant> {
+        let mut st = self.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(sent), Some(_)) = (st.cell_sent, st.requested) else {
+            return None;
+        };
+        let due = st.signalled.map_or(sent + INTERRUPT_SETTLE, |last| last + resend);
+        if now < due {
+            return Some(due);
+        }
+        self.process.interrupt();
+        st.signalled = Some(now);
+        Some(now + resend)
+    }
+
     fn dead_reason(&self) -> Option<String> {
         self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -567,7 +599,7 @@ impl Sessions {
             executions: AtomicU64::new(0),
             next_cell: AtomicU64::new(1),
             dead: Mutex::new(None),
-            interrupted_at: Mutex::new(None),
+            interrupt: Mutex::new(Interrupt::default()),
             pending: Mutex::new(Vec::new()),
         };
         // Wait for the worker's `ready`; whatever it printed meanwhile is start-up noise.
@@ -634,8 +666,18 @@ impl Sessions {
         if let Some(reason) = session.dead_reason() {
             return Err(SessionError::Dead(reason));
         }
-        *session.interrupted_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        session.process.interrupt();
+        // Idle: there is nothing to interrupt, and a SIGINT still on its way when the next cell starts would
+        // interrupt that one.
+        if session.exec_lock.try_lock().is_ok() {
+            return Ok(session.info());
+        }
+        let now = Instant::now();
+        {
+            let mut st = session.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+            st.requested.get_or_insert(now);
+            st.signalled = None; // asked again: signal again now (once the cell has settled)
+        }
+        session.signal_if_due(now, Duration::ZERO);
         Ok(session.info())
     }
 
@@ -677,7 +719,15 @@ impl Sessions {
             return Err(SessionError::Dead(reason));
         }
         session.touch();
-        *session.interrupted_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *session.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Interrupt::default();
+        /// Ends the cell's interrupt state however execute returns.
+        struct CellEnd<'a>(&'a Session);
+        impl Drop for CellEnd<'_> {
+            fn drop(&mut self) {
+                *self.0.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Interrupt::default();
+            }
+        }
+        let _cell_end = CellEnd(&session);
         let started = Instant::now();
         // Output that background processes wrote between cells belongs to no cell.
         while let Ok(ev) = session.process.recv_timeout(Duration::ZERO) {
@@ -694,6 +744,7 @@ impl Sessions {
             session.mark_dead("the worker stopped reading");
             return Err(SessionError::Dead("the worker stopped reading".into()));
         }
+        session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).cell_sent = Some(Instant::now());
         session.executions.fetch_add(1, Ordering::Relaxed);
 
         let cap = self.limits.output_bytes;
@@ -704,10 +755,7 @@ impl Sessions {
         let grace = Duration::from_millis(self.limits.interrupt_grace_ms);
         let mut timed_out = false;
         let mut killed_at: Option<Instant> = None;
-        // A SIGINT that reaches the worker while it is still reading the cell, before the cell runs, is lost; it is
-        // repeated at this interval until the cell ends or the grace period runs out.
         let resend = (grace / 4).clamp(Duration::from_millis(100), Duration::from_millis(500));
-        let mut signalled_at: Option<Instant> = None;
         let finish = |status,
                       result: Option<BTreeMap<String, String>>,
                       error,
@@ -734,12 +782,12 @@ impl Sessions {
             let now = Instant::now();
             if !timed_out && now >= deadline {
                 timed_out = true;
-                let mut at = session.interrupted_at.lock().unwrap_or_else(|e| e.into_inner());
-                at.get_or_insert(now);
-                session.process.interrupt();
+                let mut st = session.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+                st.requested.get_or_insert(now);
             }
-            let interrupted_at = *session.interrupted_at.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(at) = interrupted_at {
+            let requested = session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).requested;
+            let mut next_signal = None;
+            if let Some(at) = requested {
                 if killed_at.is_none() && now >= at + grace {
                     session.mark_dead(if timed_out {
                         "timeout: the cell ran past its time limit and did not stop after SIGINT"
@@ -748,9 +796,8 @@ impl Sessions {
                     });
                     session.process.terminate();
                     killed_at = Some(now);
-                } else if killed_at.is_none() && now >= signalled_at.map_or(at, |s| s.max(at)) + resend {
-                    session.process.interrupt();
-                    signalled_at = Some(now);
+                } else if killed_at.is_none() {
+                    next_signal = session.signal_if_due(now, resend);
                 }
             }
             if killed_at.is_some_and(|k| now >= k + Duration::from_secs(5)) {
@@ -767,6 +814,9 @@ impl Sessions {
             let mut wait = Duration::from_millis(100);
             if !timed_out {
                 wait = wait.min(deadline.saturating_duration_since(now));
+            }
+            if let Some(next) = next_signal {
+                wait = wait.min(next.saturating_duration_since(now));
             }
             match session.process.recv_timeout(wait) {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,

@@ -99,6 +99,13 @@ impl CancelToken {
     }
 }
 
+/// Waits for a finished jail on a thread of its own, so that its teardown never delays the caller.
+pub(crate) fn reap_in_background(mut child: std::process::Child) {
+    let _ = std::thread::Builder::new().name("runbox-reaper".into()).spawn(move || {
+        let _ = child.wait();
+    });
+}
+
 fn signal_jail(pid: u32) {
     // The jail turns SIGTERM into "kill the sandbox and report"; it is our own child, still unreaped (unwatch
     // happens before wait), so the pid cannot have been reused.
@@ -211,6 +218,12 @@ impl Jail {
         }
         drop(jail_stdout);
         cancel.unwatch(child.id());
+        if let Some(report) = report {
+            // The jail still tears down the sandbox after reporting; reap it off the caller's path.
+            reap_in_background(child);
+            drop((writer, diagnostics));
+            return Ok(Outcome::from_report(report, &stdout, &stderr));
+        }
         let status = child.wait();
         // The writer may be blocked reading a caller's stdin that never ends; it finishes on its own when the
         // jail's pipe is gone, so it is not joined.

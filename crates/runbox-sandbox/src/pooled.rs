@@ -20,7 +20,7 @@ enum Frame {
 }
 
 pub struct PooledJail {
-    child: Child,
+    child: Option<Child>,
     stdin: Option<ChildStdin>,
     frames: Receiver<Frame>,
     ready: Arc<AtomicBool>,
@@ -79,7 +79,7 @@ impl Jail {
             })
             .map_err(|e| SandboxError::Protocol(format!("start the reader thread: {e}")))?;
         Ok(PooledJail {
-            child,
+            child: Some(child),
             stdin: Some(stdin),
             frames: rx,
             ready,
@@ -109,7 +109,8 @@ impl PooledJail {
         cancel: &CancelToken,
     ) -> Result<Outcome, SandboxError> {
         let value = (wall_ms.min(u32::MAX as u64) << 32) | cpu_ms.min(u32::MAX as u64);
-        let pid = self.child.id() as libc::pid_t;
+        let child_id = self.child.as_ref().expect("present until go returns").id();
+        let pid = child_id as libc::pid_t;
         // SAFETY: sigqueue sends a signal with an integer payload (carried as a pointer-sized value, never
         // dereferenced) to our own child, which is alive (unreaped) here.
         let sent = unsafe {
@@ -127,7 +128,7 @@ impl PooledJail {
                 std::io::Error::last_os_error()
             )));
         }
-        cancel.watch(self.child.id());
+        cancel.watch(child_id);
         let mut jail_stdin = self.stdin.take().expect("go is called once");
         let writer = std::thread::spawn(move || {
             if let Some(mut input) = stdin {
@@ -150,8 +151,10 @@ impl PooledJail {
                 Err(_) => break Err("the jail stopped answering".into()),
             }
         };
-        cancel.unwatch(self.child.id());
-        let _ = self.child.wait();
+        cancel.unwatch(child_id);
+        if let Some(child) = self.child.take() {
+            crate::reap_in_background(child);
+        }
         report
             .map(|r| Outcome::from_report(r, &stdout, &stderr))
             .map_err(SandboxError::Protocol)
@@ -161,9 +164,11 @@ impl PooledJail {
 impl Drop for PooledJail {
     fn drop(&mut self) {
         self.stdin.take();
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        if let Some(mut child) = self.child.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            }
+            crate::reap_in_background(child);
         }
-        let _ = self.child.wait();
     }
 }

@@ -39,7 +39,14 @@ impl FrameKind {
 }
 
 pub fn write_frame(w: &mut impl Write, kind: FrameKind, payload: &[u8]) -> io::Result<()> {
-    for chunk in payload.chunks(MAX_FRAME_BYTES as usize) {
+    // An empty payload is still one frame (`chunks` of an empty slice yields none).
+    let empty: [&[u8]; 1] = [&[]];
+    let chunks: Box<dyn Iterator<Item = &[u8]>> = if payload.is_empty() {
+        Box::new(empty.into_iter())
+    } else {
+        Box::new(payload.chunks(MAX_FRAME_BYTES as usize))
+    };
+    for chunk in chunks {
         let mut header = [0u8; 5];
         header[0] = kind as u8;
         header[1..].copy_from_slice(&(chunk.len() as u32).to_le_bytes());
@@ -107,6 +114,14 @@ mod tests {
         assert_eq!((k2, p2.len()), (FrameKind::Stdout, 10));
         assert_eq!((k3, p3), (FrameKind::Report, b"{}".to_vec()));
         assert!(read_frame(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_empty_payload_is_still_a_frame() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, FrameKind::Ready, &[]).unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::Ready, vec![])));
     }
 
     #[test]

@@ -114,6 +114,15 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Unmounts and removes the workspace on a thread of its own, off the caller's path.
+    pub fn dispose_in_background(self) {
+        let _ = std::thread::Builder::new()
+            .name("runbox-workspace-cleanup".into())
+            .spawn(move || drop(self));
+    }
+}
+
 impl Drop for Workspace {
     fn drop(&mut self) {
         if self.mounted {

@@ -268,7 +268,10 @@ fn rand_u64() -> u64 {
 fn f(v: &Value, path: &[&str]) -> f64 {
     let mut cur = v;
     for p in path {
-        cur = &cur[*p];
+        cur = match p.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[*p],
+        };
     }
     cur.as_f64().unwrap_or(f64::NAN)
 }

@@ -219,6 +219,14 @@ impl Cgroup {
             Cgroup::V2(c) => c.is_empty(),
         }
     }
+
+    /// Processes in the group now.
+    pub fn pids(&self) -> Vec<i32> {
+        match self {
+            Cgroup::V1(c) => c.pids(),
+            Cgroup::V2(c) => procs(c.path()),
+        }
+    }
 }
 
 /// Pids listed in a `cgroup.procs` file.

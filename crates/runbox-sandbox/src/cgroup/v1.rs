@@ -84,6 +84,10 @@ impl CgroupV1 {
         kill_procs_until_empty(&self.memory);
     }
 
+    pub fn pids(&self) -> Vec<i32> {
+        procs(&self.pids)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.dirs().all(|d| procs(d).is_empty())
     }

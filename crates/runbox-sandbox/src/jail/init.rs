@@ -327,5 +327,7 @@ fn supervise_program(ctx: &InitContext<'_>, program: Pid) -> ! {
     // Nothing the program started may outlive it: daemons, setsid'd grandchildren, stopped processes.
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
     while waitpid(None, None).is_ok() {}
+    // Everything is dead: the supervisor can report now, without waiting for the namespaces' teardown.
+    report(ctx.report_w, "reaped");
     exit(0)
 }

@@ -39,18 +39,24 @@ pub fn main() -> i32 {
     // SAFETY: as above, for fd 1.
     let mut output = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
 
-    let report = match protocol::read_spec(&mut *input) {
-        Err(e) => JailReport::sandbox_error(format!("jail: cannot read the run's spec: {e}")),
+    let (report, teardown) = match protocol::read_spec(&mut *input) {
+        Err(e) => (
+            JailReport::sandbox_error(format!("jail: cannot read the run's spec: {e}")),
+            None,
+        ),
         Ok(bytes) => match serde_json::from_slice::<SandboxSpec>(&bytes) {
-            Err(e) => JailReport::sandbox_error(format!("jail: invalid spec: {e}")),
+            Err(e) => (JailReport::sandbox_error(format!("jail: invalid spec: {e}")), None),
             Ok(spec) => match spec.validate() {
-                Err(e) => JailReport::sandbox_error(format!("jail: invalid spec: {e}")),
+                Err(e) => (JailReport::sandbox_error(format!("jail: invalid spec: {e}")), None),
                 Ok(()) => supervisor::run(&spec, &mut output),
             },
         },
     };
     let json = serde_json::to_vec(&report).expect("a report always serialises");
-    match protocol::write_frame(&mut *output, FrameKind::Report, &json).and_then(|_| output.flush()) {
+    let written = protocol::write_frame(&mut *output, FrameKind::Report, &json).and_then(|_| output.flush());
+    // The caller has its answer; namespaces and cgroup are torn down after it (the caller reaps us later).
+    drop(teardown);
+    match written {
         Ok(()) => 0,
         Err(_) => 1,
     }

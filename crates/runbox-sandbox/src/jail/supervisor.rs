@@ -32,15 +32,21 @@ const CPU_POLL: Duration = Duration::from_millis(20);
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 const CHUNK: usize = 64 * 1024;
 
-pub fn run(spec: &SandboxSpec, out: &mut File) -> JailReport {
+/// Runs the sandbox to its end. The report is ready as soon as every process of the sandbox is dead; tearing
+/// down the namespaces and the cgroup takes longer, so that is left to the returned guard, dropped after the
+/// report is written.
+pub fn run(spec: &SandboxSpec, out: &mut File) -> (JailReport, Option<Live>) {
     match start(spec) {
-        Ok(mut live) => live.supervise(spec, out),
-        Err(message) => JailReport::sandbox_error(message),
+        Ok(mut live) => {
+            let report = live.supervise(spec, out);
+            (report, Some(live))
+        }
+        Err(message) => (JailReport::sandbox_error(message), None),
     }
 }
 
 /// A started sandbox: PID 1 is alive and has been released to build the sandbox.
-struct Live {
+pub struct Live {
     pid1: Pid,
     pidfd: OwnedFd,
     sigfd: SignalFd,
@@ -178,6 +184,13 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         can_setgroups: in_force.mode == Mode::Root,
     };
 
+    // A warm sandbox builds itself at low priority so it never slows the requests being served; the go signal
+    // restores normal priority. (Only root may lower a niceness again, so unprivileged pools stay normal.)
+    let deprioritised = spec.pooled && in_force.mode == Mode::Root;
+    if deprioritised {
+        // SAFETY: setpriority on the calling process; children inherit the niceness.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    }
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
@@ -295,6 +308,8 @@ impl Live {
         let mut grace_deadline: Option<Instant> = None;
         let mut killed = false;
         let mut pid1_status: Option<WaitStatus> = None;
+        // PID 1 said every process of the sandbox is dead and reaped; only PID 1 itself remains.
+        let mut all_reaped = false;
         let mut drain_deadline: Option<Instant> = None;
         let mut program_end: Option<ProgramEnd> = None;
         let mut setup_error: Option<String> = None;
@@ -353,10 +368,10 @@ impl Live {
                     killed = true;
                 }
             }
-            if pid1_status.is_some() {
+            if pid1_status.is_some() || all_reaped {
                 let done = self.stdout_r.is_none()
                     && self.stderr_r.is_none()
-                    && self.report_r.is_none()
+                    && (self.report_r.is_none() || all_reaped)
                     && self.worker_r.is_none();
                 if done || drain_deadline.is_some_and(|d| now >= d) {
                     break;
@@ -423,6 +438,12 @@ impl Live {
                             limits.cpu_ms = cpu;
                         }
                         cpu_baseline = self.cgroup.as_ref().and_then(|c| c.cpu_usage()).unwrap_or_default();
+                        if let Some(cg) = &self.cgroup {
+                            for pid in cg.pids().into_iter().chain([0]) {
+                                // SAFETY: setpriority on a process of our sandbox (or ourselves, pid 0).
+                                unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, 0) };
+                            }
+                        }
                         started = Some(Instant::now());
                         next_cpu_check = Instant::now() + CPU_POLL;
                         let _ = nix::unistd::write(&go, &[1]);
@@ -475,6 +496,10 @@ impl Live {
                         "exit" => program_end = rest.parse().ok().map(ProgramEnd::Exit),
                         "signal" => program_end = rest.parse().ok().map(ProgramEnd::Signal),
                         "error" => setup_error = Some(rest.to_string()),
+                        "reaped" => {
+                            all_reaped = true;
+                            drain_deadline.get_or_insert(Instant::now() + DRAIN_DEADLINE);
+                        }
                         _ => {}
                     }
                 }
@@ -565,7 +590,7 @@ impl Live {
         }
 
         let finished = Instant::now();
-        let cgroup = self.cgroup.take();
+        let cgroup = self.cgroup.as_ref();
         // SAFETY: getrusage fills the struct we pass.
         let rusage = unsafe {
             let mut ru: libc::rusage = std::mem::zeroed();
@@ -573,7 +598,6 @@ impl Live {
             ru
         };
         let cpu_ms = cgroup
-            .as_ref()
             .and_then(|c| c.cpu_usage())
             .map(|d| d.saturating_sub(cpu_baseline).as_millis() as u64)
             .or_else(|| {
@@ -581,11 +605,9 @@ impl Live {
                 Some(tv(rusage.ru_utime) + tv(rusage.ru_stime))
             });
         let memory_peak_bytes = cgroup
-            .as_ref()
             .and_then(|c| c.memory_peak())
             .or(Some(rusage.ru_maxrss as u64 * 1024));
-        let oom_kills = cgroup.as_ref().map(|c| c.oom_kills()).unwrap_or(0);
-        drop(cgroup); // kills anything left and removes the group
+        let oom_kills = cgroup.map(|c| c.oom_kills()).unwrap_or(0);
 
         let (exit_code, signal) = match program_end {
             Some(ProgramEnd::Exit(c)) => (Some(c), None),
@@ -675,5 +697,7 @@ impl Drop for Live {
             let _ = kill(self.pid1, Signal::SIGKILL);
             let _ = waitpid(self.pid1, None);
         }
+        // The cgroup's own drop kills anything left in it and removes it.
+        self.cgroup.take();
     }
 }

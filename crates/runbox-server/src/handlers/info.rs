@@ -57,6 +57,9 @@ pub struct Health {
     pub languages: Option<LanguageCounts>,
     pub active_runs: i64,
     pub queued: i64,
+    /// Warm pools: ready sandboxes per language, their targets, hits and misses.
+    pub pools: Vec<runbox_engine::pools::PoolStats>,
+    pub sessions: usize,
 }
 
 /// Liveness and readiness: version, uptime, sandbox protections in force, languages available. Needs no key.
@@ -91,6 +94,8 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         languages,
         active_runs: state.metrics.active_runs.load(Ordering::Relaxed),
         queued: state.metrics.queued.load(Ordering::Relaxed),
+        pools: state.engine.pool_stats(),
+        sessions: state.sessions.count(),
     })
 }
 
@@ -109,7 +114,8 @@ pub async fn languages(State(state): State<Arc<AppState>>, _caller: Caller) -> J
 pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> impl IntoResponse {
     let jobs_queued = state.jobs.count("queued");
     let jobs_running = state.jobs.count("running");
-    let text = state.metrics.render(&[
+    let pools = state.engine.pool_stats();
+    let mut text = state.metrics.render(&[
         (
             "runbox_async_jobs_queued",
             "Async executions waiting to run.",
@@ -122,6 +128,38 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
             state.sessions.count() as i64,
         ),
     ]);
+    let families: [(&str, &str, &str, fn(&runbox_engine::pools::PoolStats) -> u64); 4] = [
+        (
+            "runbox_pool_ready",
+            "gauge",
+            "Warm sandboxes ready, by language.",
+            |p| p.ready as u64,
+        ),
+        (
+            "runbox_pool_target",
+            "gauge",
+            "Warm sandboxes wanted, by language.",
+            |p| p.target as u64,
+        ),
+        (
+            "runbox_pool_hits_total",
+            "counter",
+            "Requests served by a warm sandbox.",
+            |p| p.hits,
+        ),
+        (
+            "runbox_pool_misses_total",
+            "counter",
+            "Pooled-language requests that found no warm sandbox.",
+            |p| p.misses,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for p in &pools {
+            text.push_str(&format!("{name}{{language=\"{}\"}} {}\n", p.language, value(p)));
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
