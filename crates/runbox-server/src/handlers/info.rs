@@ -128,7 +128,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
             state.sessions.count() as i64,
         ),
     ]);
-    let families: [(&str, &str, &str, fn(&runbox_engine::pools::PoolStats) -> u64); 4] = [
+    /// (metric name, type, help, value of one pool)
+    type Family = (&'static str, &'static str, &'static str, fn(&runbox_engine::pools::PoolStats) -> u64);
+    let families: [Family; 4] = [
         (
             "runbox_pool_ready",
             "gauge",
