@@ -563,7 +563,15 @@ impl Live {
             if ready(i_in) {
                 let room = CHUNK - pending_stdin.len();
                 match read_chunk(&OwnedFdRef(0).owned(), &mut buf[..room]) {
-                    Some(0) => input_open = false,
+                    Some(0) => {
+                        input_open = false;
+                        // A warm sandbox whose caller went away before using it has no one to run for.
+                        if spec.pooled && started.is_none() && stop.is_none() && pid1_status.is_none() {
+                            stop = Some(StopReason::Cancelled);
+                            self.kill_all();
+                            killed = true;
+                        }
+                    }
                     Some(n) if self.stdin_w.is_some() => pending_stdin.extend_from_slice(&buf[..n]),
                     _ => {} // the program closed its stdin: keep draining ours so the caller never blocks
                 }
