@@ -18,8 +18,9 @@ def _runbox_run():
         key, _, value = item.partition("=")
         os.environ[key] = value
     sys.argv = nul_list("args")
-    entry = sys.argv[0]
-    sys.path[0] = os.path.dirname(os.path.join("/workspace", entry))
+    # Like `python3 main.py`: argv[0] as given, __file__ and code locations absolute.
+    entry = os.path.join("/workspace", sys.argv[0])
+    sys.path[0] = os.path.dirname(entry)
     main = sys.modules["__main__"].__dict__
     del main["_runbox_run"]
     main["__file__"] = entry
@@ -44,7 +45,8 @@ def _runbox_run():
             print(e.code, file=sys.stderr)
             status = 1
     except BaseException as e:
-        sys.excepthook(type(e), e, user_frames(e.__traceback__))
+        e = e.with_traceback(user_frames(e.__traceback__))
+        sys.excepthook(type(e), e, e.__traceback__)
         status = 1
     threading = sys.modules.get("threading")
     if threading is not None:

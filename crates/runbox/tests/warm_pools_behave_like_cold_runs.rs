@@ -1,0 +1,221 @@
+//! A request served by a warm sandbox must be indistinguishable from a cold run: same arguments, environment,
+//! stdin, exit status, errors, limits (counted from the go signal) and isolation. Each test checks that the warm
+//! path was really taken (the pool's hit counter moved).
+
+mod common;
+use std::time::{Duration, Instant};
+
+use common::Status;
+use runbox_engine::pools::PoolConfig;
+use runbox_engine::{
+    CancelToken, Engine, EngineConfig, ExecuteRequest, ExecutionResult, ExecutionStatus, Jail, LimitOverrides,
+};
+
+fn engine(dir: &std::path::Path) -> Engine {
+    let engine = Engine::new(EngineConfig {
+        languages_dir: None,
+        data_dir: dir.to_path_buf(),
+        policy: Default::default(),
+        caps: Default::default(),
+        jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
+        compile_cache_bytes: 0,
+        pools: PoolConfig {
+            min: [("python".into(), 2), ("javascript".into(), 1), ("bash".into(), 1)].into(),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    engine.start_pools();
+    engine
+}
+
+fn hits(engine: &Engine, lang: &str) -> u64 {
+    engine
+        .pool_stats()
+        .into_iter()
+        .find(|p| p.language == lang)
+        .map(|p| p.hits)
+        .unwrap_or(0)
+}
+
+fn wait_ready(engine: &Engine, lang: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while engine
+        .pool_stats()
+        .iter()
+        .find(|p| p.language == lang)
+        .is_none_or(|p| p.ready == 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the {lang} pool never filled: {:?}",
+            engine.pool_stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `req` on a warm sandbox, asserting that it really was one.
+fn warm(engine: &Engine, req: ExecuteRequest) -> ExecutionResult {
+    wait_ready(engine, &req.language);
+    let before = hits(engine, &req.language);
+    let result = engine.execute(&req, None, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!(hits(engine, &req.language), before + 1, "not served warm: {result:#?}");
+    result
+}
+
+fn req(lang: &str, code: &str) -> ExecuteRequest {
+    ExecuteRequest {
+        language: lang.into(),
+        code: Some(code.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn python_gets_args_env_stdin_and_main_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let code = "import os, sys\nprint(sys.argv, os.environ['GREETING'], sys.stdin.read().strip(), __name__, __file__)";
+    let mut r = req("python", code);
+    r.args = vec!["a b".into(), "".into()];
+    r.env = [("GREETING".to_string(), "hi".to_string())].into();
+    r.stdin = b"from stdin\n".to_vec();
+    let out = warm(&e, r);
+    assert_eq!(out.status, ExecutionStatus::Ok, "{out:#?}");
+    assert_eq!(
+        out.stdout,
+        "['main.py', 'a b', ''] hi from stdin __main__ /workspace/main.py\n"
+    );
+}
+
+#[test]
+fn python_exit_codes_errors_threads_and_atexit_match_a_cold_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let out = warm(&e, req("python", "import sys\nsys.exit(3)"));
+    assert_eq!((out.status, out.exit_code), (ExecutionStatus::ExitedNonzero, Some(3)));
+    let out = warm(&e, req("python", "def f():\n    1/0\nf()"));
+    assert_eq!(out.exit_code, Some(1));
+    assert!(
+        out.stderr
+            .starts_with("Traceback (most recent call last):\n  File \"/workspace/main.py\""),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.ends_with("ZeroDivisionError: division by zero\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("<string>"), "{}", out.stderr);
+    let code = "import atexit, threading, time\natexit.register(lambda: print('atexit'))\n\
+                threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()";
+    let out = warm(&e, req("python", code));
+    assert_eq!(out.stdout, "thread\natexit\n");
+    let out = warm(&e, req("python", "raise SystemExit('bye')"));
+    assert_eq!((out.exit_code, out.stderr.as_str()), (Some(1), "bye\n"));
+}
+
+#[test]
+fn limits_count_from_the_go_signal_and_still_bite() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    // The sandbox waited in the pool for a while; its wall clock starts only now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut r = req("python", "import time\ntime.sleep(0.5)\nprint('done')");
+    r.limits = LimitOverrides {
+        timeout_ms: Some(1000),
+        ..Default::default()
+    };
+    let out = warm(&e, r);
+    assert_eq!(out.status, ExecutionStatus::Ok, "{out:#?}");
+    let mut r = req("python", "while True: pass");
+    r.limits = LimitOverrides {
+        timeout_ms: Some(5000),
+        cpu_ms: Some(300),
+        ..Default::default()
+    };
+    let out = warm(&e, r);
+    assert_eq!(out.status, ExecutionStatus::CpuLimit, "{out:#?}");
+    let mut r = req("python", "import time\ntime.sleep(100)");
+    r.limits = LimitOverrides {
+        timeout_ms: Some(300),
+        ..Default::default()
+    };
+    let out = warm(&e, r);
+    assert_eq!(out.status, ExecutionStatus::Timeout, "{out:#?}");
+    let out = warm(&e, req("python", "x = bytearray(1 << 30)"));
+    assert_eq!(out.status, ExecutionStatus::MemoryLimit, "{out:#?}");
+}
+
+#[test]
+fn node_and_bash_run_warm_with_their_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let mut r = req(
+        "javascript",
+        "console.log(process.argv.slice(2).join('|'), require.main === module, process.env.X)",
+    );
+    r.args = vec!["a".into(), "b c".into()];
+    r.env = [("X".to_string(), "y".to_string())].into();
+    let out = warm(&e, r);
+    assert_eq!(out.stdout, "a|b c true y\n", "{out:#?}");
+    let out = warm(&e, req("javascript", "process.exitCode = 4; throw new Error('boom')"));
+    assert_eq!(out.exit_code, Some(1));
+    assert!(out.stderr.contains("Error: boom"), "{}", out.stderr);
+    let mut r = req("bash", "echo \"$0 $# $1\" $X; read line; echo got $line; exit 5");
+    r.args = vec!["one two".into()];
+    r.env = [("X".to_string(), "y".to_string())].into();
+    r.stdin = b"input\n".to_vec();
+    let out = warm(&e, r);
+    assert_eq!(
+        (out.stdout.as_str(), out.exit_code),
+        ("main.sh 1 one two y\ngot input\n", Some(5))
+    );
+}
+
+#[test]
+fn a_warm_sandbox_serves_one_request_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let first = warm(
+        &e,
+        req(
+            "python",
+            "open('/tmp/mark', 'w').write('x'); open('mark', 'w').write('x'); print('ok')",
+        ),
+    );
+    assert_eq!(first.status, ExecutionStatus::Ok);
+    for _ in 0..3 {
+        let out = warm(
+            &e,
+            req(
+                "python",
+                "import os; print(os.path.exists('/tmp/mark'), os.path.exists('mark'))",
+            ),
+        );
+        assert_eq!(out.stdout, "False False\n");
+    }
+    let _ = Status::Ok;
+}
+
+#[test]
+fn different_limits_take_the_cold_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_ready(&e, "python");
+    let before = hits(&e, "python");
+    let mut r = req("python", "print(1)");
+    r.limits = LimitOverrides {
+        memory_mb: Some(100),
+        ..Default::default()
+    };
+    let out = e.execute(&r, None, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!(out.stdout, "1\n");
+    assert_eq!(
+        hits(&e, "python"),
+        before,
+        "a request with other limits must not use a warm sandbox"
+    );
+}
