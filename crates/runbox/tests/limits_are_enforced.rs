@@ -106,3 +106,11 @@ fn file_size_limit_applies_per_file() {
     // RLIMIT_FSIZE raises SIGXFSZ, which kills Python unless ignored; either way the file stays small.
     assert!(matches!(out.status, Status::Killed | Status::Ok), "{out:#?}");
 }
+
+#[test]
+fn open_files_are_limited_per_process() {
+    let code = "import os\nfds = []\ntry:\n    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\nexcept OSError as e:\n    print(len(fds) < 300, e.errno)";
+    let out = run("python", code, &[]);
+    assert_status(&out, Status::Ok);
+    assert_eq!(out.stdout, "True 24\n", "{out:#?}"); // EMFILE under the default limit of 256
+}

@@ -58,8 +58,8 @@ async fn another_key_cannot_see_or_touch_a_session() {
             .map(|s| s["id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids(&a_list), [mine.clone()]);
-    assert_eq!(ids(&b_list), [theirs.clone()]);
+    assert_eq!(ids(&a_list), vec![mine.clone()]);
+    assert_eq!(ids(&b_list), vec![theirs.clone()]);
 
     // Nothing the other key did reached the session.
     let r = api
