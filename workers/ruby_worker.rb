@@ -8,7 +8,10 @@ $stderr.sync = true
 proto_in = IO.new(3, 'rb')
 proto_out = IO.new(4, 'wb')
 proto_out.sync = true
-trap('INT') { raise Interrupt }
+# SIGINT interrupts only a running cell; while the worker reads a cell or replies it is ignored (the engine
+# repeats the interrupt until the cell stops).
+running = false
+trap('INT') { raise Interrupt if running }
 
 session = binding
 count = 0
@@ -31,7 +34,12 @@ loop do
   code = proto_in.read(size.to_i).to_s.force_encoding('UTF-8')
   count += 1
   reply = begin
-    value = session.eval(code, "<cell #{count}>", 1)
+    running = true
+    value = begin
+      session.eval(code, "<cell #{count}>", 1)
+    ensure
+      running = false
+    end
     { status: 'ok', result: value.nil? ? nil : { 'text/plain' => value.inspect } }
   rescue Interrupt
     { status: 'interrupted', error: { name: 'Interrupt', value: '', traceback: '' } }

@@ -1,7 +1,8 @@
 //! Stateful sessions: one long-lived sandbox per session with a language worker inside that keeps variables,
 //! imports and files between executions. Executions on a session run one at a time, in arrival order; an
-//! interrupt (or a cell's timeout) sends SIGINT, and a cell that does not yield within the grace period gets the
-//! session killed. A reaper ends idle and over-age sessions and frees their processes and workspace.
+//! interrupt (or a cell's timeout) sends SIGINT to the running cell, repeatedly until it stops (an idle session has
+//! nothing to interrupt), and a cell that does not yield within the grace period gets the session killed. A reaper
+//! ends idle and over-age sessions and frees their processes and workspace.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

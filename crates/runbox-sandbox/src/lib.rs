@@ -99,11 +99,33 @@ impl CancelToken {
     }
 }
 
+/// Jails that reported (or were told to stop) and are still tearing their sandbox down.
+static TEARING_DOWN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Waits for a finished jail on a thread of its own, so that its teardown never delays the caller.
 pub(crate) fn reap_in_background(mut child: std::process::Child) {
-    let _ = std::thread::Builder::new().name("runbox-reaper".into()).spawn(move || {
+    use std::sync::atomic::Ordering;
+    TEARING_DOWN.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new().name("runbox-reaper".into()).spawn(move || {
         let _ = child.wait();
+        TEARING_DOWN.fetch_sub(1, Ordering::SeqCst);
     });
+    if spawned.is_err() {
+        TEARING_DOWN.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (at most `timeout`) until every jail handed to the background reaper has exited: a server calls this
+/// before it exits so that no sandbox outlives it. Returns whether all were gone in time.
+pub fn wait_for_teardowns(timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while TEARING_DOWN.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
 }
 
 fn signal_jail(pid: u32) {

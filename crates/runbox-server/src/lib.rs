@@ -139,6 +139,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
     let engine = state.engine.clone();
     let _ = tokio::task::spawn_blocking(move || engine.drain_pools()).await;
+    // Jails finish tearing their sandboxes down after they report: wait for them, so nothing outlives us.
+    let _ = tokio::task::spawn_blocking(|| runbox_sandbox::wait_for_teardowns(Duration::from_secs(10))).await;
     tracing::info!("stopped");
     Ok(())
 }

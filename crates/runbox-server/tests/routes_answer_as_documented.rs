@@ -471,7 +471,7 @@ async fn a_draining_server_refuses_new_work_with_503() {
 #[tokio::test]
 async fn a_full_async_queue_is_503() {
     // The app has no worker, so submissions stay queued.
-    let app = TestApp::new(no_jail(), |c| c.max_queue = 2);
+    let app = TestApp::new(no_jail(), |c| c.max_async_queued = 2);
     let body = json!({"language": "bash", "code": "echo hi"});
     for _ in 0..2 {
         app.post("/executions", body.clone()).send().await.expect(202);

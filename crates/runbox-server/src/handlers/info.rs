@@ -129,7 +129,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
         ),
     ]);
     /// (metric name, type, help, value of one pool)
-    type Family = (&'static str, &'static str, &'static str, fn(&runbox_engine::pools::PoolStats) -> u64);
+    type Family = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&runbox_engine::pools::PoolStats) -> u64,
+    );
     let families: [Family; 4] = [
         (
             "runbox_pool_ready",
