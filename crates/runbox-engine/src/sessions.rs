@@ -90,6 +90,8 @@ pub struct SessionLimits {
     pub default_memory_mb: u64,
     /// Bytes of stdout, and of stderr, kept per execution.
     pub output_bytes: usize,
+    /// Sessions started ahead of time per language, so that creating one (with default settings) only takes it.
+    pub warm: BTreeMap<String, usize>,
 }
 
 impl Default for SessionLimits {
@@ -105,6 +107,7 @@ impl Default for SessionLimits {
             default_timeout_ms: 30_000,
             default_memory_mb: 512,
             output_bytes: 1 << 20,
+            warm: [("python".to_string(), 1)].into(),
         }
     }
 }
@@ -449,6 +452,19 @@ pub struct Sessions {
     engine: Arc<Engine>,
     limits: SessionLimits,
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Started sessions nobody owns yet, by language (see [`SessionLimits::warm`]).
+    warm: Mutex<Vec<Started>>,
+    warm_wake: (Mutex<bool>, std::sync::Condvar),
+}
+
+/// A sandbox whose worker is ready, not yet handed to an owner.
+struct Started {
+    id: String,
+    language: String,
+    process: SessionProcess,
+    workspace: Workspace,
+    owner_uid: Option<u32>,
+    pending: Vec<u8>,
 }
 
 impl Sessions {
@@ -457,6 +473,8 @@ impl Sessions {
             engine,
             limits,
             map: Mutex::new(HashMap::new()),
+            warm: Mutex::new(Vec::new()),
+            warm_wake: (Mutex::new(false), std::sync::Condvar::new()),
         }
     }
 
@@ -484,12 +502,9 @@ impl Sessions {
     /// Starts a session and waits until its worker is ready. Blocking.
     pub fn create(&self, owner: &str, req: &CreateSession) -> Result<SessionInfo, SessionError> {
         let lang = self.engine.resolve(&req.language)?;
-        let Worker {
-            file,
-            source,
-            argv,
-            env: extra_env,
-        } = worker_for(lang.id()).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
+        if worker_for(lang.id()).is_none() {
+            return Err(SessionError::Unsupported(lang.id().to_string()));
+        }
         let availability = self.engine.availability(lang);
         if !availability.available {
             return Err(EngineError::LanguageUnavailable {
@@ -529,6 +544,53 @@ impl Sessions {
             }
         }
 
+        let started = match self.take_warm(lang.id(), req) {
+            Some(started) => started,
+            None => self.start(lang, req)?,
+        };
+        let Started {
+            id,
+            language,
+            process,
+            workspace,
+            owner_uid,
+            pending,
+        } = started;
+        let session = Session {
+            id: id.clone(),
+            owner: owner.to_string(),
+            language,
+            process,
+            workspace,
+            owner_uid,
+            created_at: now_ms(),
+            created: Instant::now(),
+            idle_timeout: Duration::from_secs(idle),
+            last_used: Mutex::new((Instant::now(), now_ms())),
+            exec_lock: Mutex::new(()),
+            waiting: AtomicUsize::new(0),
+            executions: AtomicU64::new(0),
+            next_cell: AtomicU64::new(1),
+            dead: Mutex::new(None),
+            interrupt: Mutex::new(Interrupt::default()),
+            pending: Mutex::new(pending),
+        };
+        let info = session.info();
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::new(session));
+        Ok(info)
+    }
+
+    /// Starts a sandbox with `lang`'s worker and waits until the worker is ready. Blocking.
+    fn start(&self, lang: &runbox_lang::Language, req: &CreateSession) -> Result<Started, SessionError> {
+        let Worker {
+            file,
+            source,
+            argv,
+            env: extra_env,
+        } = worker_for(lang.id()).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
         let id = crate::jobs_id("sess_");
         let owner_uid = probe::is_root().then_some(self.engine.config().policy.host_uid);
         let ws_mb = req.limits.workspace_mb.unwrap_or(256);
@@ -584,33 +646,17 @@ impl Sessions {
             .jail
             .spawn_session(&spec)
             .map_err(EngineError::from)?;
-        let session = Session {
-            id: id.clone(),
-            owner: owner.to_string(),
-            language: lang.id().to_string(),
-            process,
-            workspace,
-            owner_uid,
-            created_at: now_ms(),
-            created: Instant::now(),
-            idle_timeout: Duration::from_secs(idle),
-            last_used: Mutex::new((Instant::now(), now_ms())),
-            exec_lock: Mutex::new(()),
-            waiting: AtomicUsize::new(0),
-            executions: AtomicU64::new(0),
-            next_cell: AtomicU64::new(1),
-            dead: Mutex::new(None),
-            interrupt: Mutex::new(Interrupt::default()),
-            pending: Mutex::new(Vec::new()),
-        };
+        let mut pending = Vec::new();
         // Wait for the worker's `ready`; whatever it printed meanwhile is start-up noise.
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut noise = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match session.process.recv_timeout(left) {
+            match process.recv_timeout(left) {
                 Ok(SessionEvent::Worker(bytes)) => {
-                    if session.worker_lines(&bytes).iter().any(|v| v["event"] == "ready") {
+                    pending.extend_from_slice(&bytes);
+                    if let Some(end) = ready_line_end(&pending) {
+                        pending.drain(..end);
                         break;
                     }
                 }
@@ -624,19 +670,97 @@ impl Sessions {
                     return Err(SessionError::StartFailed(format!("{detail} {said}").trim().to_string()));
                 }
                 Err(_) => {
-                    session.process.terminate();
+                    process.terminate();
                     return Err(SessionError::StartFailed(
                         "the worker did not become ready within 30 s".into(),
                     ));
                 }
             }
         }
-        let info = session.info();
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::new(session));
-        Ok(info)
+        Ok(Started {
+            id,
+            language: lang.id().to_string(),
+            process,
+            workspace,
+            owner_uid,
+            pending,
+        })
+    }
+
+    /// A warm session of `lang`, if the request asks for nothing but defaults and one is ready.
+    fn take_warm(&self, lang: &str, req: &CreateSession) -> Option<Started> {
+        if !req.env.is_empty() || req.limits != LimitOverrides::default() {
+            return None;
+        }
+        let taken = {
+            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let pos = warm
+                .iter()
+                .position(|w| w.language == lang && !w.process.has_exited())?;
+            Some(warm.swap_remove(pos))
+        };
+        self.wake_warm();
+        taken
+    }
+
+    /// Sessions started ahead of time and waiting for an owner.
+    pub fn warm_count(&self) -> usize {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn wake_warm(&self) {
+        let (lock, cv) = &self.warm_wake;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_one();
+    }
+
+    /// Keeps [`SessionLimits::warm`] sessions started in the background (servers call this once).
+    pub fn start_warm(self: &Arc<Self>) {
+        if self.limits.warm.values().all(|&n| n == 0) {
+            return;
+        }
+        let sessions = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("runbox-warm-sessions".into())
+            .spawn(move || loop {
+                for (lang_id, &want) in &sessions.limits.warm {
+                    let Ok(lang) = sessions.engine.resolve(lang_id) else {
+                        continue;
+                    };
+                    if !sessions.engine.availability(lang).available {
+                        continue;
+                    }
+                    loop {
+                        let have = {
+                            let mut warm = sessions.warm.lock().unwrap_or_else(|e| e.into_inner());
+                            warm.retain(|w| !w.process.has_exited());
+                            warm.iter().filter(|w| &w.language == lang_id).count()
+                        };
+                        if have >= want {
+                            break;
+                        }
+                        match sessions.start(
+                            lang,
+                            &CreateSession {
+                                language: lang_id.clone(),
+                                ..Default::default()
+                            },
+                        ) {
+                            Ok(started) => sessions.warm.lock().unwrap_or_else(|e| e.into_inner()).push(started),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                let (lock, cv) = &sessions.warm_wake;
+                let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());
+                if !*woken {
+                    woken = cv
+                        .wait_timeout(woken, Duration::from_secs(5))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                *woken = false;
+            });
     }
 
     pub fn info(&self, owner: &str, id: &str) -> Result<SessionInfo, SessionError> {
@@ -941,6 +1065,9 @@ impl Sessions {
 
     /// Ends every session (shutdown).
     pub fn close_all(&self) {
+        for w in self.warm.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            w.process.terminate();
+        }
         let sessions: Vec<Arc<Session>> = self
             .map
             .lock()
@@ -962,4 +1089,17 @@ impl Sessions {
         }
         Ok((s.workspace.path().to_path_buf(), s.owner_uid))
     }
+}
+
+/// End (exclusive) of the worker's `ready` line in `bytes`, if it is there.
+fn ready_line_end(bytes: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(pos) = bytes[start..].iter().position(|&b| b == b'\n') {
+        let line = &bytes[start..start + pos];
+        if serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v["event"] == "ready") {
+            return Some(start + pos + 1);
+        }
+        start += pos + 1;
+    }
+    None
 }

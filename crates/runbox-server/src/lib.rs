@@ -103,6 +103,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     });
     tokio::spawn(worker::run(state.clone()));
     state.engine.start_pools();
+    state.sessions.start_warm();
     let reaper = state.sessions.clone();
     tokio::spawn(async move {
         loop {

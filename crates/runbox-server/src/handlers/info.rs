@@ -127,6 +127,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
             "Open stateful sessions.",
             state.sessions.count() as i64,
         ),
+        (
+            "runbox_warm_sessions",
+            "Sessions started ahead of time, waiting for an owner.",
+            state.sessions.warm_count() as i64,
+        ),
     ]);
     /// (metric name, type, help, value of one pool)
     type Family = (
