@@ -1,10 +1,17 @@
 // Prelude of a warm Node.js sandbox (run with `node -e`): waits for the go byte on fd 3, then runs the request's
-// entry file as the main module, the way `node main.js args...` would.
+// entry file as the main module, the way `node main.js args...` would. Arguments and environment come as
+// NUL-separated lists written by the engine.
 const fs = require('fs');
 fs.readSync(3, Buffer.alloc(1), 0, 1, null);
 fs.closeSync(3);
-const request = JSON.parse(fs.readFileSync('/workspace/.runbox/request.json', 'utf8'));
-Object.assign(process.env, request.env);
-const entry = require('path').resolve('/workspace', request.entry);
-process.argv = [process.argv[0], entry, ...request.args];
-require('module').runMain(entry);
+const list = (name) => fs.readFileSync('/workspace/.runbox/' + name, 'utf8').split('\0').slice(0, -1);
+for (const kv of list('env')) {
+  const i = kv.indexOf('=');
+  process.env[kv.slice(0, i)] = kv.slice(i + 1);
+}
+const [entry, ...args] = list('args');
+const main = require('path').resolve('/workspace', entry);
+process.argv = [process.argv[0], main, ...args];
+// When the event loop runs dry, end at once (exit listeners still run) instead of tearing the whole VM down.
+process.on('beforeExit', () => process.exit());
+require('module').runMain(main);

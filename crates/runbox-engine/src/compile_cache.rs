@@ -68,7 +68,7 @@ fn dir_size(path: &Path) -> u64 {
 
 /// Copies a tree without following symlinks (a compile that left a symlink behind gets it recreated, not
 /// dereferenced), giving files to `owner` when set.
-fn copy_tree(from: &Path, to: &Path, owner: Option<u32>) -> std::io::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path, owner: Option<u32>) -> std::io::Result<()> {
     fs::create_dir_all(to)?;
     if let Some(uid) = owner {
         chown(to, Some(uid), Some(uid))?;

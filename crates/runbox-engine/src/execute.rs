@@ -174,7 +174,12 @@ impl Engine {
             });
         }
         let (files, entry) = collect_files(req, lang)?;
-        if let Some(taken) = self.pooled_sandbox(req, lang, &entry) {
+        if let Some(taken) = lang
+            .compile()
+            .is_none()
+            .then(|| self.pooled_sandbox(req, lang, &entry))
+            .flatten()
+        {
             return self.execute_pooled(
                 req,
                 lang,
@@ -284,25 +289,41 @@ impl Engine {
         };
 
         let run_limits = stage_limits(lang.run().limits(), Some(&req.limits));
+        // The run stage of a compiled program takes a warm sandbox too when one fits; it gets the artefacts.
+        let mut ran_in: Option<Workspace> = None;
         let mut result = if req.tests.is_empty() {
-            on_event(ExecEvent::StageStarted(Stage::Run));
-            let spec = spec_for("r", lang.run_argv(&plan), run_limits);
-            let stdin = stdin.or_else(|| {
-                (!req.stdin.is_empty())
-                    .then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
-            });
-            let outcome = self.config.jail.run_cancellable(
-                &spec,
-                stdin,
-                &mut |stream, data| {
-                    on_event(ExecEvent::Output {
-                        stage: Stage::Run,
-                        stream,
-                        data,
-                    })
-                },
-                cancel,
-            )?;
+            let warm = compile
+                .is_some()
+                .then(|| self.pooled_sandbox(req, lang, &entry))
+                .flatten();
+            let outcome = match warm {
+                Some(taken) => {
+                    let (outcome, warm_ws) =
+                        self.go_warm(req, lang, taken, &files, Some(&ws), &plan, stdin, cancel, on_event)?;
+                    ran_in = Some(warm_ws);
+                    outcome
+                }
+                None => {
+                    on_event(ExecEvent::StageStarted(Stage::Run));
+                    let spec = spec_for("r", lang.run_argv(&plan), run_limits);
+                    let stdin = stdin.or_else(|| {
+                        (!req.stdin.is_empty())
+                            .then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
+                    });
+                    self.config.jail.run_cancellable(
+                        &spec,
+                        stdin,
+                        &mut |stream, data| {
+                            on_event(ExecEvent::Output {
+                                stage: Stage::Run,
+                                stream,
+                                data,
+                            })
+                        },
+                        cancel,
+                    )?
+                }
+            };
             let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
             if compile.is_some() {
                 result.run = Some(outcome);
@@ -316,17 +337,21 @@ impl Engine {
         if !req.collect.is_empty() {
             let unchanged =
                 |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
-            result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
+            let ran_path = ran_in.as_ref().map_or(ws.path(), |w| w.path());
+            result.files = Some(crate::collect::collect(ran_path, &req.collect, &unchanged));
         }
         result.duration_ms = started.elapsed().as_millis() as u64;
         ws.dispose_in_background();
+        if let Some(w) = ran_in {
+            w.dispose_in_background();
+        }
         Ok(result)
     }
 
     /// A warm sandbox for this request, if its language is pooled and it asks for nothing a warm sandbox lacks.
     fn pooled_sandbox(&self, req: &ExecuteRequest, lang: &Language, entry: &Path) -> Option<crate::pools::Taken> {
         let pool_limits = self.pools().limits_of(lang.id())?;
-        if lang.compile().is_some() || !req.tests.is_empty() {
+        if !req.tests.is_empty() {
             return None;
         }
         if lang.id() == "javascript" && entry.extension().is_some_and(|e| e == "mjs") {
@@ -349,44 +374,51 @@ impl Engine {
         self.pools().take(lang.id())
     }
 
+    /// Runs `plan` in a warm sandbox taken from a pool: `files` (and, for compiled languages, the artefacts of
+    /// `compiled`) are placed in its workspace, with the argument and environment lists its prelude reads.
     #[allow(clippy::too_many_arguments)]
-    fn execute_pooled(
+    fn go_warm(
         &self,
         req: &ExecuteRequest,
         lang: &Language,
-        version: Option<String>,
         taken: crate::pools::Taken,
         files: &Files,
-        entry: &Path,
+        compiled: Option<&Workspace>,
+        plan: &Plan,
         stdin: Option<Box<dyn Read + Send>>,
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(ExecEvent<'_>),
-        started: Instant,
-    ) -> Result<ExecutionResult, EngineError> {
+    ) -> Result<(runbox_sandbox::Outcome, Workspace), EngineError> {
         let crate::pools::Taken { jail, workspace, .. } = taken;
-        let taken_workspace = workspace;
-        let ws = &taken_workspace;
         for (path, content) in files {
-            ws.write_file(path, content)?;
+            workspace.write_file(path, content)?;
         }
-        let entry = path_string(entry);
-        let request = serde_json::json!({ "entry": entry, "args": req.args, "env": req.env });
-        ws.write_file(
-            &Path::new(ARTEFACT_DIR_NAME).join("request.json"),
-            request.to_string().as_bytes(),
-        )?;
-        // The Bash prelude reads NUL-separated lists instead of JSON.
+        if let Some(compiled) = compiled {
+            let artefacts = Path::new(ARTEFACT_DIR_NAME);
+            crate::compile_cache::copy_tree(
+                &compiled.path().join(artefacts),
+                &workspace.path().join(artefacts),
+                self.workspace_owner(),
+            )
+            .map_err(|e| EngineError::invalid("files", format!("cannot place the compiled program: {e}")))?;
+        }
+        // NUL-separated lists: the preludes read them without parsing JSON.
         let nul_list = |items: Vec<String>| {
             items
                 .into_iter()
                 .flat_map(|s| s.into_bytes().into_iter().chain([0u8]))
                 .collect::<Vec<u8>>()
         };
-        let args = nul_list(std::iter::once(entry.clone()).chain(req.args.iter().cloned()).collect());
+        let args = nul_list(
+            std::iter::once(plan.entry.clone())
+                .chain(req.args.iter().cloned())
+                .collect(),
+        );
+        let argv = nul_list(lang.run_argv(plan));
         let env = nul_list(req.env.iter().map(|(k, v)| format!("{k}={v}")).collect());
-        ws.write_file(&Path::new(ARTEFACT_DIR_NAME).join("args"), &args)?;
-        ws.write_file(&Path::new(ARTEFACT_DIR_NAME).join("env"), &env)?;
-
+        for (name, content) in [("args", &args), ("argv", &argv), ("env", &env)] {
+            workspace.write_file(&Path::new(ARTEFACT_DIR_NAME).join(name), content)?;
+        }
         let limits = stage_limits(lang.run().limits(), Some(&req.limits));
         let stdin = stdin.or_else(|| {
             (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
@@ -404,7 +436,36 @@ impl Engine {
                 })
             },
             cancel,
-        )?;
+        );
+        self.pools().refill();
+        Ok((outcome?, workspace))
+    }
+
+    fn workspace_owner(&self) -> Option<u32> {
+        probe::is_root().then_some(self.config.policy.host_uid)
+    }
+
+    /// An interpreted language's whole execution in a warm sandbox.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_pooled(
+        &self,
+        req: &ExecuteRequest,
+        lang: &Language,
+        version: Option<String>,
+        taken: crate::pools::Taken,
+        files: &Files,
+        entry: &Path,
+        stdin: Option<Box<dyn Read + Send>>,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+        started: Instant,
+    ) -> Result<ExecutionResult, EngineError> {
+        let plan = Plan {
+            entry: path_string(entry),
+            files: files.iter().map(|(p, _)| path_string(p)).collect(),
+            args: req.args.clone(),
+        };
+        let (outcome, ws) = self.go_warm(req, lang, taken, files, None, &plan, stdin, cancel, on_event)?;
         let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
         if !req.collect.is_empty() {
             let unchanged =
@@ -412,8 +473,7 @@ impl Engine {
             result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
         }
         result.duration_ms = started.elapsed().as_millis() as u64;
-        taken_workspace.dispose_in_background();
-        self.pools().refill();
+        ws.dispose_in_background();
         Ok(result)
     }
 

@@ -17,18 +17,18 @@ use crate::paths::ARTEFACT_DIR_NAME;
 
 const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
 const NODE_PRELUDE: &str = include_str!("../../../workers/node_pooled.js");
-const BASH_PRELUDE: &str = include_str!("../../../workers/bash_pooled.sh");
+const EXEC_PRELUDE: &str = include_str!("../../../workers/exec_pooled.sh");
 const MIB: u64 = 1 << 20;
 
-/// How a language runs in a warm sandbox: the interpreter with its prelude.
-fn prelude_argv(lang: &str) -> Option<Vec<String>> {
+/// How a language runs in a warm sandbox: Python and Node start their interpreter ahead of time (the expensive
+/// part); every other language waits in a small shell that `exec`s the language's own run command.
+fn prelude_argv(lang: &str) -> Vec<String> {
     let argv: Vec<&str> = match lang {
         "python" => vec!["/usr/bin/python3", "-u", "-c", PYTHON_PRELUDE],
         "javascript" => vec!["/usr/bin/node", "-e", NODE_PRELUDE],
-        "bash" => vec!["/bin/bash", "-c", BASH_PRELUDE],
-        _ => return None,
+        _ => vec!["/bin/bash", "-c", EXEC_PRELUDE],
     };
-    Some(argv.into_iter().map(String::from).collect())
+    argv.into_iter().map(String::from).collect()
 }
 
 /// Operator settings of the warm pools.
@@ -121,7 +121,6 @@ impl Pools {
         let pools = if config.enabled {
             langs
                 .into_iter()
-                .filter(|(l, _)| prelude_argv(l.id()).is_some())
                 .filter_map(|(lang, spec_limits)| {
                     let min = *config.min.get(lang.id())?;
                     Some(Arc::new(Pool {
@@ -230,7 +229,7 @@ impl Pools {
         workspace.create_dir(Path::new(ARTEFACT_DIR_NAME)).ok()?;
         let spec = SandboxSpec {
             id,
-            argv: prelude_argv(pool.lang.id())?,
+            argv: prelude_argv(pool.lang.id()),
             env: pool.lang.env().clone(),
             workspace: workspace.path().to_path_buf(),
             extra_paths: pool.lang.sandbox_paths().to_vec(),

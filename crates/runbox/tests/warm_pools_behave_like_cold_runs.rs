@@ -219,3 +219,39 @@ fn different_limits_take_the_cold_path() {
         "a request with other limits must not use a warm sandbox"
     );
 }
+
+#[test]
+fn a_compiled_program_runs_in_a_warm_sandbox_after_its_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new(EngineConfig {
+        languages_dir: None,
+        data_dir: dir.path().to_path_buf(),
+        policy: Default::default(),
+        caps: Default::default(),
+        jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
+        compile_cache_bytes: 16 << 20,
+        pools: PoolConfig {
+            min: [("c".into(), 1)].into(),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    e.start_pools();
+    let code =
+        "#include <stdio.h>\n#include <stdlib.h>\nint main(int c, char **v) { char l[64]; fgets(l, 64, stdin);\n\
+                printf(\"%s %s %s\", v[1], getenv(\"X\"), l); return 7; }\n";
+    for round in 0..2 {
+        let mut r = req("c", code);
+        r.args = vec!["arg".into()];
+        r.env = [("X".to_string(), "env".to_string())].into();
+        r.stdin = b"input\n".to_vec();
+        let out = warm(&e, r);
+        assert_eq!(
+            (out.stdout.as_str(), out.exit_code),
+            ("arg env input\n", Some(7)),
+            "{out:#?}"
+        );
+        assert_eq!(out.compile_cached, round == 1);
+        assert!(out.compile.is_some() && out.run.is_some());
+    }
+}
