@@ -279,6 +279,9 @@ struct Session {
     pending: Mutex<Vec<u8>>,
 }
 
+/// Most warm sessions kept per language beyond the configured minimum when demand is high.
+const MAX_EXTRA_WARM: usize = 8;
+
 /// How long a cell runs before it is sent SIGINT: while a worker is still setting a cell up, a SIGINT can be lost,
 /// or worse (Node's vm briefly lets SIGINT end the process as it enters and leaves a script).
 const INTERRUPT_SETTLE: Duration = Duration::from_millis(50);
@@ -455,6 +458,9 @@ pub struct Sessions {
     /// Started sessions nobody owns yet, by language (see [`SessionLimits::warm`]).
     warm: Mutex<Vec<Started>>,
     warm_wake: (Mutex<bool>, std::sync::Condvar),
+    /// Extra warm sessions per language beyond the configured minimum: grows when creations find none ready,
+    /// shrinks back after a quiet minute.
+    warm_extra: Mutex<HashMap<String, (usize, Instant)>>,
 }
 
 /// A sandbox whose worker is ready, not yet handed to an owner.
@@ -475,6 +481,7 @@ impl Sessions {
             map: Mutex::new(HashMap::new()),
             warm: Mutex::new(Vec::new()),
             warm_wake: (Mutex::new(false), std::sync::Condvar::new()),
+            warm_extra: Mutex::new(HashMap::new()),
         }
     }
 
@@ -692,13 +699,20 @@ impl Sessions {
         if !req.env.is_empty() || req.limits != LimitOverrides::default() {
             return None;
         }
+        if !self.limits.warm.contains_key(lang) {
+            return None;
+        }
         let taken = {
             let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-            let pos = warm
-                .iter()
-                .position(|w| w.language == lang && !w.process.has_exited())?;
-            Some(warm.swap_remove(pos))
+            let pos = warm.iter().position(|w| w.language == lang && !w.process.has_exited());
+            pos.map(|i| warm.swap_remove(i))
         };
+        if taken.is_none() {
+            let mut extra = self.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = extra.entry(lang.to_string()).or_insert((0, Instant::now()));
+            entry.0 = (entry.0 + 1).min(MAX_EXTRA_WARM);
+            entry.1 = Instant::now();
+        }
         self.wake_warm();
         taken
     }
@@ -723,7 +737,15 @@ impl Sessions {
         let _ = std::thread::Builder::new()
             .name("runbox-warm-sessions".into())
             .spawn(move || loop {
-                for (lang_id, &want) in &sessions.limits.warm {
+                for (lang_id, &min) in &sessions.limits.warm {
+                    let want = {
+                        let mut extra = sessions.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
+                        let entry = extra.entry(lang_id.clone()).or_insert((0, Instant::now()));
+                        if entry.0 > 0 && entry.1.elapsed() > Duration::from_secs(60) {
+                            *entry = (entry.0 - 1, Instant::now());
+                        }
+                        min + entry.0
+                    };
                     let Ok(lang) = sessions.engine.resolve(lang_id) else {
                         continue;
                     };

@@ -221,7 +221,17 @@ async fn measure(args: &BenchArgs, base: &str, server_pid: Option<u32>, full: bo
         }
     }
 
-    // Sessions: start-up, round trip, memory when idle.
+    // Sessions: start-up, round trip, memory when idle. A first round lets the warm-session set adapt to the
+    // demand, as it would on a server under steady load; the second round is measured.
+    for _ in 0..args.sessions.max(1) {
+        if let Ok(s) = post(&client, &format!("{base}/sessions"), &json!({"language": "python"})).await {
+            let _ = client
+                .delete(format!("{base}/sessions/{}", s["id"].as_str().unwrap_or_default()))
+                .send()
+                .await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut create_ms = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..args.sessions.max(1) {
