@@ -134,6 +134,19 @@ fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Files, PathBu
     Ok((files, entry))
 }
 
+/// The files `req.collect` asks for from the workspace the program ran in, leaving out unchanged inputs.
+fn collect_produced(
+    req: &ExecuteRequest,
+    inputs: &Files,
+    ran_in: &Workspace,
+) -> Option<Vec<crate::collect::CollectedFile>> {
+    if req.collect.is_empty() {
+        return None;
+    }
+    let unchanged = |path: &str, bytes: &[u8]| inputs.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
+    Some(crate::collect::collect(ran_in.path(), &req.collect, &unchanged))
+}
+
 fn path_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -334,12 +347,7 @@ impl Engine {
         };
         result.compile = compile;
         result.compile_cached = compile_cached;
-        if !req.collect.is_empty() {
-            let unchanged =
-                |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
-            let ran_path = ran_in.as_ref().map_or(ws.path(), |w| w.path());
-            result.files = Some(crate::collect::collect(ran_path, &req.collect, &unchanged));
-        }
+        result.files = collect_produced(req, &files, ran_in.as_ref().unwrap_or(&ws));
         result.duration_ms = started.elapsed().as_millis() as u64;
         ws.dispose_in_background();
         if let Some(w) = ran_in {
@@ -467,11 +475,7 @@ impl Engine {
         };
         let (outcome, ws) = self.go_warm(req, lang, taken, files, None, &plan, stdin, cancel, on_event)?;
         let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
-        if !req.collect.is_empty() {
-            let unchanged =
-                |path: &str, bytes: &[u8]| files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
-            result.files = Some(crate::collect::collect(ws.path(), &req.collect, &unchanged));
-        }
+        result.files = collect_produced(req, files, &ws);
         result.duration_ms = started.elapsed().as_millis() as u64;
         ws.dispose_in_background();
         Ok(result)

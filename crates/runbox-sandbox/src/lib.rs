@@ -168,6 +168,43 @@ impl Jail {
         self.run_cancellable(spec, stdin, on_output, &CancelToken::new())
     }
 
+    /// Starts the jail process with empty environment and piped stdin and stdout (stderr piped for diagnostics
+    /// or discarded).
+    pub(crate) fn spawn_process(&self, keep_stderr: bool) -> Result<std::process::Child, SandboxError> {
+        Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if keep_stderr { Stdio::piped() } else { Stdio::null() })
+            .spawn()
+            .map_err(|source| SandboxError::Spawn {
+                program: self.program.clone(),
+                source,
+            })
+    }
+
+    /// Starts a jail for a long-lived mode (session or pooled) and hands it the spec; returns the process with its
+    /// stdin (the caller's channel to the program) and a buffered reader of its frames.
+    pub(crate) fn spawn_with_spec(
+        &self,
+        spec: &SandboxSpec,
+    ) -> Result<
+        (
+            std::process::Child,
+            std::process::ChildStdin,
+            std::io::BufReader<std::process::ChildStdout>,
+        ),
+        SandboxError,
+    > {
+        let mut child = self.spawn_process(false)?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let spec_json = serde_json::to_vec(spec).expect("a spec always serialises");
+        protocol::write_spec(&mut stdin, &spec_json).map_err(|e| SandboxError::Protocol(format!("send spec: {e}")))?;
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        Ok((child, stdin, stdout))
+    }
+
     /// [`Jail::run`], ended early (status `killed`) when `cancel` is cancelled.
     pub fn run_cancellable(
         &self,
@@ -176,17 +213,7 @@ impl Jail {
         on_output: &mut dyn FnMut(OutputStream, &[u8]),
         cancel: &CancelToken,
     ) -> Result<Outcome, SandboxError> {
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| SandboxError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
+        let mut child = self.spawn_process(true)?;
         cancel.watch(child.id());
         let spec_json = serde_json::to_vec(spec).expect("a spec always serialises");
         let mut jail_stdin = child.stdin.take().expect("piped");

@@ -2,7 +2,7 @@
 //! costs a signal and a few writes instead of namespaces, mounts and an interpreter's start-up.
 
 use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -33,21 +33,7 @@ impl Jail {
         let mut spec = spec.clone();
         spec.pooled = true;
         spec.session = false;
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| SandboxError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let spec_json = serde_json::to_vec(&spec).expect("a spec always serialises");
-        protocol::write_spec(&mut stdin, &spec_json).map_err(|e| SandboxError::Protocol(format!("send spec: {e}")))?;
-        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let (child, stdin, mut stdout) = self.spawn_with_spec(&spec)?;
         let (tx, rx) = mpsc::channel();
         let ready = Arc::new(AtomicBool::new(false));
         let ended = Arc::new(AtomicBool::new(false));

@@ -2,7 +2,7 @@
 //! jail's frames into [`SessionEvent`]s. Interrupts are SIGUSR1 to the jail; ending the session is SIGTERM.
 
 use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,21 +35,7 @@ impl Jail {
     pub fn spawn_session(&self, spec: &SandboxSpec) -> Result<SessionProcess, SandboxError> {
         let mut spec = spec.clone();
         spec.session = true;
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| SandboxError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let spec_json = serde_json::to_vec(&spec).expect("a spec always serialises");
-        protocol::write_spec(&mut stdin, &spec_json).map_err(|e| SandboxError::Protocol(format!("send spec: {e}")))?;
-        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let (child, stdin, mut stdout) = self.spawn_with_spec(&spec)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("runbox-session-reader".into())

@@ -287,9 +287,19 @@ fn f(v: &Value, path: &[&str]) -> f64 {
 }
 
 fn print_table(main: &Value, base: Option<&Value>) {
+    // The ratio is always "how many times better than without pools": >1 means runbox with pools wins.
     let row = |name: &str, path: &[&str], unit: &str, target: &str| {
         let a = f(main, path);
-        let ratio = base.map(|b| f(b, path) / a).filter(|r| r.is_finite());
+        let higher_is_better = unit == "run/s";
+        let ratio = base
+            .map(|b| {
+                if higher_is_better {
+                    a / f(b, path)
+                } else {
+                    f(b, path) / a
+                }
+            })
+            .filter(|r| r.is_finite());
         let ratio = ratio.map(|r| format!("{r:>6.1}x")).unwrap_or_default();
         println!("{name:<44} {a:>10.2} {unit:<5} {target:<12} {ratio}");
     };
@@ -299,7 +309,7 @@ fn print_table(main: &Value, base: Option<&Value>) {
         "value",
         "unit",
         "target",
-        if base.is_some() { "vs no-pool" } else { "" }
+        if base.is_some() { "better than no-pool by" } else { "" }
     );
     row(
         "stateless print(1) Python p50",
@@ -384,7 +394,14 @@ pub fn main(args: BenchArgs) -> anyhow::Result<i32> {
         drop(server);
         let base = if args.compare_subprocess {
             eprintln!("benchmarking the same workloads without warm pools or compile cache ...");
-            let s = start_server(&["--set", "pools.enabled=false", "--set", "compile_cache_mb=0"])?;
+            let s = start_server(&[
+                "--set",
+                "pools.enabled=false",
+                "--set",
+                "compile_cache_mb=0",
+                "--set",
+                "sessions.warm={}",
+            ])?;
             let u = s.url.clone();
             let v = measure(&args, &u, Some(s.child.id()), true).await?;
             Some(v)

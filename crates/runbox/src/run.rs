@@ -10,7 +10,7 @@ use runbox_engine::{
     CancelToken, Engine, EngineConfig, ExecEvent, ExecuteRequest, Jail, LimitCaps, LimitOverrides, OutputStream,
     SourceFile, Stage,
 };
-use runbox_sandbox::{probe, CgroupPreference, Degradation, HostPolicy};
+use runbox_sandbox::{CgroupPreference, Degradation, HostPolicy};
 
 /// Flags that choose the host policy; shared by every subcommand that runs sandboxes.
 #[derive(Args, Clone, Default)]
@@ -112,19 +112,13 @@ pub struct RunArgs {
     catalogue: CatalogueFlags,
 }
 
-/// Where runbox keeps its data: `RUNBOX_DATA_DIR`, else /var/lib/runbox for root, else the user's data directory.
+/// Where runbox keeps its data: `RUNBOX_DATA_DIR`, else the server's default (/var/lib/runbox for root, else the
+/// user's data directory).
 pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RUNBOX_DATA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+    match std::env::var_os("RUNBOX_DATA_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => runbox_server::config::default_data_dir(),
     }
-    if probe::is_root() {
-        return PathBuf::from("/var/lib/runbox");
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("runbox")
 }
 
 /// The workspace path of a file named on the command line: its relative path when it stays inside the current
