@@ -112,7 +112,7 @@ impl Default for SessionLimits {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
@@ -125,6 +125,17 @@ pub struct CreateSession {
     /// Seconds without executions before the session ends (capped by the operator's maximum).
     #[serde(default)]
     pub idle_timeout_s: Option<u64>,
+}
+
+impl Default for CreateSession {
+    fn default() -> Self {
+        CreateSession {
+            language: default_language(),
+            env: BTreeMap::new(),
+            limits: LimitOverrides::default(),
+            idle_timeout_s: None,
+        }
+    }
 }
 
 fn default_language() -> String {

@@ -49,6 +49,46 @@ where
     }
 }
 
+/// Like [`ApiJson`], but an empty body (with or without a content type) means `T::default()`: for routes whose
+/// every field is optional, such as creating a session.
+pub struct JsonOrDefault<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonOrDefault<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let no_type = req.headers().get(header::CONTENT_TYPE).is_none();
+        if declared_empty || no_type {
+            let bytes = Bytes::from_request(req, state)
+                .await
+                .map_err(|r| ApiError::bad_request(format!("cannot read the body: {r}")))?;
+            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                return Ok(JsonOrDefault(T::default()));
+            }
+            if no_type {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as JSON with Content-Type: application/json",
+                ));
+            }
+            return parse(&bytes).map(JsonOrDefault);
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| JsonOrDefault(v))
+    }
+}
+
 /// Parses JSON bytes into `T` with the API's error mapping.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -298,3 +298,33 @@ async fn a_cancel_the_moment_a_run_starts_still_gives_a_killed_result() {
     }
     ws.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_runs_session_cells_and_interrupts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // An empty POST (no body, as some clients send) starts a default Python session.
+    let created = server.call("POST", "/sessions", None, None).await.expect(201);
+    let session = created["id"].as_str().unwrap().to_string();
+    let mut ws = server.websocket(None).await;
+    ws.send(json!({"type": "execute", "id": "c1", "session_id": session, "code": "x = 20\nprint('set')\nx * 2"}))
+        .await;
+    let result = ws.until("c1", "result", 20).await;
+    assert_eq!(result["result"]["status"], "ok", "{result}");
+    assert_eq!(result["result"]["result"]["text/plain"], "40", "{result}");
+    assert_eq!(ws.output("c1", "stdout"), "set\n");
+    ws.send(json!({"type": "execute", "id": "c2", "session_id": session, "code": "while True: pass"}))
+        .await;
+    ws.until("c2", "started", 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.send(json!({"type": "cancel", "id": "c2"})).await;
+    let result = ws.until("c2", "result", 20).await;
+    assert_eq!(result["result"]["status"], "interrupted", "{result}");
+    ws.send(json!({"type": "execute", "id": "c3", "session_id": session, "code": "x"}))
+        .await;
+    let result = ws.until("c3", "result", 20).await;
+    assert_eq!(
+        result["result"]["result"]["text/plain"], "20",
+        "the session kept its state: {result}"
+    );
+}

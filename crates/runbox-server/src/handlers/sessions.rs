@@ -20,7 +20,7 @@ use runbox_engine::sessions::{CellEvent, CellResult, CreateSession, SessionInfo}
 use crate::auth::Caller;
 use crate::chunk::Utf8Chunker;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, JsonOrDefault};
 use crate::state::AppState;
 
 /// A cell to run in a session.
@@ -41,7 +41,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
 }
 
-/// Start a session: a sandbox with a persistent interpreter.
+/// Start a session: a sandbox with a persistent interpreter. An empty body starts a default Python session.
 #[utoipa::path(post, path = "/sessions", operation_id = "createSession", tag = "sessions", request_body = CreateSession,
     responses((status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
@@ -49,7 +49,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    ApiJson(body): ApiJson<CreateSession>,
+    JsonOrDefault(body): JsonOrDefault<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionInfo>)> {
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::unavailable("draining", "the server is shutting down"));
