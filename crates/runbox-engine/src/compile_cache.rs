@@ -104,6 +104,11 @@ impl CompileCache {
         self.max_bytes > 0
     }
 
+    /// Whether `key` has an entry now (it may still be evicted before it is restored).
+    pub fn contains(&self, key: &str) -> bool {
+        self.dir.join(key).join("outcome.json").is_file()
+    }
+
     /// Copies the artefacts of `key` into `artefacts` (the run's `.runbox`) if cached, and returns the compile
     /// stage's recorded outcome.
     pub fn restore(&self, key: &str, artefacts: &Path, owner: Option<u32>) -> Option<runbox_sandbox::Outcome> {

@@ -171,7 +171,7 @@ impl Engine {
     pub fn execute(
         &self,
         req: &ExecuteRequest,
-        stdin: Option<Box<dyn Read + Send>>,
+        mut stdin: Option<Box<dyn Read + Send>>,
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(ExecEvent<'_>),
     ) -> Result<ExecutionResult, EngineError> {
@@ -205,6 +205,20 @@ impl Engine {
                 on_event,
                 started,
             );
+        }
+
+        if let Some(result) = self.try_cached_and_warm(
+            req,
+            lang,
+            availability.version.clone(),
+            &files,
+            &entry,
+            &mut stdin,
+            cancel,
+            on_event,
+            started,
+        )? {
+            return Ok(result);
         }
 
         let id = self.new_run_id();
@@ -354,6 +368,64 @@ impl Engine {
             w.dispose_in_background();
         }
         Ok(result)
+    }
+
+    /// A compiled program whose artefacts are cached runs straight in a warm sandbox: no workspace of its own and
+    /// no compile. `None` when that path does not apply; `stdin` is taken only when it does.
+    #[allow(clippy::too_many_arguments)]
+    fn try_cached_and_warm(
+        &self,
+        req: &ExecuteRequest,
+        lang: &Language,
+        version: Option<String>,
+        files: &Files,
+        entry: &Path,
+        stdin: &mut Option<Box<dyn Read + Send>>,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+        started: Instant,
+    ) -> Result<Option<ExecutionResult>, EngineError> {
+        if lang.compile().is_none() || !req.tests.is_empty() || !self.compile_cache.enabled() {
+            return Ok(None);
+        }
+        let plan = Plan {
+            entry: path_string(entry),
+            files: files.iter().map(|(p, _)| path_string(p)).collect(),
+            args: req.args.clone(),
+        };
+        let Some(argv) = lang.compile_argv(&plan) else {
+            return Ok(None);
+        };
+        let mut env = lang.env().clone();
+        env.extend(req.env.clone());
+        let version_str = version.as_deref().unwrap_or("");
+        let key = CacheKey {
+            language: lang.id(),
+            version: version_str,
+            argv: &argv,
+            env: &env,
+            files,
+        }
+        .digest();
+        if !self.compile_cache.contains(&key) {
+            return Ok(None);
+        }
+        let Some(taken) = self.pooled_sandbox(req, lang, entry) else {
+            return Ok(None);
+        };
+        let artefacts = taken.workspace.path().join(ARTEFACT_DIR_NAME);
+        let Some(compiled) = self.compile_cache.restore(&key, &artefacts, self.workspace_owner()) else {
+            return Ok(None); // evicted meanwhile: the warm sandbox is dropped, the usual way compiles
+        };
+        let (outcome, ws) = self.go_warm(req, lang, taken, files, None, &plan, stdin.take(), cancel, on_event)?;
+        let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
+        result.compile = Some(compiled);
+        result.compile_cached = true;
+        result.run = Some(outcome);
+        result.files = collect_produced(req, files, &ws);
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        ws.dispose_in_background();
+        Ok(Some(result))
     }
 
     /// A warm sandbox for this request, if its language is pooled and it asks for nothing a warm sandbox lacks.
