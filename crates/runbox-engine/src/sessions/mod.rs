@@ -1,0 +1,500 @@
+//! Stateful sessions: one long-lived sandbox per session with a language worker inside that keeps variables,
+//! imports and files between executions. Executions on a session run one at a time, in arrival order; an
+//! interrupt (or a cell's timeout) sends SIGINT to the running cell, repeatedly until it stops (an idle session has
+//! nothing to interrupt), and a cell that does not yield within the grace period gets the session killed. A reaper
+//! ends idle and over-age sessions and frees their processes and workspace.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use runbox_sandbox::{probe, Limits, SandboxSpec, SessionEvent, SessionProcess, Workspace};
+
+use crate::paths::ARTEFACT_DIR_NAME;
+use crate::{Engine, EngineError};
+
+mod cell;
+mod types;
+mod warm;
+mod worker;
+
+pub use types::*;
+pub use worker::session_languages;
+use worker::{ready_line_end, worker_for, Worker};
+
+const MIB: u64 = 1 << 20;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Session {
+    id: String,
+    owner: String,
+    language: String,
+    process: SessionProcess,
+    workspace: Workspace,
+    owner_uid: Option<u32>,
+    created_at: u64,
+    created: Instant,
+    idle_timeout: Duration,
+    last_used: Mutex<(Instant, u64)>,
+    exec_lock: Mutex<()>,
+    waiting: AtomicUsize,
+    executions: AtomicU64,
+    next_cell: AtomicU64,
+    dead: Mutex<Option<String>>,
+    /// The running cell's interrupt.
+    interrupt: Mutex<Interrupt>,
+    /// Worker bytes not yet forming a whole line.
+    pending: Mutex<Vec<u8>>,
+}
+
+/// Most warm sessions kept per language beyond the configured minimum when demand is high.
+const MAX_EXTRA_WARM: usize = 8;
+
+/// How long a cell runs before it is sent SIGINT: while a worker is still setting a cell up, a SIGINT can be lost,
+/// or worse (Node's vm briefly lets SIGINT end the process as it enters and leaves a script).
+const INTERRUPT_SETTLE: Duration = Duration::from_millis(50);
+
+/// Interrupt state of the running cell.
+#[derive(Debug, Default)]
+struct Interrupt {
+    /// When the cell went to the worker; none between cells.
+    cell_sent: Option<Instant>,
+    /// When an interrupt (or the cell's timeout) first asked the cell to stop.
+    requested: Option<Instant>,
+    /// When SIGINT was last sent.
+    signalled: Option<Instant>,
+}
+
+impl Session {
+    /// Sends SIGINT when an interrupt is pending and one is due: once the cell has run for [`INTERRUPT_SETTLE`],
+    /// then every `resend` (a SIGINT the worker got while still reading the cell is lost) until the cell ends.
+    /// Returns when the next one is due.
+    fn signal_if_due(&self, now: Instant, resend: Duration) -> Option<Instant> {
+        let mut st = self.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(sent), Some(_)) = (st.cell_sent, st.requested) else {
+            return None;
+        };
+        let due = st.signalled.map_or(sent + INTERRUPT_SETTLE, |last| last + resend);
+        if now < due {
+            return Some(due);
+        }
+        self.process.interrupt();
+        st.signalled = Some(now);
+        Some(now + resend)
+    }
+
+    fn dead_reason(&self) -> Option<String> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn mark_dead(&self, reason: impl Into<String>) {
+        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        if dead.is_none() {
+            *dead = Some(reason.into());
+        }
+    }
+
+    fn info(&self) -> SessionInfo {
+        let dead = self.dead_reason();
+        let busy = self.exec_lock.try_lock().is_err();
+        let state = match (&dead, busy) {
+            (Some(_), _) => SessionState::Dead,
+            (None, true) => SessionState::Busy,
+            (None, false) => SessionState::Idle,
+        };
+        SessionInfo {
+            id: self.id.clone(),
+            language: self.language.clone(),
+            state,
+            dead_reason: dead,
+            created_at: self.created_at,
+            last_used_at: self.last_used.lock().unwrap_or_else(|e| e.into_inner()).1,
+            executions: self.executions.load(Ordering::Relaxed),
+            memory_bytes: if state == SessionState::Dead {
+                0
+            } else {
+                self.process.rss_bytes()
+            },
+            idle_timeout_s: self.idle_timeout.as_secs(),
+        }
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), now_ms());
+    }
+
+    /// Complete JSON lines the worker wrote so far.
+    fn worker_lines(&self, bytes: &[u8]) -> Vec<serde_json::Value> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            if let Ok(v) = serde_json::from_slice(&line) {
+                lines.push(v);
+            }
+        }
+        lines
+    }
+}
+
+pub struct Sessions {
+    engine: Arc<Engine>,
+    limits: SessionLimits,
+    map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Started sessions nobody owns yet, by language (see [`SessionLimits::warm`]).
+    warm: Mutex<Vec<Started>>,
+    warm_wake: (Mutex<bool>, std::sync::Condvar),
+    /// Extra warm sessions per language beyond the configured minimum: grows when creations find none ready,
+    /// shrinks back after a quiet minute.
+    warm_extra: Mutex<HashMap<String, (usize, Instant)>>,
+}
+
+/// A sandbox whose worker is ready, not yet handed to an owner.
+struct Started {
+    id: String,
+    language: String,
+    process: SessionProcess,
+    workspace: Workspace,
+    owner_uid: Option<u32>,
+    pending: Vec<u8>,
+}
+
+impl Sessions {
+    pub fn new(engine: Arc<Engine>, limits: SessionLimits) -> Sessions {
+        Sessions {
+            engine,
+            limits,
+            map: Mutex::new(HashMap::new()),
+            warm: Mutex::new(Vec::new()),
+            warm_wake: (Mutex::new(false), std::sync::Condvar::new()),
+            warm_extra: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    fn lookup(&self, owner: &str, id: &str) -> Result<Arc<Session>, SessionError> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|s| s.owner == owner)
+            .cloned()
+            .ok_or(SessionError::NotFound)
+    }
+
+    pub fn count(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.dead_reason().is_none())
+            .count()
+    }
+
+    /// Starts a session and waits until its worker is ready. Blocking.
+    pub fn create(&self, owner: &str, req: &CreateSession) -> Result<SessionInfo, SessionError> {
+        let lang = self.engine.resolve(&req.language)?;
+        if worker_for(lang.id()).is_none() {
+            return Err(SessionError::Unsupported(lang.id().to_string()));
+        }
+        let availability = self.engine.availability(lang);
+        if !availability.available {
+            return Err(EngineError::LanguageUnavailable {
+                id: lang.id().into(),
+                reason: availability.reason.unwrap_or_default(),
+            }
+            .into());
+        }
+        let probe = crate::ExecuteRequest {
+            language: lang.id().into(),
+            code: Some(String::new()),
+            env: req.env.clone(),
+            limits: req.limits.clone(),
+            ..Default::default()
+        };
+        probe.validate(&self.engine.config().caps)?;
+        let idle = req.idle_timeout_s.unwrap_or(self.limits.idle_timeout_s);
+        if idle == 0 || idle > self.limits.max_idle_timeout_s {
+            return Err(SessionError::invalid(
+                "idle_timeout_s",
+                format!("must be between 1 and {}", self.limits.max_idle_timeout_s),
+            ));
+        }
+        {
+            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            let alive = map.values().filter(|s| s.dead_reason().is_none());
+            let (total, mine) = alive.fold((0, 0), |(t, m), s| (t + 1, m + usize::from(s.owner == owner)));
+            if total >= self.limits.max_total {
+                return Err(SessionError::TooMany(format!(
+                    "the server holds its maximum of {total} sessions"
+                )));
+            }
+            if mine >= self.limits.max_per_owner {
+                return Err(SessionError::TooMany(format!(
+                    "this key holds its maximum of {mine} sessions"
+                )));
+            }
+        }
+
+        let started = match self.take_warm(lang.id(), req) {
+            Some(started) => started,
+            None => self.start(lang, req)?,
+        };
+        let Started {
+            id,
+            language,
+            process,
+            workspace,
+            owner_uid,
+            pending,
+        } = started;
+        let session = Session {
+            id: id.clone(),
+            owner: owner.to_string(),
+            language,
+            process,
+            workspace,
+            owner_uid,
+            created_at: now_ms(),
+            created: Instant::now(),
+            idle_timeout: Duration::from_secs(idle),
+            last_used: Mutex::new((Instant::now(), now_ms())),
+            exec_lock: Mutex::new(()),
+            waiting: AtomicUsize::new(0),
+            executions: AtomicU64::new(0),
+            next_cell: AtomicU64::new(1),
+            dead: Mutex::new(None),
+            interrupt: Mutex::new(Interrupt::default()),
+            pending: Mutex::new(pending),
+        };
+        let info = session.info();
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::new(session));
+        Ok(info)
+    }
+
+    /// Starts a sandbox with `lang`'s worker and waits until the worker is ready. Blocking.
+    fn start(&self, lang: &runbox_lang::Language, req: &CreateSession) -> Result<Started, SessionError> {
+        let Worker {
+            file,
+            source,
+            argv,
+            env: extra_env,
+        } = worker_for(lang.id()).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
+        let id = crate::jobs_id("sess_");
+        let owner_uid = probe::is_root().then_some(self.engine.config().policy.host_uid);
+        let ws_mb = req.limits.workspace_mb.unwrap_or(256);
+        let workspace = Workspace::create(
+            &self.engine.config().data_dir.join("sessions"),
+            &id,
+            Some(ws_mb * MIB),
+            owner_uid,
+        )
+        .map_err(EngineError::from)?;
+        workspace
+            .create_dir(Path::new(ARTEFACT_DIR_NAME))
+            .map_err(EngineError::from)?;
+        let worker_rel = Path::new(ARTEFACT_DIR_NAME).join(file);
+        workspace
+            .write_file(&worker_rel, source.as_bytes())
+            .map_err(EngineError::from)?;
+
+        let mut env = lang.env().clone();
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(req.env.clone());
+        let lifetime_ms = self.limits.max_lifetime_s * 1000;
+        let limits = Limits {
+            wall_ms: lifetime_ms,
+            cpu_ms: lifetime_ms.saturating_mul(4),
+            memory_bytes: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
+            processes: req.limits.processes.unwrap_or(64),
+            output_bytes: u64::MAX,
+            file_size_bytes: req
+                .limits
+                .file_size_mb
+                .map_or(Limits::default().file_size_bytes, |m| m * MIB),
+            tmp_bytes: req.limits.tmp_mb.map_or(Limits::default().tmp_bytes, |m| m * MIB),
+            open_files: req.limits.open_files.unwrap_or(Limits::default().open_files),
+            grace_ms: 200,
+        };
+        let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        argv.push(format!("/workspace/{}", worker_rel.display()));
+        let spec = SandboxSpec {
+            id: id.clone(),
+            argv,
+            env,
+            workspace: workspace.path().to_path_buf(),
+            extra_paths: lang.sandbox_paths().to_vec(),
+            limits,
+            policy: self.engine.config().policy.clone(),
+            session: true,
+            pooled: false,
+        };
+        let process = self
+            .engine
+            .config()
+            .jail
+            .spawn_session(&spec)
+            .map_err(EngineError::from)?;
+        let mut pending = Vec::new();
+        // Wait for the worker's `ready`; whatever it printed meanwhile is start-up noise.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut noise = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match process.recv_timeout(left) {
+                Ok(SessionEvent::Worker(bytes)) => {
+                    pending.extend_from_slice(&bytes);
+                    if let Some(end) = ready_line_end(&pending) {
+                        pending.drain(..end);
+                        break;
+                    }
+                }
+                Ok(SessionEvent::Stdout(b)) | Ok(SessionEvent::Stderr(b)) => noise.extend_from_slice(&b),
+                Ok(SessionEvent::Ended(report)) => {
+                    let detail = match &report {
+                        Ok(r) => r.message.clone().unwrap_or_else(|| format!("{:?}", r.status)),
+                        Err(e) => e.clone(),
+                    };
+                    let said = String::from_utf8_lossy(&noise[..noise.len().min(2000)]).into_owned();
+                    return Err(SessionError::StartFailed(format!("{detail} {said}").trim().to_string()));
+                }
+                Err(_) => {
+                    process.terminate();
+                    return Err(SessionError::StartFailed(
+                        "the worker did not become ready within 30 s".into(),
+                    ));
+                }
+            }
+        }
+        Ok(Started {
+            id,
+            language: lang.id().to_string(),
+            process,
+            workspace,
+            owner_uid,
+            pending,
+        })
+    }
+
+    pub fn info(&self, owner: &str, id: &str) -> Result<SessionInfo, SessionError> {
+        Ok(self.lookup(owner, id)?.info())
+    }
+
+    pub fn list(&self, owner: &str) -> Vec<SessionInfo> {
+        let sessions: Vec<Arc<Session>> = {
+            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            map.values().filter(|s| s.owner == owner).cloned().collect()
+        };
+        let mut infos: Vec<SessionInfo> = sessions.iter().map(|s| s.info()).collect();
+        infos.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        infos
+    }
+
+    /// Ends a session and frees everything it held.
+    pub fn delete(&self, owner: &str, id: &str) -> Result<(), SessionError> {
+        let session = self.lookup(owner, id)?;
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        session.mark_dead("deleted");
+        session.process.terminate();
+        Ok(())
+    }
+
+    pub fn interrupt(&self, owner: &str, id: &str) -> Result<SessionInfo, SessionError> {
+        let session = self.lookup(owner, id)?;
+        if let Some(reason) = session.dead_reason() {
+            return Err(SessionError::Dead(reason));
+        }
+        // Idle: there is nothing to interrupt, and a SIGINT still on its way when the next cell starts would
+        // interrupt that one.
+        if session.exec_lock.try_lock().is_ok() {
+            return Ok(session.info());
+        }
+        let now = Instant::now();
+        {
+            let mut st = session.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+            st.requested.get_or_insert(now);
+            st.signalled = None; // asked again: signal again now (once the cell has settled)
+        }
+        session.signal_if_due(now, Duration::ZERO);
+        Ok(session.info())
+    }
+
+    /// Ends sessions idle for longer than their idle timeout or older than the maximum lifetime, and forgets
+    /// dead sessions after a while. Returns how many it ended.
+    pub fn reap(&self) -> usize {
+        let now = Instant::now();
+        let max_life = Duration::from_secs(self.limits.max_lifetime_s);
+        let mut ended = 0;
+        let sessions: Vec<Arc<Session>> = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in sessions {
+            let busy = s.exec_lock.try_lock().is_err();
+            let idle_for = now.duration_since(s.last_used.lock().unwrap_or_else(|e| e.into_inner()).0);
+            if let Some(_reason) = s.dead_reason() {
+                // Collect the ended jail now rather than when the session is forgotten, so no zombie lingers.
+                s.process.has_exited();
+                if !busy && idle_for > Duration::from_secs(600) {
+                    self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
+                }
+                continue;
+            }
+            let expired = !busy && idle_for >= s.idle_timeout;
+            let too_old = now.duration_since(s.created) >= max_life;
+            if expired || too_old {
+                s.mark_dead(if too_old {
+                    "lifetime: the session reached its maximum lifetime"
+                } else {
+                    "idle: the session was idle past its idle timeout"
+                });
+                s.process.terminate();
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Ends every session (shutdown).
+    pub fn close_all(&self) {
+        for w in self.warm.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            w.process.terminate();
+        }
+        let sessions: Vec<Arc<Session>> = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in sessions {
+            s.mark_dead("the server shut down");
+            s.process.terminate();
+        }
+    }
+
+    /// The session's workspace directory and the uid owning its files, for the file routes.
+    pub fn workspace(&self, owner: &str, id: &str) -> Result<(std::path::PathBuf, Option<u32>), SessionError> {
+        let s = self.lookup(owner, id)?;
+        if let Some(reason) = s.dead_reason() {
+            return Err(SessionError::Dead(reason));
+        }
+        Ok((s.workspace.path().to_path_buf(), s.owner_uid))
+    }
+}

@@ -1,0 +1,101 @@
+//! Warm sessions: sessions started ahead of time (per language, growing with demand) so that creating one with
+//! default settings only hands a ready worker to its owner.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{CreateSession, Sessions, Started, MAX_EXTRA_WARM};
+use crate::request::LimitOverrides;
+
+impl Sessions {
+    /// A warm session of `lang`, if the request asks for nothing but defaults and one is ready.
+    pub(super) fn take_warm(&self, lang: &str, req: &CreateSession) -> Option<Started> {
+        if !req.env.is_empty() || req.limits != LimitOverrides::default() {
+            return None;
+        }
+        if !self.limits.warm.contains_key(lang) {
+            return None;
+        }
+        let taken = {
+            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let pos = warm.iter().position(|w| w.language == lang && !w.process.has_exited());
+            pos.map(|i| warm.swap_remove(i))
+        };
+        if taken.is_none() {
+            let mut extra = self.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = extra.entry(lang.to_string()).or_insert((0, Instant::now()));
+            entry.0 = (entry.0 + 1).min(MAX_EXTRA_WARM);
+            entry.1 = Instant::now();
+        }
+        self.wake_warm();
+        taken
+    }
+
+    /// Sessions started ahead of time and waiting for an owner.
+    pub fn warm_count(&self) -> usize {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn wake_warm(&self) {
+        let (lock, cv) = &self.warm_wake;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_one();
+    }
+
+    /// Keeps [`SessionLimits::warm`] sessions started in the background (servers call this once).
+    pub fn start_warm(self: &Arc<Self>) {
+        if self.limits.warm.values().all(|&n| n == 0) {
+            return;
+        }
+        let sessions = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("runbox-warm-sessions".into())
+            .spawn(move || loop {
+                for (lang_id, &min) in &sessions.limits.warm {
+                    let want = {
+                        let mut extra = sessions.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
+                        let entry = extra.entry(lang_id.clone()).or_insert((0, Instant::now()));
+                        if entry.0 > 0 && entry.1.elapsed() > Duration::from_secs(60) {
+                            *entry = (entry.0 - 1, Instant::now());
+                        }
+                        min + entry.0
+                    };
+                    let Ok(lang) = sessions.engine.resolve(lang_id) else {
+                        continue;
+                    };
+                    if !sessions.engine.availability(lang).available {
+                        continue;
+                    }
+                    loop {
+                        let have = {
+                            let mut warm = sessions.warm.lock().unwrap_or_else(|e| e.into_inner());
+                            warm.retain(|w| !w.process.has_exited());
+                            warm.iter().filter(|w| &w.language == lang_id).count()
+                        };
+                        if have >= want {
+                            break;
+                        }
+                        match sessions.start(
+                            lang,
+                            &CreateSession {
+                                language: lang_id.clone(),
+                                ..Default::default()
+                            },
+                        ) {
+                            Ok(started) => sessions.warm.lock().unwrap_or_else(|e| e.into_inner()).push(started),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                let (lock, cv) = &sessions.warm_wake;
+                let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());
+                if !*woken {
+                    woken = cv
+                        .wait_timeout(woken, Duration::from_secs(5))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                *woken = false;
+            });
+    }
+}
