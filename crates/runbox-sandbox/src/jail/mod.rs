@@ -7,6 +7,7 @@
 
 mod init;
 mod supervisor;
+mod verdict;
 
 use std::fs::File;
 use std::io::Write;

@@ -16,9 +16,10 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
 use super::init::{self, InitContext};
+use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
 use crate::mounts::{RootPlan, DEFAULT_HOST_PATHS};
-use crate::outcome::{JailReport, Status};
+use crate::outcome::JailReport;
 use crate::probe::{self, Mode};
 use crate::protocol::{self, FrameKind};
 use crate::seccomp::CompiledFilter;
@@ -260,23 +261,6 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         cgroup,
         reaped: false,
     })
-}
-
-/// Why the supervisor ended the run early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopReason {
-    Timeout,
-    CpuLimit,
-    OutputLimit,
-    Cancelled,
-    SetupTimeout,
-}
-
-/// How the program itself ended, as PID 1 reported it.
-#[derive(Debug, Clone, Copy)]
-enum ProgramEnd {
-    Exit(i32),
-    Signal(i32),
 }
 
 struct Stream {
@@ -622,47 +606,15 @@ impl Live {
             Some(ProgramEnd::Signal(s)) => (None, Some(s)),
             None => (None, None),
         };
-        let cpu_over = cpu_ms.is_some_and(|c| c >= limits.cpu_ms);
-        let (status, message) = match (stop, &setup_error, program_end) {
-            (Some(StopReason::SetupTimeout), _, _) => (
-                Status::SandboxError,
-                Some("the sandbox took too long to start".to_string()),
-            ),
-            (Some(StopReason::Timeout), _, _) => (
-                Status::Timeout,
-                Some(format!("wall time limit of {} ms exceeded", limits.wall_ms)),
-            ),
-            (Some(StopReason::CpuLimit), _, _) => (
-                Status::CpuLimit,
-                Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)),
-            ),
-            (Some(StopReason::OutputLimit), _, _) => (
-                Status::OutputLimit,
-                Some(format!(
-                    "output limit of {} bytes per stream exceeded",
-                    limits.output_bytes
-                )),
-            ),
-            (Some(StopReason::Cancelled), _, _) => (Status::Killed, Some("cancelled by the caller".to_string())),
-            (None, Some(error), _) => (Status::SandboxError, Some(error.clone())),
-            (None, None, _) if oom_kills > 0 => (
-                Status::MemoryLimit,
-                Some(format!("memory limit of {} bytes exceeded", limits.memory_bytes)),
-            ),
-            (None, None, Some(ProgramEnd::Exit(0))) => (Status::Ok, None),
-            (None, None, Some(ProgramEnd::Exit(_))) => (Status::ExitedNonzero, None),
-            (None, None, Some(ProgramEnd::Signal(s))) if s == libc::SIGXCPU || (s == libc::SIGKILL && cpu_over) => (
-                Status::CpuLimit,
-                Some(format!("CPU time limit of {} ms exceeded", limits.cpu_ms)),
-            ),
-            (None, None, Some(ProgramEnd::Signal(s))) => (Status::Killed, Some(format!("killed by signal {s}"))),
-            (None, None, None) => (
-                Status::SandboxError,
-                Some(format!(
-                    "the sandbox's PID 1 ended without reporting the program's end ({pid1_status:?})"
-                )),
-            ),
+        let facts = verdict::Facts {
+            stop,
+            setup_error: setup_error.as_deref(),
+            program_end,
+            oom_kills,
+            cpu_ms,
+            pid1_status: format!("{pid1_status:?}"),
         };
+        let (status, message) = verdict::decide(&facts, &limits);
         JailReport {
             status,
             exit_code,
