@@ -94,7 +94,8 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         None => None,
     };
 
-    // Opened here, as the host sees it, and handed to PID 1 by descriptor: no later path trick can swap it.
+    // Checked here (a directory, not a symlink); PID 1 opens it again inside its own mount namespace, since a
+    // mount cannot be bound from a descriptor of another namespace.
     let workspace = open(
         &spec.workspace,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -187,7 +188,8 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
 
     // A warm sandbox builds itself at low priority so it never slows the requests being served; the go signal
     // restores normal priority. (Only root may lower a niceness again, so unprivileged pools stay normal.)
-    let deprioritised = spec.pooled && in_force.mode == Mode::Root;
+    // The cgroup lists the processes to restore at go; without one the sandbox keeps normal priority throughout.
+    let deprioritised = spec.pooled && in_force.mode == Mode::Root && cgroup.is_some();
     if deprioritised {
         // SAFETY: setpriority on the calling process; children inherit the niceness.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
