@@ -103,11 +103,10 @@ async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
 
 /// POSTs the record to the callback URL, retrying with exponential backoff a bounded number of times.
 async fn deliver(state: &AppState, url: &str, view: &crate::jobs::JobView) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a plain client builds");
+    let Some(client) = callback_client(url, state.config.callback_allow_private).await else {
+        tracing::warn!(job = %view.id, "callback refused: the URL resolves to a loopback or private address");
+        return;
+    };
     let attempts = state.config.callback_retries + 1;
     for attempt in 0..attempts {
         match client.post(url).json(view).send().await {
@@ -121,9 +120,43 @@ async fn deliver(state: &AppState, url: &str, view: &crate::jobs::JobView) {
     }
 }
 
+/// A client for one callback URL. A host name is resolved here, every address it resolves to must be public
+/// (unless private ones are allowed), and the client is pinned to those addresses, so that a second lookup
+/// cannot point it elsewhere (DNS rebinding). Redirects are not followed.
+async fn callback_client(url: &str, allow_private: bool) -> Option<reqwest::Client> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_string();
+    let port = parsed.port_or_known_default()?;
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
+    if host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_err()
+    {
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.ok()?.collect();
+        if addrs.is_empty() || (!allow_private && addrs.iter().any(|a| is_private_host(&a.ip().to_string()))) {
+            return None;
+        }
+        builder = builder.resolve_to_addrs(&host, &addrs);
+    } else if !allow_private && is_private_host(&host) {
+        return None;
+    }
+    builder.build().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn names_that_resolve_to_private_addresses_are_refused() {
+        assert!(callback_client("http://localhost:9/x", false).await.is_none());
+        assert!(callback_client("http://127.0.0.1:9/x", false).await.is_none());
+        assert!(callback_client("http://localhost:9/x", true).await.is_some());
+    }
 
     #[test]
     fn internal_addresses_are_recognised() {
