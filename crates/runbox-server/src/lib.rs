@@ -50,7 +50,14 @@ pub fn policy(config: &ServerConfig) -> Result<HostPolicy, String> {
 /// Builds the state: engine, job store (under the data directory), sandbox protections.
 pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
     let policy = policy(&config)?;
-    let protections = runbox_sandbox::probe::decide(&runbox_sandbox::probe::host(), &policy);
+    let host = runbox_sandbox::probe::host();
+    let protections = runbox_sandbox::probe::decide(&host, &policy);
+    if runbox_sandbox::probe::is_root() {
+        let removed = runbox_sandbox::cgroup::remove_empty_leftovers(&host.cgroups, &policy.cgroup_parent);
+        if removed > 0 {
+            tracing::info!(removed, "removed empty cgroups left by jails that were killed");
+        }
+    }
     let engine = Engine::new(EngineConfig {
         languages_dir: config.languages_dir.clone(),
         data_dir: config.data_dir.clone(),

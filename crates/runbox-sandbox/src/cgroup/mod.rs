@@ -229,6 +229,24 @@ impl Cgroup {
     }
 }
 
+/// Removes the empty groups under `parent` in every hierarchy: left behind by jails that were killed outright.
+/// A group that still holds processes (another server's run) cannot be removed and is left alone.
+pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
+    let roots = [&host.v2_mount, &host.v1_memory, &host.v1_pids, &host.v1_cpuacct];
+    let mut removed = 0;
+    for root in roots.into_iter().flatten() {
+        let Ok(entries) = fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && procs(&entry.path()).is_empty() {
+                removed += usize::from(fs::remove_dir(entry.path()).is_ok());
+            }
+        }
+    }
+    removed
+}
+
 /// Pids listed in a `cgroup.procs` file.
 fn procs(dir: &Path) -> Vec<i32> {
     fs::read_to_string(dir.join("cgroup.procs"))
