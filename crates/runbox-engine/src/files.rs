@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::fcntl::{fcntl, openat, AtFlags, FcntlArg, OFlag};
 use nix::sys::stat::{fstat, fstatat, mkdirat, Mode, SFlag};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -54,6 +54,7 @@ fn errno<'a>(what: &str, path: &'a Path) -> impl FnOnce(Errno) -> FileError + 'a
             path.display()
         )),
         Errno::EISDIR => FileError::Conflict(format!("{} is a directory", path.display())),
+        Errno::ENXIO => FileError::Invalid(format!("{} is not a regular file", path.display())),
         Errno::ENOSPC | Errno::EDQUOT => FileError::Conflict("the workspace is full".into()),
         other => FileError::Io(format!("{what} {}: {}", path.display(), other.desc())),
     }
@@ -99,13 +100,35 @@ fn file_name(rel: &Path) -> Result<&std::ffi::OsStr, FileError> {
         .ok_or_else(|| FileError::Invalid("the path names no file".into()))
 }
 
+/// The file's status if it is a regular file; a directory or anything else (FIFO, socket, device) is refused.
+fn regular_file(fd: &OwnedFd, rel: &Path) -> Result<nix::sys::stat::FileStat, FileError> {
+    let st = fstat(fd.as_fd()).map_err(errno("stat", rel))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if kind == SFlag::S_IFDIR {
+        return Err(FileError::Conflict(format!(
+            "{} is a directory: list it with ?path=",
+            rel.display()
+        )));
+    }
+    if kind != SFlag::S_IFREG {
+        return Err(FileError::Invalid(format!("{} is not a regular file", rel.display())));
+    }
+    Ok(st)
+}
+
 /// Writes (creating or replacing) a file; parents are created. Files belong to `owner` (the sandbox user).
 pub fn write(root: &Path, raw: &str, content: &[u8], owner: Option<u32>) -> Result<(), FileError> {
     let rel = confined("path", raw)?;
     let dir = open_parent(root, &rel, Some(owner))?;
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    // O_NONBLOCK: a FIFO the program planted must not hang the server in open(); only regular files are written,
+    // and they are truncated once that is known.
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
     let name = file_name(&rel)?;
     let fd = openat(&dir, name, flags, Mode::from_bits_truncate(0o644)).map_err(errno("create", &rel))?;
+    regular_file(&fd, &rel)?;
+    nix::unistd::ftruncate(&fd, 0).map_err(errno("truncate", &rel))?;
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_WRONLY)).map_err(errno("open", &rel))?;
     if let Some(uid) = owner {
         nix::unistd::fchown(
             &fd,
@@ -133,21 +156,13 @@ pub fn read(root: &Path, raw: &str, max_bytes: u64) -> Result<Vec<u8>, FileError
     let fd = openat(
         &dir,
         file_name(&rel)?,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
         Mode::empty(),
     )
     .map_err(errno("open", &rel))?;
-    let st = fstat(fd.as_fd()).map_err(errno("stat", &rel))?;
-    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-    if kind == SFlag::S_IFDIR {
-        return Err(FileError::Conflict(format!(
-            "{} is a directory: list it with ?path=",
-            rel.display()
-        )));
-    }
-    if kind != SFlag::S_IFREG {
-        return Err(FileError::Invalid(format!("{} is not a regular file", rel.display())));
-    }
+    let st = regular_file(&fd, &rel)?;
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_RDONLY)).map_err(errno("open", &rel))?;
     if st.st_size as u64 > max_bytes {
         return Err(FileError::Conflict(format!(
             "{} is larger than {max_bytes} bytes",
@@ -276,6 +291,17 @@ mod tests {
         ));
         assert_eq!(std::fs::read_to_string(outside.path().join("secret")).unwrap(), "s");
         assert!(!outside.path().join("new").exists());
+    }
+
+    #[test]
+    fn fifos_are_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("pipe"), Mode::from_bits_truncate(0o644)).unwrap();
+        assert!(matches!(read(dir.path(), "pipe", 100), Err(FileError::Invalid(_))));
+        assert!(matches!(
+            write(dir.path(), "pipe", b"x", None),
+            Err(FileError::Invalid(_)) | Err(FileError::Io(_))
+        ));
     }
 
     #[test]

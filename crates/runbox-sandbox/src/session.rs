@@ -3,8 +3,9 @@
 
 use std::io::Write;
 use std::process::{Child, ChildStdin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -21,6 +22,17 @@ pub enum SessionEvent {
     Worker(Vec<u8>),
     /// The sandbox is gone; nothing follows.
     Ended(Result<JailReport, String>),
+    /// Worker messages were dropped because the caller left too much unread: the worker protocol is broken.
+    Overflow,
+}
+
+impl SessionEvent {
+    fn size(&self) -> usize {
+        match self {
+            SessionEvent::Stdout(d) | SessionEvent::Stderr(d) | SessionEvent::Worker(d) => d.len(),
+            SessionEvent::Ended(_) | SessionEvent::Overflow => 0,
+        }
+    }
 }
 
 pub struct SessionProcess {
@@ -28,7 +40,12 @@ pub struct SessionProcess {
     pid: u32,
     to_worker: Mutex<Option<ChildStdin>>,
     events: Mutex<Receiver<SessionEvent>>,
+    /// Bytes of events read from the jail and not yet taken by the caller.
+    queued: Arc<AtomicUsize>,
 }
+
+/// Most bytes of output and worker messages held for a caller that is not reading (between cells, say).
+const MAX_QUEUED_BYTES: usize = 8 << 20;
 
 impl Jail {
     /// Starts `spec` (with `session` set) and returns at once; the worker boots inside.
@@ -37,6 +54,8 @@ impl Jail {
         spec.session = true;
         let (child, stdin, mut stdout) = self.spawn_with_spec(&spec)?;
         let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = queued.clone();
         std::thread::Builder::new()
             .name("runbox-session-reader".into())
             .spawn(move || loop {
@@ -59,6 +78,16 @@ impl Jail {
                         return;
                     }
                 };
+                // The jail is never slowed (it must keep enforcing limits), so the budget is kept here: output
+                // nobody has taken yet beyond it is dropped rather than held in the server's memory.
+                let size = event.size();
+                if counter.load(Ordering::Acquire) + size > MAX_QUEUED_BYTES {
+                    if matches!(event, SessionEvent::Worker(_)) {
+                        let _ = tx.send(SessionEvent::Overflow);
+                    }
+                    continue;
+                }
+                counter.fetch_add(size, Ordering::AcqRel);
                 if tx.send(event).is_err() {
                     // Nobody listens: drain until the jail ends so it never blocks on a full pipe.
                     let _ = std::io::copy(&mut stdout, &mut std::io::sink());
@@ -72,6 +101,7 @@ impl Jail {
             pid,
             to_worker: Mutex::new(Some(stdin)),
             events: Mutex::new(rx),
+            queued,
         })
     }
 }
@@ -96,15 +126,20 @@ impl SessionProcess {
 
     /// SIGINT to every process of the sandbox (through the jail's PID 1).
     pub fn interrupt(&self) {
-        if !self.has_exited() {
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGUSR1);
-        }
+        self.signal_jail(Signal::SIGUSR1);
     }
 
     /// Ends the sandbox: the jail kills it and reports.
     pub fn terminate(&self) {
-        if !self.has_exited() {
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+        self.signal_jail(Signal::SIGTERM);
+    }
+
+    /// Signals the jail if it has not exited, holding the lock that reaping needs, so that its pid cannot be
+    /// reaped (and reused) between the check and the signal.
+    fn signal_jail(&self, signal: Signal) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.pid as i32), signal);
         }
     }
 
@@ -118,10 +153,13 @@ impl SessionProcess {
 
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<SessionEvent, RecvTimeoutError> {
-        self.events
+        let event = self
+            .events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .recv_timeout(timeout)
+            .recv_timeout(timeout)?;
+        self.queued.fetch_sub(event.size(), Ordering::AcqRel);
+        Ok(event)
     }
 
     /// Resident memory of every process of the session (jail, PID 1, worker and children), from /proc.

@@ -153,13 +153,24 @@ impl Sessions {
                     session.mark_dead("lost contact with the sandbox");
                     return Err(SessionError::Dead("lost contact with the sandbox".into()));
                 }
+                // A stream's output is forwarded as far as it is kept: past the cap neither the result nor a slow
+                // streaming client holds more of it.
                 Ok(SessionEvent::Stdout(b)) => {
-                    on_event(CellEvent::Stdout(&b));
-                    push_capped(&mut stdout, &b, cap, &mut out_cut);
+                    let kept = push_capped(&mut stdout, &b, cap, &mut out_cut);
+                    if !kept.is_empty() {
+                        on_event(CellEvent::Stdout(kept));
+                    }
                 }
                 Ok(SessionEvent::Stderr(b)) => {
-                    on_event(CellEvent::Stderr(&b));
-                    push_capped(&mut stderr, &b, cap, &mut err_cut);
+                    let kept = push_capped(&mut stderr, &b, cap, &mut err_cut);
+                    if !kept.is_empty() {
+                        on_event(CellEvent::Stderr(kept));
+                    }
+                }
+                Ok(SessionEvent::Overflow) => {
+                    session.mark_dead("protocol: the worker wrote more than the session keeps unread");
+                    session.process.terminate();
+                    killed_at.get_or_insert(Instant::now());
                 }
                 Ok(SessionEvent::Ended(report)) => {
                     let (status, reason, exit_code) = end_reason(&report);
@@ -263,12 +274,15 @@ fn end_reason(report: &Result<runbox_sandbox::JailReport, String>) -> (CellStatu
     }
 }
 
-fn push_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize, truncated: &mut bool) {
+/// Appends what fits under `cap` and returns that part.
+fn push_capped<'a>(buf: &mut Vec<u8>, data: &'a [u8], cap: usize, truncated: &mut bool) -> &'a [u8] {
     let room = cap.saturating_sub(buf.len());
     if data.len() > room {
         *truncated = true;
     }
-    buf.extend_from_slice(&data[..data.len().min(room)]);
+    let kept = &data[..data.len().min(room)];
+    buf.extend_from_slice(kept);
+    kept
 }
 
 fn bundle_of(value: &serde_json::Value) -> Option<BTreeMap<String, String>> {

@@ -55,6 +55,9 @@ struct Session {
     pending: Mutex<Vec<u8>>,
 }
 
+/// Longest worker message kept while its end has not arrived (a cell's PNG figures make the largest ones).
+const MAX_WORKER_LINE: usize = 8 << 20;
+
 /// Most warm sessions kept per language beyond the configured minimum when demand is high.
 const MAX_EXTRA_WARM: usize = 8;
 
@@ -141,6 +144,10 @@ impl Session {
             if let Ok(v) = serde_json::from_slice(&line) {
                 lines.push(v);
             }
+        }
+        // A line longer than any message the workers send is not protocol: it is dropped, not held.
+        if pending.len() > MAX_WORKER_LINE {
+            pending.clear();
         }
         lines
     }
@@ -362,7 +369,17 @@ impl Sessions {
                         break;
                     }
                 }
-                Ok(SessionEvent::Stdout(b)) | Ok(SessionEvent::Stderr(b)) => noise.extend_from_slice(&b),
+                Ok(SessionEvent::Stdout(b)) | Ok(SessionEvent::Stderr(b)) => {
+                    if noise.len() < 64 * 1024 {
+                        noise.extend_from_slice(&b);
+                    }
+                }
+                Ok(SessionEvent::Overflow) => {
+                    process.terminate();
+                    return Err(SessionError::StartFailed(
+                        "the worker flooded its protocol descriptor".into(),
+                    ));
+                }
                 Ok(SessionEvent::Ended(report)) => {
                     let detail = match &report {
                         Ok(r) => r.message.clone().unwrap_or_else(|| format!("{:?}", r.status)),

@@ -321,7 +321,10 @@ impl Live {
         loop {
             let now = Instant::now();
             // Decide whether a limit has run out.
-            if stop.is_none() && pid1_status.is_none() {
+            // Once the program has ended (PID 1 said so), a deadline passing while the output drains changes
+            // nothing: the run is over.
+            let over = pid1_status.is_some() || program_end.is_some() || all_reaped;
+            if stop.is_none() && !over {
                 match (running, started) {
                     (None, _) if now >= launched + SETUP_DEADLINE => stop = Some(StopReason::SetupTimeout),
                     (_, Some(t)) if now >= t + Duration::from_millis(limits.wall_ms) => {
