@@ -238,6 +238,20 @@ mod tests {
     }
 
     #[test]
+    fn finished_records_expire_after_the_retention_and_queued_ones_never() {
+        let s = JobStore::in_memory().unwrap();
+        let done = s.insert("k", "{}", None).unwrap();
+        s.claim_next().unwrap();
+        s.finish(&done, Some("{}"), None).unwrap();
+        let queued = s.insert("k", "{}", None).unwrap();
+        assert_eq!(s.purge(3_600_000).unwrap(), 0, "a fresh record is kept");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(s.purge(1).unwrap(), 1);
+        assert!(s.get(&done, "k").unwrap().is_none());
+        assert!(s.get(&queued, "k").unwrap().is_some());
+    }
+
+    #[test]
     fn cancel_wins_over_a_late_finish_and_interrupted_jobs_requeue() {
         let s = JobStore::in_memory().unwrap();
         let a = s.insert("k", "{}", None).unwrap();
