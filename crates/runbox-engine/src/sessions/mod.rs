@@ -163,6 +163,8 @@ pub struct Sessions {
     /// Extra warm sessions per language beyond the configured minimum: grows when creations find none ready,
     /// shrinks back after a quiet minute.
     warm_extra: Mutex<HashMap<String, (usize, Instant)>>,
+    /// Set by [`Sessions::close_all`]: no warm session is started after it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A sandbox whose worker is ready, not yet handed to an owner.
@@ -184,6 +186,7 @@ impl Sessions {
             warm: Mutex::new(Vec::new()),
             warm_wake: (Mutex::new(false), std::sync::Condvar::new()),
             warm_extra: Mutex::new(HashMap::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -490,6 +493,7 @@ impl Sessions {
 
     /// Ends every session (shutdown).
     pub fn close_all(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         for w in self.warm.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             w.process.terminate();
         }

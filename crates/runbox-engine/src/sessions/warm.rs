@@ -51,6 +51,9 @@ impl Sessions {
         let _ = std::thread::Builder::new()
             .name("runbox-warm-sessions".into())
             .spawn(move || loop {
+                if sessions.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 for (lang_id, &min) in &sessions.limits.warm {
                     let want = {
                         let mut extra = sessions.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,6 +85,11 @@ impl Sessions {
                                 ..Default::default()
                             },
                         ) {
+                            // A session started while the server closed is ended, not kept.
+                            Ok(started) if sessions.closed.load(std::sync::atomic::Ordering::SeqCst) => {
+                                started.process.terminate();
+                                return;
+                            }
                             Ok(started) => sessions.warm.lock().unwrap_or_else(|e| e.into_inner()).push(started),
                             Err(_) => break,
                         }
