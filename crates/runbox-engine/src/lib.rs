@@ -97,7 +97,17 @@ impl Engine {
     }
 
     /// Starts filling the warm pools in the background (servers call this; one-shot CLI runs do not).
+    /// Languages whose runtime is missing are not pooled.
     pub fn start_pools(&self) {
+        for id in self.pools.languages() {
+            let available = self
+                .resolve(&id)
+                .map(|l| self.availability(l).available)
+                .unwrap_or(false);
+            if !available {
+                self.pools.disable(&id);
+            }
+        }
         self.pools.start();
     }
 

@@ -86,7 +86,14 @@ struct Pool {
     last_miss: Mutex<Instant>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// When a warm sandbox last died before it became ready (a broken runtime): building pauses for a while.
+    last_failure: Mutex<Option<Instant>>,
+    /// Off when the language's runtime is not installed.
+    enabled: std::sync::atomic::AtomicBool,
 }
+
+/// How long a pool waits after a warm sandbox failed to start before building again.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Sizes of one pool, for metrics and health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +114,6 @@ pub struct Pools {
     policy: HostPolicy,
     runs_dir: PathBuf,
     wake: (Mutex<bool>, Condvar),
-    next_id: AtomicU64,
 }
 
 impl Pools {
@@ -132,6 +138,8 @@ impl Pools {
                         last_miss: Mutex::new(Instant::now()),
                         hits: AtomicU64::new(0),
                         misses: AtomicU64::new(0),
+                        last_failure: Mutex::new(None),
+                        enabled: std::sync::atomic::AtomicBool::new(true),
                     }))
                 })
                 .collect()
@@ -145,7 +153,6 @@ impl Pools {
             policy,
             runs_dir: data_dir.join("runs"),
             wake: (Mutex::new(false), Condvar::new()),
-            next_id: AtomicU64::new(0),
         }
     }
 
@@ -189,6 +196,19 @@ impl Pools {
         }
     }
 
+    /// Stops pooling `lang` (its runtime is not installed).
+    pub fn disable(&self, lang: &str) {
+        if let Some(pool) = self.pool(lang) {
+            pool.enabled.store(false, Ordering::Relaxed);
+            pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// The languages that have a pool.
+    pub fn languages(&self) -> Vec<String> {
+        self.pools.iter().map(|p| p.lang.id().to_string()).collect()
+    }
+
     /// Tells the refill thread a warm sandbox was used.
     pub fn refill(&self) {
         self.notify();
@@ -219,11 +239,8 @@ impl Pools {
     }
 
     fn build(&self, pool: &Pool) -> Option<Warm> {
-        let id = format!(
-            "w{}-{}",
-            std::process::id(),
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
+        // Unique across every engine of the host (ids name cgroups and workspaces).
+        let id = crate::jobs_id("w");
         let owner = probe::is_root().then_some(self.policy.host_uid);
         let workspace = Workspace::create(&self.runs_dir, &id, Some(self.config.workspace_mb * MIB), owner).ok()?;
         workspace.create_dir(Path::new(ARTEFACT_DIR_NAME)).ok()?;
@@ -252,12 +269,25 @@ impl Pools {
         for pool in &self.pools {
             {
                 let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+                let mut failed = false;
                 warm.retain(|w| {
                     let dead = w.jail.is_ended();
                     let stale = w.born.elapsed() > max_age;
                     let stuck = !w.jail.is_ready() && w.born.elapsed() > Duration::from_secs(30);
+                    failed |= stuck || (dead && !w.jail.was_ready());
                     !(dead || stale || stuck)
                 });
+                if failed {
+                    *pool.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                }
+            }
+            let backing_off = pool
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|t| t.elapsed() < FAILURE_BACKOFF);
+            if backing_off || !pool.enabled.load(Ordering::Relaxed) {
+                continue;
             }
             // No miss for a minute: demand fell, shrink one step towards the minimum.
             let quiet = pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()).elapsed() > Duration::from_secs(60);

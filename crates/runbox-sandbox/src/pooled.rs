@@ -80,6 +80,11 @@ impl PooledJail {
         self.ready.load(Ordering::Acquire) && !self.ended.load(Ordering::Acquire)
     }
 
+    /// It became ready at some point (even if it died since).
+    pub fn was_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
     /// The sandbox died before it was used.
     pub fn is_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)

@@ -109,7 +109,9 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         );
     });
     tokio::spawn(worker::run(state.clone()));
-    state.engine.start_pools();
+    // Pools start once their languages are known to be installed (probing them takes a moment).
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || engine.start_pools());
     state.sessions.start_warm();
     let reaper = state.sessions.clone();
     tokio::spawn(async move {

@@ -255,3 +255,42 @@ fn a_compiled_program_runs_in_a_warm_sandbox_after_its_compile() {
         assert!(out.compile.is_some() && out.run.is_some());
     }
 }
+
+#[test]
+fn a_language_without_its_runtime_gets_no_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let langs = dir.path().join("languages");
+    std::fs::create_dir(&langs).unwrap();
+    std::fs::write(
+        langs.join("ghost.toml"),
+        "id = \"ghost\"\nname = \"Ghost\"\naliases = []\nextensions = [\"ghost\"]\nsource_file = \"main.ghost\"\n\
+         [run]\nargv = [\"/nonexistent/ghost\", \"{source}\"]\n\
+         [version]\nargv = [\"/nonexistent/ghost\", \"--version\"]\npattern = \"([0-9.]+)\"\n",
+    )
+    .unwrap();
+    let e = Engine::new(EngineConfig {
+        languages_dir: Some(langs),
+        data_dir: dir.path().to_path_buf(),
+        policy: Default::default(),
+        caps: Default::default(),
+        jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
+        compile_cache_bytes: 0,
+        pools: PoolConfig {
+            min: [("ghost".into(), 2)].into(),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    e.start_pools();
+    std::thread::sleep(Duration::from_millis(1500));
+    let ghost = e.pool_stats().into_iter().find(|p| p.language == "ghost").unwrap();
+    assert_eq!(
+        (ghost.ready, ghost.starting),
+        (0, 0),
+        "no sandbox is built for a missing runtime: {ghost:?}"
+    );
+    let err = e
+        .execute(&req("ghost", "x"), None, &CancelToken::new(), &mut |_| {})
+        .unwrap_err();
+    assert_eq!(err.code(), "language_unavailable");
+}
