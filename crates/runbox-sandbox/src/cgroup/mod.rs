@@ -229,8 +229,11 @@ impl Cgroup {
     }
 }
 
-/// Removes the empty groups under `parent` in every hierarchy: left behind by jails that were killed outright.
-/// A group that still holds processes (another server's run) cannot be removed and is left alone.
+/// How old an empty group must be before it counts as left behind.
+const LEFTOVER_AGE: Duration = Duration::from_secs(600);
+
+/// Removes the empty groups under `parent` in every hierarchy that are older than ten minutes: left behind by jails
+/// that were killed outright. A group that holds processes, or was just created, is left alone.
 pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
     let roots = [&host.v2_mount, &host.v1_memory, &host.v1_pids, &host.v1_cpuacct];
     let mut removed = 0;
@@ -239,7 +242,12 @@ pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
             continue;
         };
         for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) && procs(&entry.path()).is_empty() {
+            // A jail creates its group a moment before it moves PID 1 in: only old empty groups are leftovers.
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LEFTOVER_AGE));
+            if old && entry.file_type().is_ok_and(|t| t.is_dir()) && procs(&entry.path()).is_empty() {
                 removed += usize::from(fs::remove_dir(entry.path()).is_ok());
             }
         }
