@@ -55,6 +55,9 @@ impl CacheKey<'_> {
 }
 
 fn dir_size(path: &Path) -> u64 {
+    if !fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return 0;
+    }
     let Ok(entries) = fs::read_dir(path) else { return 0 };
     entries
         .flatten()
@@ -66,9 +69,17 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// Copies a tree without following symlinks (a compile that left a symlink behind gets it recreated, not
-/// dereferenced), giving files to `owner` when set.
+/// Copies a directory tree, giving files to `owner` when set. Symlinks are neither followed nor copied, and the
+/// top directory itself must not be one: the tree may have been written by a sandboxed compiler, and the server
+/// that copies it runs with more privileges than that compiler (a `.runbox -> /` planted by the program must not
+/// make the server copy the host's files).
 pub(crate) fn copy_tree(from: &Path, to: &Path, owner: Option<u32>) -> std::io::Result<()> {
+    if !fs::symlink_metadata(from)?.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a directory (or a symlink)",
+        ));
+    }
     fs::create_dir_all(to)?;
     if let Some(uid) = owner {
         chown(to, Some(uid), Some(uid))?;
@@ -79,8 +90,6 @@ pub(crate) fn copy_tree(from: &Path, to: &Path, owner: Option<u32>) -> std::io::
         let dest = to.join(entry.file_name());
         if meta.is_dir() {
             copy_tree(&entry.path(), &dest, owner)?;
-        } else if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &dest)?;
         } else if meta.is_file() {
             fs::copy(entry.path(), &dest)?;
             if let Some(uid) = owner {
@@ -198,6 +207,28 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a, key(&[(PathBuf::from("main.c"), b"int main(){}".to_vec())]));
+    }
+
+    #[test]
+    fn a_tree_that_is_a_symlink_or_holds_symlinks_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), "s").unwrap();
+        let tree = dir.path().join("tree");
+        std::os::unix::fs::symlink(&outside, &tree).unwrap();
+        assert!(copy_tree(&tree, &dir.path().join("copy1"), None).is_err());
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("main"), "bin").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), real.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, real.join("dirlink")).unwrap();
+        copy_tree(&real, &dir.path().join("copy2"), None).unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path().join("copy2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["main"]);
     }
 
     #[test]
