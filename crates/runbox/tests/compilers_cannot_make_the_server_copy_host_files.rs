@@ -106,10 +106,8 @@ fn a_symlink_left_by_the_compiler_is_never_followed() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut names = Vec::new();
     walk_names(&data, &mut names);
-    for host_name in ["secret.txt"] {
-        assert!(
-            !names.iter().any(|n| n == host_name),
-            "{host_name} was copied under the data directory"
-        );
-    }
+    assert!(
+        !names.iter().any(|n| n == "secret.txt"),
+        "the host's file was copied under the data directory"
+    );
 }
