@@ -36,7 +36,7 @@ fn prelude_argv(lang: &str) -> Vec<String> {
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     pub enabled: bool,
-    /// Warm sandboxes kept per language at least (languages without a prelude are ignored).
+    /// Warm sandboxes kept per language at least; a language not listed has no pool.
     pub min: BTreeMap<String, usize>,
     /// Most warm sandboxes per language when demand is high.
     pub max_per_language: usize,
@@ -54,6 +54,8 @@ impl Default for PoolConfig {
                 ("python".to_string(), 2),
                 ("javascript".to_string(), 1),
                 ("bash".to_string(), 1),
+                ("c".to_string(), 1),
+                ("cpp".to_string(), 1),
             ]
             .into(),
             max_per_language: 8,
