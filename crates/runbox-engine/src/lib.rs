@@ -1,4 +1,5 @@
-//! The engine: turns an [`ExecuteRequest`] into sandboxed stages and one [`ExecutionResult`]. It knows languages
+//! The engine: turns an [`ExecuteRequest`] into sandboxed stages and one [`ExecutionResult`], keeps warm
+//! [`pools`] and the [`compile_cache`], and runs stateful [`sessions`] with their [`files`]. It knows languages
 //! (through `runbox-lang`) and sandboxes (through `runbox-sandbox`), and nothing of HTTP. Calls block; async
 //! callers run them on a blocking thread.
 

@@ -4,7 +4,8 @@
 //! starts the jail process (`runbox jail`, see [`jail`]) and speaks the byte [`protocol`] with it. Inside, the
 //! program gets fresh user, PID, mount, network, IPC, UTS and cgroup namespaces, a read-only root of allow-listed
 //! host paths ([`mounts`]), cgroup limits ([`cgroup`], v1 or v2), a seccomp deny list ([`seccomp`]), Landlock
-//! ([`landlock_rules`]), rlimits and no capabilities. [`probe`] says which of these the host offers.
+//! ([`landlock_rules`]), rlimits and no capabilities. [`probe`] says which of these the host offers. Besides one-shot
+//! runs, a jail can wait pre-built for a go signal ([`pooled`]) or host a long-lived language worker ([`session`]).
 //!
 //! We evaluated `hakoniwa` and chose our own enforcement: runbox needs cgroup v1 *and* v2, a PID 1 that reaps and
 //! kills the whole tree, and a streaming protocol between jail and caller, all decided in one place. The syscalls
