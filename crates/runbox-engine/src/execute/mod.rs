@@ -156,6 +156,12 @@ fn path_string(p: &Path) -> String {
 impl Engine {
     /// Everything that can be checked about a request without running it: fields, language, files and entry.
     pub fn check(&self, req: &ExecuteRequest) -> Result<(), EngineError> {
+        let (lang, _) = self.checked_language(req)?;
+        collect_files(req, lang).map(|_| ())
+    }
+
+    /// The request's fields are valid and its language is known and installed.
+    fn checked_language(&self, req: &ExecuteRequest) -> Result<(&Language, runbox_lang::Availability), EngineError> {
         req.validate(&self.config.caps)?;
         let lang = self.resolve(&req.language)?;
         let availability = self.availability(lang);
@@ -165,7 +171,7 @@ impl Engine {
                 reason: availability.reason.unwrap_or_else(|| "runtime not found".into()),
             });
         }
-        collect_files(req, lang).map(|_| ())
+        Ok((lang, availability))
     }
 
     /// Runs one request to completion. `stdin`, when given, replaces `req.stdin` for the run stage (streamed
@@ -178,16 +184,7 @@ impl Engine {
         on_event: &mut dyn FnMut(ExecEvent<'_>),
     ) -> Result<ExecutionResult, EngineError> {
         let started = Instant::now();
-        let caps = &self.config.caps;
-        req.validate(caps)?;
-        let lang = self.resolve(&req.language)?;
-        let availability = self.availability(lang);
-        if !availability.available {
-            return Err(EngineError::LanguageUnavailable {
-                id: lang.id().to_string(),
-                reason: availability.reason.unwrap_or_else(|| "runtime not found".into()),
-            });
-        }
+        let (lang, availability) = self.checked_language(req)?;
         let (files, entry) = collect_files(req, lang)?;
         if let Some(taken) = lang
             .compile()
