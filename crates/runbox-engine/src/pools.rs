@@ -316,15 +316,17 @@ impl Pools {
         }
     }
 
-    /// Starts the refill thread. Without it the pools stay empty (the CLI never starts it).
+    /// Starts the refill thread. Without it the pools stay empty (the CLI never starts it). The thread holds the
+    /// pools weakly: when the engine goes, so do the pools and their warm sandboxes.
     pub fn start(self: &Arc<Self>) {
         if self.pools.is_empty() {
             return;
         }
-        let pools = self.clone();
+        let weak = Arc::downgrade(self);
         let _ = std::thread::Builder::new()
             .name("runbox-pools".into())
             .spawn(move || loop {
+                let Some(pools) = weak.upgrade() else { return };
                 pools.upkeep();
                 let (lock, cv) = &pools.wake;
                 let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -344,5 +346,11 @@ impl Pools {
             pool.target.store(0, Ordering::Relaxed);
             pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
+    }
+}
+
+impl Drop for Pools {
+    fn drop(&mut self) {
+        self.drain();
     }
 }

@@ -100,24 +100,32 @@ impl CancelToken {
     }
 }
 
-/// Jails that reported (or were told to stop) and are still tearing their sandbox down.
+/// Teardowns under way: jails that reported (or were told to stop), and workspaces being removed.
 static TEARING_DOWN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub(crate) fn teardown_started() {
+    TEARING_DOWN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub(crate) fn teardown_finished() {
+    TEARING_DOWN.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// Waits for a finished jail on a thread of its own, so that its teardown never delays the caller.
 pub(crate) fn reap_in_background(mut child: std::process::Child) {
-    use std::sync::atomic::Ordering;
-    TEARING_DOWN.fetch_add(1, Ordering::SeqCst);
+    teardown_started();
     let spawned = std::thread::Builder::new().name("runbox-reaper".into()).spawn(move || {
         let _ = child.wait();
-        TEARING_DOWN.fetch_sub(1, Ordering::SeqCst);
+        teardown_finished();
     });
     if spawned.is_err() {
-        TEARING_DOWN.fetch_sub(1, Ordering::SeqCst);
+        teardown_finished();
     }
 }
 
-/// Waits (at most `timeout`) until every jail handed to the background reaper has exited: a server calls this
-/// before it exits so that no sandbox outlives it. Returns whether all were gone in time.
+/// Waits (at most `timeout`) until every jail handed to the background reaper has exited and every workspace
+/// disposed in the background is gone: a server or the CLI calls this before exiting, so that no sandbox or mount
+/// outlives it. Returns whether all were done in time.
 pub fn wait_for_teardowns(timeout: std::time::Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     while TEARING_DOWN.load(std::sync::atomic::Ordering::SeqCst) > 0 {

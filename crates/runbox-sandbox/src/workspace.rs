@@ -114,12 +114,36 @@ impl Workspace {
     }
 }
 
+/// Unmounts and removes every workspace left under `parent` by a process that died without cleaning up (a server
+/// killed outright). Call it only where no live process owns workspaces under `parent`.
+pub fn remove_leftovers(parent: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let _ = umount2(&path, MntFlags::MNT_DETACH);
+        removed += usize::from(fs::remove_dir_all(&path).is_ok());
+    }
+    removed
+}
+
 impl Workspace {
     /// Unmounts and removes the workspace on a thread of its own, off the caller's path.
+    /// [`crate::wait_for_teardowns`] waits for it, so a process that exits soon after (the CLI) can still finish it.
     pub fn dispose_in_background(self) {
-        let _ = std::thread::Builder::new()
+        crate::teardown_started();
+        let spawned = std::thread::Builder::new()
             .name("runbox-workspace-cleanup".into())
-            .spawn(move || drop(self));
+            .spawn(move || {
+                drop(self);
+                crate::teardown_finished();
+            });
+        if spawned.is_err() {
+            crate::teardown_finished();
+        }
     }
 }
 

@@ -240,5 +240,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
             result.message.as_deref().unwrap_or("")
         );
     }
+    // Workspaces are removed in the background; finish that before the process exits.
+    runbox_sandbox::wait_for_teardowns(std::time::Duration::from_secs(10));
     Ok(result.shell_exit_code())
 }
