@@ -149,6 +149,13 @@ fn collect_produced(
     Some(crate::collect::collect(ran_in.path(), &req.collect, &unchanged))
 }
 
+/// The run stage's stdin: a streamed one when the caller gives it, else the request's bytes (none when empty).
+fn request_stdin(req: &ExecuteRequest, streamed: Option<Box<dyn Read + Send>>) -> Option<Box<dyn Read + Send>> {
+    streamed.or_else(|| {
+        (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
+    })
+}
+
 fn path_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -332,10 +339,7 @@ impl Engine {
                 None => {
                     on_event(ExecEvent::StageStarted(Stage::Run));
                     let spec = spec_for("r", lang.run_argv(&plan), run_limits);
-                    let stdin = stdin.or_else(|| {
-                        (!req.stdin.is_empty())
-                            .then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
-                    });
+                    let stdin = request_stdin(req, stdin);
                     self.config.jail.run_cancellable(
                         &spec,
                         stdin,

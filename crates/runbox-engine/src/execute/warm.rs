@@ -8,7 +8,7 @@ use std::time::Instant;
 use runbox_lang::{Language, Plan};
 use runbox_sandbox::{probe, CancelToken, Workspace};
 
-use super::{collect_produced, path_string, stage_limits, ExecEvent, Files, Stage};
+use super::{collect_produced, path_string, request_stdin, stage_limits, ExecEvent, Files, Stage};
 use crate::compile_cache::CacheKey;
 use crate::paths::ARTEFACT_DIR_NAME;
 use crate::request::ExecuteRequest;
@@ -151,9 +151,7 @@ impl Engine {
             workspace.write_file(&Path::new(ARTEFACT_DIR_NAME).join(name), content)?;
         }
         let limits = stage_limits(lang.run().limits(), Some(&req.limits));
-        let stdin = stdin.or_else(|| {
-            (!req.stdin.is_empty()).then(|| Box::new(std::io::Cursor::new(req.stdin.clone())) as Box<dyn Read + Send>)
-        });
+        let stdin = request_stdin(req, stdin);
         on_event(ExecEvent::StageStarted(Stage::Run));
         let outcome = jail.go(
             limits.wall_ms,

@@ -15,12 +15,12 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 use utoipa::ToSchema;
 
-use runbox_engine::sessions::{CellEvent, CellResult, CreateSession, SessionInfo};
+use runbox_engine::sessions::{CellResult, CreateSession, SessionInfo};
 
 use crate::auth::Caller;
-use crate::chunk::Utf8Chunker;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, JsonOrDefault};
+use crate::handlers::stream::CellTranslator;
 use crate::state::AppState;
 
 /// A cell to run in a session.
@@ -156,15 +156,10 @@ pub async fn execute_stream(
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
     let sessions = state.sessions.clone();
     tokio::task::spawn_blocking(move || {
-        let mut chunkers = [Utf8Chunker::default(), Utf8Chunker::default()];
+        let mut translator = CellTranslator::default();
         let events = tx.clone();
         let result = sessions.execute(&caller.owner, &id, &body.code, body.timeout_ms, &mut |ev| {
-            let (name, data) = match ev {
-                CellEvent::Stdout(b) => ("stdout", chunkers[0].push(b).and_then(|c| serde_json::to_value(c).ok())),
-                CellEvent::Stderr(b) => ("stderr", chunkers[1].push(b).and_then(|c| serde_json::to_value(c).ok())),
-                CellEvent::Display(out) => ("display", serde_json::to_value(out).ok()),
-            };
-            if let Some(data) = data {
+            if let Some((name, data)) = translator.translate(ev) {
                 let _ = events.send(Event::default().event(name).json_data(data).unwrap_or_default());
             }
         });

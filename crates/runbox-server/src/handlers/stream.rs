@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 
+use runbox_engine::sessions::CellEvent;
 use runbox_engine::{ExecEvent, OutputStream, Stage};
 
 use crate::api::ExecuteBody;
@@ -53,6 +54,23 @@ impl EventTranslator {
             }
             ExecEvent::TestCase(case) => Some(("test_case".into(), serde_json::to_value(case).ok()?)),
             ExecEvent::StageStarted(_) => None,
+        }
+    }
+}
+
+/// Turns a session cell's events into named JSON events (`stdout`, `stderr`, `display`), keeping UTF-8 characters
+/// whole per stream; shared by the SSE and WebSocket routes.
+#[derive(Default)]
+pub struct CellTranslator {
+    chunkers: [Utf8Chunker; 2],
+}
+
+impl CellTranslator {
+    pub fn translate(&mut self, ev: CellEvent<'_>) -> Option<(&'static str, serde_json::Value)> {
+        match ev {
+            CellEvent::Stdout(b) => Some(("stdout", serde_json::to_value(self.chunkers[0].push(b)?).ok()?)),
+            CellEvent::Stderr(b) => Some(("stderr", serde_json::to_value(self.chunkers[1].push(b)?).ok()?)),
+            CellEvent::Display(out) => Some(("display", serde_json::to_value(out).ok()?)),
         }
     }
 }

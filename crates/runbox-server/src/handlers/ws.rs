@@ -19,7 +19,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use runbox_engine::sessions::CellEvent;
 use runbox_engine::CancelToken;
 
 use crate::api::ExecuteBody;
@@ -287,19 +286,11 @@ fn start_cell(
     let (sessions, owner, runs, out) = (state.sessions.clone(), caller.owner.clone(), runs.clone(), out.clone());
     tokio::task::spawn_blocking(move || {
         let _ = out.send(json!({"type": "started", "id": id}));
-        let mut chunkers = [
-            crate::chunk::Utf8Chunker::default(),
-            crate::chunk::Utf8Chunker::default(),
-        ];
+        let mut translator = crate::handlers::stream::CellTranslator::default();
         let events = out.clone();
         let event_id = id.clone();
         let result = sessions.execute(&owner, &session, &code, timeout_ms, &mut |ev| {
-            let (name, data) = match ev {
-                CellEvent::Stdout(b) => ("stdout", chunkers[0].push(b).and_then(|c| serde_json::to_value(c).ok())),
-                CellEvent::Stderr(b) => ("stderr", chunkers[1].push(b).and_then(|c| serde_json::to_value(c).ok())),
-                CellEvent::Display(o) => ("display", serde_json::to_value(o).ok()),
-            };
-            if let Some(mut data) = data {
+            if let Some((name, mut data)) = translator.translate(ev) {
                 data["type"] = json!(name);
                 data["id"] = json!(event_id);
                 let _ = events.send(data);
