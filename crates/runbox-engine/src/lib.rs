@@ -13,6 +13,7 @@ pub mod pools;
 mod request;
 mod result;
 pub mod sessions;
+mod zygotes;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -119,6 +120,11 @@ impl Engine {
     /// Kills every warm sandbox (shutdown).
     pub fn drain_pools(&self) {
         self.pools.drain();
+    }
+
+    /// Host pids of the warm pools' zygote jails, by language (diagnostics and tests).
+    pub fn zygote_pids(&self) -> Vec<(String, u32)> {
+        self.pools.zygote_pids()
     }
 
     pub(crate) fn pools(&self) -> &pools::Pools {

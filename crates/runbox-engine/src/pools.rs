@@ -14,6 +14,7 @@ use runbox_sandbox::{probe, HostPolicy, Jail, Limits, PooledJail, SandboxSpec, W
 use serde::{Deserialize, Serialize};
 
 use crate::paths::ARTEFACT_DIR_NAME;
+use crate::zygotes::Zygotes;
 
 const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
 const NODE_PRELUDE: &str = include_str!("../../../workers/node_pooled.js");
@@ -44,6 +45,10 @@ pub struct PoolConfig {
     pub max_age_s: u64,
     /// Size of each warm sandbox's workspace.
     pub workspace_mb: u64,
+    /// Build warm sandboxes by forking a per-language zygote (a pre-started Python interpreter in a jail of its
+    /// own) instead of building each from scratch; needs root. Python programs then run in the forked
+    /// interpreter itself.
+    pub zygote: bool,
 }
 
 impl Default for PoolConfig {
@@ -61,6 +66,7 @@ impl Default for PoolConfig {
             max_per_language: 8,
             max_age_s: 600,
             workspace_mb: 64,
+            zygote: true,
         }
     }
 }
@@ -69,6 +75,8 @@ struct Warm {
     jail: PooledJail,
     workspace: Workspace,
     born: Instant,
+    /// Forked by the language's zygote (rather than built from scratch).
+    zygote: bool,
 }
 
 /// A sandbox taken from a pool, ready to go.
@@ -107,6 +115,9 @@ pub struct PoolStats {
     pub target: usize,
     pub hits: u64,
     pub misses: u64,
+    /// How warm sandboxes are built: `running` (forked by the language's zygote), `not started`,
+    /// `unavailable: <why>` (built from scratch meanwhile); absent when zygotes are turned off.
+    pub zygote: Option<String>,
 }
 
 pub struct Pools {
@@ -115,6 +126,7 @@ pub struct Pools {
     jail: Jail,
     policy: HostPolicy,
     runs_dir: PathBuf,
+    zygotes: Option<Zygotes>,
     wake: (Mutex<bool>, Condvar),
 }
 
@@ -148,12 +160,15 @@ impl Pools {
         } else {
             Vec::new()
         };
+        let zygotes = (config.zygote && !pools.is_empty())
+            .then(|| Zygotes::new(jail.clone(), policy.clone(), data_dir));
         Pools {
             pools,
             config,
             jail,
             policy,
             runs_dir: data_dir.join("runs"),
+            zygotes,
             wake: (Mutex::new(false), Condvar::new()),
         }
     }
@@ -235,6 +250,7 @@ impl Pools {
                     target: p.target.load(Ordering::Relaxed),
                     hits: p.hits.load(Ordering::Relaxed),
                     misses: p.misses.load(Ordering::Relaxed),
+                    zygote: self.zygotes.as_ref().map(|z| z.status(p.lang.id())),
                 }
             })
             .collect()
@@ -256,12 +272,15 @@ impl Pools {
             policy: self.policy.clone(),
             session: false,
             pooled: true,
+            zygote: false,
+            from_zygote: self.zygotes.as_ref().and_then(|z| z.for_language(&pool.lang)),
         };
         let jail = self.jail.spawn_pooled(&spec).ok()?;
         Some(Warm {
             jail,
             workspace,
             born: Instant::now(),
+            zygote: spec.from_zygote.is_some(),
         })
     }
 
@@ -271,16 +290,25 @@ impl Pools {
         for pool in &self.pools {
             {
                 let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
-                let mut failed = false;
+                let (mut failed, mut zygote_failed) = (false, false);
                 warm.retain(|w| {
                     let dead = w.jail.is_ended();
                     let stale = w.born.elapsed() > max_age;
                     let stuck = !w.jail.is_ready() && w.born.elapsed() > Duration::from_secs(30);
-                    failed |= stuck || (dead && !w.jail.was_ready());
+                    let failure = stuck || (dead && !w.jail.was_ready());
+                    if w.zygote {
+                        zygote_failed |= failure;
+                    } else {
+                        failed |= failure;
+                    }
                     !(dead || stale || stuck)
                 });
                 if failed {
                     *pool.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                }
+                // A zygote whose children fail is set aside: the pool builds the usual way meanwhile.
+                if let Some(zygotes) = self.zygotes.as_ref().filter(|_| zygote_failed) {
+                    zygotes.set_aside(pool.lang.id());
                 }
             }
             let backing_off = pool
@@ -346,6 +374,14 @@ impl Pools {
             pool.target.store(0, Ordering::Relaxed);
             pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
+        if let Some(zygotes) = &self.zygotes {
+            zygotes.stop();
+        }
+    }
+
+    /// Host pids of the zygotes' jails, by language.
+    pub fn zygote_pids(&self) -> Vec<(String, u32)> {
+        self.zygotes.as_ref().map(|z| z.jail_pids()).unwrap_or_default()
     }
 }
 

@@ -31,6 +31,31 @@ pub fn restrict_self() -> Result<bool, String> {
     Ok(status.ruleset != RulesetStatus::NotEnforced)
 }
 
+/// The same rules as text, for a zygote's children to build and enforce after they have mounted their own
+/// /workspace, /tmp and /dev/shm (a rule names an inode, and a directory hidden under a mount grants nothing
+/// to what is mounted on it, so the zygote's own ruleset would not do). One `handled <mask>` line, then one
+/// `rule <mask> <path>` line per rule; masks are the kernel's `LANDLOCK_ACCESS_FS_*` bits for the ABI in use.
+/// `None` when the kernel has no Landlock.
+pub fn rules_for_zygote() -> Option<String> {
+    let kernel = kernel_abi()?;
+    // What best effort does with TARGET_ABI: the rights of the older of the two ABIs.
+    let abi = if kernel >= TARGET_ABI as u32 {
+        TARGET_ABI
+    } else {
+        ABI::from(kernel as i32)
+    };
+    let all = AccessFs::from_all(abi);
+    let mut text = format!("handled {}\nrule {} /\n", all.bits(), AccessFs::from_read(abi).bits());
+    for dir in WRITABLE_DIRS {
+        text.push_str(&format!("rule {} {dir}\n", all.bits()));
+    }
+    let device = (AccessFs::WriteFile | AccessFs::ReadFile) & all;
+    for device_path in WRITABLE_DEVICES {
+        text.push_str(&format!("rule {} {device_path}\n", device.bits()));
+    }
+    Some(text)
+}
+
 /// The Landlock ABI version the running kernel supports, or `None` when Landlock is off or absent.
 pub fn kernel_abi() -> Option<u32> {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;

@@ -35,7 +35,7 @@ use thiserror::Error;
 pub use outcome::{JailReport, Outcome, Status};
 pub use pooled::PooledJail;
 pub use session::{SessionEvent, SessionProcess};
-pub use spec::{CgroupPreference, Degradation, HostPolicy, Limits, SandboxSpec};
+pub use spec::{CgroupPreference, Degradation, FromZygote, HostPolicy, Limits, SandboxSpec};
 pub use workspace::Workspace;
 
 use protocol::FrameKind;

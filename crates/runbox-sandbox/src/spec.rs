@@ -146,6 +146,27 @@ pub struct SandboxSpec {
     /// count from then. The jail sends a `Ready` frame once the sandbox is built.
     #[serde(default)]
     pub pooled: bool,
+    /// Zygote mode (with `session`): the program is a warm pool's zygote (`workers/zygote.py`), which forks one
+    /// child per sandbox and never runs user code itself. It runs without the seccomp filter and Landlock (its
+    /// children need `unshare` and `mount` to build their sandboxes) and instead receives, for its children to
+    /// apply, the compiled seccomp programs on fd 5 and the Landlock ruleset on fd 6.
+    #[serde(default)]
+    pub zygote: bool,
+    /// Build this sandbox from a zygote instead of creating namespaces here: the jail keeps its cgroup, limits,
+    /// output and report, and the zygote's child becomes the sandbox's PID 1.
+    #[serde(default)]
+    pub from_zygote: Option<FromZygote>,
+}
+
+/// Which zygote builds a sandbox, and what its child runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromZygote {
+    /// The zygote's socket (on the host).
+    pub socket: PathBuf,
+    /// The child runs the zygote's own prelude in its already-started interpreter (Python) instead of
+    /// executing `argv`.
+    pub in_process: bool,
 }
 
 impl SandboxSpec {
@@ -197,6 +218,12 @@ impl SandboxSpec {
             if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                 return Err(format!("extra path {} must be absolute, without ..", p.display()));
             }
+        }
+        if self.zygote && (!self.session || self.pooled || self.from_zygote.is_some()) {
+            return Err("a zygote runs in session mode, neither pooled nor from another zygote".into());
+        }
+        if self.from_zygote.is_some() && !self.pooled {
+            return Err("only a pooled sandbox is built from a zygote".into());
         }
         let l = &self.limits;
         if l.wall_ms == 0 || l.cpu_ms == 0 || l.processes == 0 || l.open_files < 16 {

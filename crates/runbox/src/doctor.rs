@@ -159,6 +159,8 @@ fn trial_run(policy: &runbox_sandbox::HostPolicy) -> Result<(), String> {
         policy: policy.clone(),
         session: false,
         pooled: false,
+        zygote: false,
+        from_zygote: None,
     };
     let outcome = jail.run(&spec, None, &mut |_, _| {}).map_err(|e| e.to_string())?;
     match outcome.status {

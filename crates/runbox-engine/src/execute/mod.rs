@@ -253,6 +253,8 @@ impl Engine {
             policy: self.config.policy.clone(),
             session: false,
             pooled: false,
+            zygote: false,
+            from_zygote: None,
         };
         let version = availability.version.clone();
         let output_override = LimitOverrides {

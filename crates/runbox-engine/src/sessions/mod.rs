@@ -351,6 +351,8 @@ impl Sessions {
             policy: self.engine.config().policy.clone(),
             session: true,
             pooled: false,
+            zygote: false,
+            from_zygote: None,
         };
         let process = self
             .engine

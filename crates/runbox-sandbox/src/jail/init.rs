@@ -38,6 +38,8 @@ pub struct InitContext<'a> {
     pub seccomp: Option<&'a CompiledFilter>,
     pub landlock: bool,
     pub cgroup_namespace: bool,
+    /// Zygote mode: the program applies neither seccomp nor Landlock itself; it gets them for its children.
+    pub zygote: bool,
     /// Root mode may clear supplementary groups; an unprivileged user namespace may not call setgroups.
     pub can_setgroups: bool,
 }
@@ -129,7 +131,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     crate::net::loopback_up()?;
 
     drop_privileges()?;
-    if let Some(filter) = ctx.seccomp {
+    if let Some(filter) = ctx.seccomp.filter(|_| !ctx.zygote) {
         filter.apply().map_err(|e| e.to_string())?;
     }
 
@@ -196,13 +198,21 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::signal(libc::SIGINT, libc::SIG_DFL);
     }
-    if let Err(e) = place_descriptors(ctx) {
+    let zygote_kit = if ctx.zygote {
+        match zygote_kit(ctx) {
+            Ok(kit) => kit,
+            Err(e) => fail(e),
+        }
+    } else {
+        Vec::new()
+    };
+    if let Err(e) = place_descriptors(ctx, &zygote_kit) {
         fail(e);
     }
     if let Err(e) = std::env::set_current_dir("/workspace") {
         fail(format!("chdir /workspace: {e}"));
     }
-    if ctx.landlock {
+    if ctx.landlock && !ctx.zygote {
         match landlock_rules::restrict_self() {
             Ok(true) => {}
             Ok(false) => fail("landlock: the kernel did not enforce the ruleset".into()),
@@ -230,7 +240,9 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         ))
     };
     // Every descriptor but the program's own closes on exec; the report pipe stays usable until then.
-    let first_private = if ctx.worker_w.is_some() {
+    let first_private = if ctx.zygote {
+        7u32
+    } else if ctx.worker_w.is_some() {
         5u32
     } else if ctx.go_r.is_some() {
         4u32
@@ -254,9 +266,41 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
     ))
 }
 
+/// What a zygote's children need to restrict themselves, as (descriptor, place) pairs, each a pipe already
+/// filled and closed: the compiled seccomp programs at fd 5 (empty when seccomp is not in force) and the Landlock
+/// rules at fd 6 (absent when Landlock is not in force).
+fn zygote_kit(ctx: &InitContext<'_>) -> Result<Vec<(RawFd, RawFd)>, String> {
+    let seccomp = ctx.seccomp.map(|f| f.to_bytes()).unwrap_or_default();
+    let mut kit = vec![(filled_pipe(&seccomp)?, 5)];
+    if ctx.landlock {
+        let rules = landlock_rules::rules_for_zygote().ok_or("landlock: the kernel offers no Landlock")?;
+        kit.push((filled_pipe(rules.as_bytes())?, 6));
+    }
+    Ok(kit)
+}
+
+/// The read end of a pipe holding `bytes` (a few KiB at most, far below a pipe's capacity: one write that never
+/// blocks) whose write end is closed.
+fn filled_pipe(bytes: &[u8]) -> Result<RawFd, String> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills the two-element array we pass.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, "pipe")?;
+    // SAFETY: writing a buffer we own to the pipe we just made, then closing its write end.
+    let written = unsafe {
+        let n = libc::write(fds[1], bytes.as_ptr().cast(), bytes.len());
+        libc::close(fds[1]);
+        n
+    };
+    if written != bytes.len() as isize {
+        return Err("write the zygote's kit".into());
+    }
+    Ok(fds[0])
+}
+
 /// Puts the program's descriptors in place: stdio, and in session mode the worker protocol on fds 3 and 4
-/// (with stdin from /dev/null). Sources are first moved above 16 so that no placement overwrites another source.
-fn place_descriptors(ctx: &InitContext<'_>) -> Result<(), String> {
+/// (with stdin from /dev/null), then `extra`. Sources are first moved above 16 so that no placement overwrites
+/// another source.
+fn place_descriptors(ctx: &InitContext<'_>, extra: &[(RawFd, RawFd)]) -> Result<(), String> {
     let devnull = CString::new("/dev/null").expect("no NUL");
     let mut plan: Vec<(RawFd, RawFd)> = vec![(ctx.stdout_w, 1), (ctx.stderr_w, 2)];
     match ctx.worker_w {
@@ -271,6 +315,7 @@ fn place_descriptors(ctx: &InitContext<'_>) -> Result<(), String> {
     if let Some(go_r) = ctx.go_r {
         plan.push((go_r, 3));
     }
+    plan.extend_from_slice(extra);
     let mut moved = Vec::with_capacity(plan.len());
     for (from, to) in plan {
         // SAFETY: duplicating a descriptor we own.

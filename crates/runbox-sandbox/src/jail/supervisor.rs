@@ -48,24 +48,101 @@ pub fn run(spec: &SandboxSpec, out: &mut File) -> (JailReport, Option<Live>) {
 
 /// A started sandbox: PID 1 is alive and has been released to build the sandbox.
 pub struct Live {
-    pid1: Pid,
-    pidfd: OwnedFd,
-    sigfd: SignalFd,
-    stdin_w: Option<OwnedFd>,
-    stdout_r: Option<OwnedFd>,
-    stderr_r: Option<OwnedFd>,
-    report_r: Option<OwnedFd>,
+    pub(super) pid1: Pid,
+    pub(super) pidfd: OwnedFd,
+    /// PID 1 is our child (we cloned it); a zygote's child is not, and is reaped by the zygote's jail.
+    pub(super) own_child: bool,
+    pub(super) sigfd: SignalFd,
+    pub(super) stdin_w: Option<OwnedFd>,
+    pub(super) stdout_r: Option<OwnedFd>,
+    pub(super) stderr_r: Option<OwnedFd>,
+    pub(super) report_r: Option<OwnedFd>,
     /// Session mode: what the worker writes to its fd 4.
-    worker_r: Option<OwnedFd>,
+    pub(super) worker_r: Option<OwnedFd>,
     /// Pooled mode: one byte written here starts the program.
-    go_w: Option<OwnedFd>,
-    cgroup: Option<Cgroup>,
-    /// Set once PID 1 has been waited for: its pid may then belong to someone else.
-    reaped: bool,
+    pub(super) go_w: Option<OwnedFd>,
+    pub(super) cgroup: Option<Cgroup>,
+    /// Set once PID 1 has ended: it can no longer be signalled.
+    pub(super) reaped: bool,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+/// The pipes between the jail and the program: (read end, write end) each.
+pub(super) struct Plumbing {
+    pub stdin: (OwnedFd, OwnedFd),
+    pub stdout: (OwnedFd, OwnedFd),
+    pub stderr: (OwnedFd, OwnedFd),
+    pub report: (OwnedFd, OwnedFd),
+    pub worker: Option<(OwnedFd, OwnedFd)>,
+    pub go: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Plumbing {
+    fn new(spec: &SandboxSpec, mode: Mode) -> Result<Plumbing, String> {
+        let plumbing = Plumbing {
+            stdin: pipe()?,
+            stdout: pipe()?,
+            stderr: pipe()?,
+            report: pipe()?,
+            worker: if spec.session { Some(pipe()?) } else { None },
+            go: if spec.pooled && !spec.session {
+                Some(pipe()?)
+            } else {
+                None
+            },
+        };
+        // Pipes belong to whoever made them: hand the program's ends to the sandbox user, so that it can reopen
+        // them by path (/dev/stdin, /proc/self/fd/N) like any program expects to.
+        if mode == Mode::Root {
+            let owner = Some(nix::unistd::Uid::from_raw(spec.policy.host_uid));
+            let group = Some(nix::unistd::Gid::from_raw(spec.policy.host_uid));
+            let program_ends = [&plumbing.stdin.0, &plumbing.stdout.1, &plumbing.stderr.1]
+                .into_iter()
+                .chain(plumbing.worker.as_ref().map(|(_, w)| w));
+            for fd in program_ends {
+                nix::unistd::fchown(fd, owner, group).map_err(|e| format!("fchown a pipe: {e}"))?;
+            }
+        }
+        Ok(plumbing)
+    }
+}
+
+/// Holds the signals the supervisor handles and returns the descriptor that delivers them.
+fn signal_fd() -> Result<SignalFd, String> {
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
+    SignalFd::with_flags(&signals, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).map_err(|e| format!("signalfd: {e}"))
+}
+
+/// A pidfd for `pid`, which must be alive (and, if not our child, pinned some other way).
+pub(super) fn pidfd_open(pid: Pid) -> Result<OwnedFd, String> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor, which we own.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if pidfd < 0 {
+        return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptor was just returned by pidfd_open and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) })
+}
+
+/// Makes the jail's ends of the program's stdio non-blocking (the supervisor polls them).
+pub(super) fn nonblocking(fds: [&OwnedFd; 3]) -> Result<(), String> {
+    for fd in fds {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| format!("fcntl: {e}"))?;
+    }
+    Ok(())
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, String> {
@@ -75,11 +152,6 @@ fn cstring(s: &str, what: &str) -> Result<CString, String> {
 fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let host = probe::host();
     let in_force = probe::decide(&host, &spec.policy)?;
-    let seccomp = in_force
-        .seccomp
-        .then(CompiledFilter::build)
-        .transpose()
-        .map_err(|e| e.to_string())?;
     let cgroup = match in_force.cgroup {
         Some(version) => Some(
             Cgroup::create(
@@ -93,6 +165,18 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         ),
         None => None,
     };
+    if let Some(zygote) = &spec.from_zygote {
+        if in_force.mode != Mode::Root {
+            return Err("a sandbox is built from a zygote only when runbox runs as root".into());
+        }
+        let plumbing = Plumbing::new(spec, in_force.mode)?;
+        return super::from_zygote::start(spec, zygote, plumbing, signal_fd()?, cgroup);
+    }
+    let seccomp = in_force
+        .seccomp
+        .then(CompiledFilter::build)
+        .transpose()
+        .map_err(|e| e.to_string())?;
 
     // Checked here (a directory, not a symlink); PID 1 opens it again inside its own mount namespace, since a
     // mount cannot be bound from a descriptor of another namespace.
@@ -103,43 +187,16 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     )
     .map_err(|e| format!("open workspace {}: {e}", spec.workspace.display()))?;
 
-    let (stdin_r, stdin_w) = pipe()?;
-    let (stdout_r, stdout_w) = pipe()?;
-    let (stderr_r, stderr_w) = pipe()?;
-    let (report_r, report_w) = pipe()?;
+    let Plumbing {
+        stdin: (stdin_r, stdin_w),
+        stdout: (stdout_r, stdout_w),
+        stderr: (stderr_r, stderr_w),
+        report: (report_r, report_w),
+        worker,
+        go,
+    } = Plumbing::new(spec, in_force.mode)?;
     let (sync_r, sync_w) = pipe()?;
-    let worker = if spec.session { Some(pipe()?) } else { None };
-    let go = if spec.pooled && !spec.session {
-        Some(pipe()?)
-    } else {
-        None
-    };
-    // Pipes belong to whoever made them: hand the program's ends to the sandbox user, so that it can reopen
-    // them by path (/dev/stdin, /proc/self/fd/N) like any program expects to.
-    if in_force.mode == Mode::Root {
-        let owner = Some(nix::unistd::Uid::from_raw(spec.policy.host_uid));
-        let group = Some(nix::unistd::Gid::from_raw(spec.policy.host_uid));
-        let program_ends = [&stdin_r, &stdout_w, &stderr_w]
-            .into_iter()
-            .chain(worker.as_ref().map(|(_, w)| w));
-        for fd in program_ends {
-            nix::unistd::fchown(fd, owner, group).map_err(|e| format!("fchown a pipe: {e}"))?;
-        }
-    }
-
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        signals.add(s);
-    }
-    signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
-    let sigfd = SignalFd::with_flags(&signals, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| format!("signalfd: {e}"))?;
+    let sigfd = signal_fd()?;
 
     let mut env = SandboxSpec::base_env();
     env.extend(spec.env.clone());
@@ -183,6 +240,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         seccomp: seccomp.as_ref(),
         landlock: in_force.landlock,
         cgroup_namespace: cgroup.is_some(),
+        zygote: spec.zygote,
         can_setgroups: in_force.mode == Mode::Root,
     };
 
@@ -229,13 +287,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     if let Some(cg) = &cgroup {
         cg.add_process(pid1.as_raw()).map_err(|e| abort(e.to_string()))?;
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor, which we own.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid1.as_raw(), 0) };
-    if pidfd < 0 {
-        return Err(abort(format!("pidfd_open: {}", std::io::Error::last_os_error())));
-    }
-    // SAFETY: the descriptor was just returned by pidfd_open and nothing else owns it.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let pidfd = pidfd_open(pid1).map_err(abort)?;
     nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
     drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, sync_w, workspace));
     let worker_r = worker.map(|(r, w)| {
@@ -247,12 +299,11 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         w
     });
 
-    for fd in [&stdin_w, &stdout_r, &stderr_r] {
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| abort(format!("fcntl: {e}")))?;
-    }
+    nonblocking([&stdin_w, &stdout_r, &stderr_r]).map_err(abort)?;
     Ok(Live {
         pid1,
         pidfd,
+        own_child: true,
         sigfd,
         stdin_w: Some(stdin_w),
         stdout_r: Some(stdout_r),
@@ -343,7 +394,7 @@ impl Live {
                 if let Some(reason) = stop {
                     if reason == StopReason::Timeout {
                         // SIGINT first, so a Python program sees KeyboardInterrupt; SIGKILL after the grace.
-                        let _ = kill(self.pid1, Signal::SIGINT);
+                        self.signal_pid1(Signal::SIGINT);
                         grace_deadline = Some(now + Duration::from_millis(limits.grace_ms));
                     } else {
                         self.kill_all();
@@ -440,7 +491,7 @@ impl Live {
                 } else if signal == Some(libc::SIGUSR1) {
                     // A session's interrupt: PID 1 forwards SIGINT to every process of the sandbox.
                     if pid1_status.is_none() {
-                        let _ = kill(self.pid1, Signal::SIGINT);
+                        self.signal_pid1(Signal::SIGINT);
                     }
                 } else if stop.is_none() && pid1_status.is_none() {
                     stop = Some(StopReason::Cancelled);
@@ -449,7 +500,14 @@ impl Live {
                 }
             }
             if ready(i_pid) {
-                if let Ok(status) = waitpid(self.pid1, None) {
+                // Our own child is waited for; a zygote's child is reaped by the zygote's jail, and its pidfd
+                // turning readable is all there is to know (the report pipe says how the program ended).
+                let status = if self.own_child {
+                    waitpid(self.pid1, None).ok()
+                } else {
+                    Some(WaitStatus::Exited(self.pid1, 0))
+                };
+                if let Some(status) = status {
                     self.reaped = true;
                     pid1_status = Some(status);
                     drain_deadline = Some(Instant::now() + DRAIN_DEADLINE);
@@ -635,11 +693,25 @@ impl Live {
         }
     }
 
+    /// Signals PID 1 through its pidfd, which cannot reach another process that reused the pid.
+    fn signal_pid1(&self, signal: Signal) {
+        if !self.reaped {
+            // SAFETY: pidfd_send_signal with a pidfd we own, a valid signal number and no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.pidfd.as_raw_fd(),
+                    signal as libc::c_int,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+    }
+
     /// SIGKILL to PID 1 ends its whole PID namespace; the cgroup catches anything that could have escaped it.
     fn kill_all(&self) {
-        if !self.reaped {
-            let _ = kill(self.pid1, Signal::SIGKILL);
-        }
+        self.signal_pid1(Signal::SIGKILL);
         if let Some(cg) = &self.cgroup {
             cg.kill_all();
         }
@@ -659,8 +731,10 @@ impl OwnedFdRef {
 impl Drop for Live {
     fn drop(&mut self) {
         if !self.reaped {
-            let _ = kill(self.pid1, Signal::SIGKILL);
-            let _ = waitpid(self.pid1, None);
+            self.signal_pid1(Signal::SIGKILL);
+            if self.own_child {
+                let _ = waitpid(self.pid1, None);
+            }
         }
         // The cgroup's own drop kills anything left in it and removes it.
         self.cgroup.take();

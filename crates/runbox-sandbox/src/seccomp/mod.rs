@@ -107,6 +107,22 @@ impl CompiledFilter {
         Ok(CompiledFilter { programs })
     }
 
+    /// The programs as a zygote reads them (`workers/zygote.py`): for each, its instruction count (u32, native
+    /// endian) followed by its instructions as the kernel's 8-byte `sock_filter`s.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for program in &self.programs {
+            out.extend_from_slice(&(program.len() as u32).to_ne_bytes());
+            for insn in program {
+                out.extend_from_slice(&insn.code.to_ne_bytes());
+                out.push(insn.jt);
+                out.push(insn.jf);
+                out.extend_from_slice(&insn.k.to_ne_bytes());
+            }
+        }
+        out
+    }
+
     /// Installs the filters on the calling thread. `no_new_privs` must already be set.
     pub fn apply(&self) -> Result<(), SeccompError> {
         for program in &self.programs {

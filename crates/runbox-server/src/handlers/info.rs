@@ -140,7 +140,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
         &'static str,
         fn(&runbox_engine::pools::PoolStats) -> u64,
     );
-    let families: [Family; 4] = [
+    let families: [Family; 5] = [
         (
             "runbox_pool_ready",
             "gauge",
@@ -164,6 +164,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> imp
             "counter",
             "Pooled-language requests that found no warm sandbox.",
             |p| p.misses,
+        ),
+        (
+            "runbox_pool_zygote_running",
+            "gauge",
+            "1 when the language's warm sandboxes are forked by its zygote, 0 when built from scratch.",
+            |p| u64::from(p.zygote.as_deref() == Some("running")),
         ),
     ];
     for (name, kind, help, value) in families {

@@ -1,0 +1,203 @@
+//! Zygotes: one pre-started Python interpreter per pooled language, in a jail of its own, that forks the warm
+//! pools' sandboxes (see `workers/zygote.py`). A warm sandbox then costs a fork and a few mounts instead of a
+//! fresh root filesystem and, for Python, an interpreter's start-up; the pools refill fast enough to keep up with
+//! back-to-back requests.
+//!
+//! A zygote starts when its pool first builds and is restarted when it dies. When it cannot start (no Python, no
+//! root, an old kernel), its pool builds sandboxes the usual way after a back-off.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{getrlimit, Resource};
+use runbox_lang::Language;
+use runbox_sandbox::{probe, FromZygote, HostPolicy, Jail, Limits, SandboxSpec, SessionEvent, SessionProcess, Workspace};
+
+const ZYGOTE: &str = include_str!("../../../workers/zygote.py");
+/// The Python program a zygote runs in each child in-process (its argv[1]).
+const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
+const PYTHON: &str = "/usr/bin/python3";
+/// How long a zygote may take to announce itself.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a language waits after its zygote failed before trying again.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
+/// A zygote lives as long as the server; these bounds only keep the jail's clocks finite.
+const THIRTY_DAYS_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// This process's hard limit of `resource`, at most `cap`.
+fn hard_limit(resource: Resource, cap: u64) -> u64 {
+    getrlimit(resource).map(|(_, hard)| hard.min(cap)).unwrap_or(1024)
+}
+
+struct Zygote {
+    process: SessionProcess,
+    /// Holds the zygote's socket; removed with the zygote.
+    _workspace: Workspace,
+    socket: PathBuf,
+}
+
+pub struct Zygotes {
+    jail: Jail,
+    policy: HostPolicy,
+    dir: PathBuf,
+    running: Mutex<HashMap<String, Arc<Zygote>>>,
+    /// When and why a language's zygote last failed.
+    failed: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+/// Whether `lang`'s warm sandboxes run their program in the zygote's own interpreter.
+fn in_process(lang: &Language) -> bool {
+    lang.id() == "python"
+}
+
+impl Zygotes {
+    pub fn new(jail: Jail, policy: HostPolicy, data_dir: &Path) -> Zygotes {
+        Zygotes {
+            jail,
+            policy,
+            dir: data_dir.join("runs"),
+            running: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How to build a warm sandbox of `lang` from its zygote, starting the zygote if needed; `None` when there
+    /// is no zygote (the sandbox is then built the usual way).
+    pub fn for_language(&self, lang: &Language) -> Option<FromZygote> {
+        if !probe::is_root() {
+            return None; // the jail clones the workspace mount for the zygote's child, which needs root
+        }
+        let id = lang.id().to_string();
+        let existing = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        let zygote = match existing {
+            Some(z) if !z.process.has_exited() => z,
+            _ => {
+                let recently_failed = self
+                    .failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .is_some_and(|(t, _)| t.elapsed() < FAILURE_BACKOFF);
+                if recently_failed {
+                    return None;
+                }
+                match self.start(lang) {
+                    Ok(z) => {
+                        let z = Arc::new(z);
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id, z.clone());
+                        z
+                    }
+                    Err(why) => {
+                        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        self.failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id, (Instant::now(), why));
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(FromZygote {
+            socket: zygote.socket.clone(),
+            in_process: in_process(lang),
+        })
+    }
+
+    /// Host pids of the running zygotes' jails, by language (for tests and diagnostics).
+    pub fn jail_pids(&self) -> Vec<(String, u32)> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.iter().map(|(k, z)| (k.clone(), z.process.pid())).collect()
+    }
+
+    /// Stops `lang`'s zygote and builds without one for a while.
+    pub fn set_aside(&self, lang: &str) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(lang);
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            lang.to_string(),
+            (Instant::now(), "a sandbox it forked failed to start".into()),
+        );
+    }
+
+    /// `running`, `not started` or why `lang`'s zygote is unavailable.
+    pub fn status(&self, lang: &str) -> String {
+        if !probe::is_root() {
+            return "unavailable: needs root".into();
+        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(lang).is_some_and(|z| !z.process.has_exited()) {
+            return "running".into();
+        }
+        match self.failed.lock().unwrap_or_else(|e| e.into_inner()).get(lang) {
+            Some((_, why)) => format!("unavailable: {why}"),
+            None => "not started".into(),
+        }
+    }
+
+    /// Stops every zygote (their unused sandboxes die with them).
+    pub fn stop(&self) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn start(&self, lang: &Language) -> Result<Zygote, String> {
+        let id = crate::jobs_id("z");
+        let owner = Some(self.policy.host_uid);
+        let workspace = Workspace::create(&self.dir, &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
+        let mut argv: Vec<String> = vec![PYTHON.into(), "-u".into(), "-c".into(), ZYGOTE.into()];
+        if in_process(lang) {
+            argv.push(PYTHON_PRELUDE.into());
+        }
+        let spec = SandboxSpec {
+            id,
+            argv,
+            env: lang.env().clone(),
+            workspace: workspace.path().to_path_buf(),
+            extra_paths: lang.sandbox_paths().to_vec(),
+            limits: Limits {
+                wall_ms: THIRTY_DAYS_MS,
+                cpu_ms: THIRTY_DAYS_MS,
+                memory_bytes: 256 << 20,
+                // Children count here until their jail moves them into their own cgroup.
+                processes: 512,
+                // Children lower these to their run's limits (a hard limit can only go down): as high as ours.
+                file_size_bytes: hard_limit(Resource::RLIMIT_FSIZE, 1 << 50),
+                open_files: hard_limit(Resource::RLIMIT_NOFILE, 1 << 16),
+                tmp_bytes: 1 << 20,
+                ..Limits::default()
+            },
+            policy: self.policy.clone(),
+            session: true,
+            pooled: false,
+            zygote: true,
+            from_zygote: None,
+        };
+        let process = self.jail.spawn_session(&spec).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match process.recv_timeout(left) {
+                Ok(SessionEvent::Worker(bytes)) if bytes.starts_with(b"{\"ready\": true}") => break,
+                Ok(SessionEvent::Ended(report)) => {
+                    let why = match report {
+                        Ok(r) => r.message.unwrap_or_else(|| format!("ended ({:?})", r.status)),
+                        Err(e) => e,
+                    };
+                    return Err(why);
+                }
+                Err(_) => return Err("did not start in time".into()),
+                Ok(_) => {}
+            }
+        }
+        let socket = workspace.path().join("zygote.sock");
+        Ok(Zygote {
+            process,
+            _workspace: workspace,
+            socket,
+        })
+    }
+}

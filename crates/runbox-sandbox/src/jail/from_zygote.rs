@@ -1,0 +1,195 @@
+//! Building a pooled sandbox from a zygote (`workers/zygote.py`) instead of cloning namespaces here.
+//!
+//! The jail still owns the run: it creates the cgroup and the pipes, and supervises, limits and reports exactly
+//! as for a sandbox it built itself. What changes is where PID 1 comes from. The jail sends the zygote one request
+//! over its socket with the run's descriptors, among them the workspace as a detached mount (a clone of the
+//! host's workspace mount, so files written on either side are the same files). The zygote forks a child that
+//! builds fresh namespaces around itself; its PID 1 sends one message, to which the kernel attaches its pid as
+//! this jail sees it (SO_PASSCRED), and waits. The jail moves that process into the run's cgroup and only then
+//! releases it: nothing of the sandbox can run outside the cgroup.
+
+use std::ffi::CString;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signalfd::SignalFd;
+use nix::sys::socket::{
+    connect, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType, UnixAddr,
+};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use super::supervisor::{nonblocking, pidfd_open, Live, Plumbing};
+use crate::cgroup::Cgroup;
+use crate::spec::{FromZygote, SandboxSpec};
+
+/// Longest wait for the zygote's child to report its pid.
+const CHILD_DEADLINE: Duration = Duration::from_secs(10);
+
+pub(super) fn start(
+    spec: &SandboxSpec,
+    zygote: &FromZygote,
+    plumbing: Plumbing,
+    sigfd: SignalFd,
+    cgroup: Option<Cgroup>,
+) -> Result<Live, String> {
+    let workspace = detached_workspace(&spec.workspace)?;
+    let conn = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("zygote: socket: {e}"))?;
+    // Set before anything is sent, so that the child's message carries its pid.
+    setsockopt(&conn, sockopt::PassCred, &true).map_err(|e| format!("zygote: SO_PASSCRED: {e}"))?;
+    let address = UnixAddr::new(&zygote.socket).map_err(|e| format!("zygote: socket path: {e}"))?;
+    connect(conn.as_raw_fd(), &address).map_err(|e| format!("zygote: connect {}: {e}", zygote.socket.display()))?;
+
+    let Plumbing {
+        stdin: (stdin_r, stdin_w),
+        stdout: (stdout_r, stdout_w),
+        stderr: (stderr_r, stderr_w),
+        report: (report_r, report_w),
+        worker: _,
+        go,
+    } = plumbing;
+    let (go_r, go_w) = go.ok_or("zygote: only a pooled sandbox is built from a zygote")?;
+
+    let mut env = SandboxSpec::base_env();
+    env.extend(spec.env.clone());
+    let limits = &spec.limits;
+    let header = json!({
+        "tmp_bytes": limits.tmp_bytes,
+        "rlimits": {
+            "file_size": limits.file_size_bytes,
+            "open_files": limits.open_files,
+            "cpu_s": limits.cpu_ms.div_ceil(1000) + 1,
+        },
+        "argv": if zygote.in_process { None } else { Some(&spec.argv) },
+        "env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+    });
+    let header = serde_json::to_vec(&header).expect("a header always serialises");
+    let fds = [&workspace, &stdin_r, &stdout_w, &stderr_w, &report_w, &go_r].map(|fd| fd.as_raw_fd());
+    sendmsg::<()>(
+        conn.as_raw_fd(),
+        &[IoSlice::new(&header)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("zygote: send the request: {e}"))?;
+    // The sandbox holds its ends now; ours would keep the pipes from ever reporting EOF.
+    drop((workspace, stdin_r, stdout_w, stderr_w, report_w, go_r));
+
+    let pid1 = match receive_pid(&conn) {
+        Ok(pid) => pid,
+        Err(e) => return Err(child_error(&report_r).unwrap_or(e)),
+    };
+    // The child waits for our byte, so it is alive and its pid is its own while we open the pidfd.
+    let pidfd = pidfd_open(pid1)?;
+    let release = || -> Result<(), String> {
+        if let Some(cg) = &cgroup {
+            cg.add_process(pid1.as_raw()).map_err(|e| e.to_string())?;
+        }
+        nix::unistd::write(&conn, &[1]).map_err(|e| format!("zygote: release the sandbox: {e}"))?;
+        nonblocking([&stdin_w, &stdout_r, &stderr_r])
+    };
+    if let Err(e) = release() {
+        // SAFETY: pidfd_send_signal with the pidfd we own, SIGKILL and no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        return Err(e);
+    }
+    Ok(Live {
+        pid1,
+        pidfd,
+        own_child: false,
+        sigfd,
+        stdin_w: Some(stdin_w),
+        stdout_r: Some(stdout_r),
+        stderr_r: Some(stderr_r),
+        report_r: Some(report_r),
+        worker_r: None,
+        go_w: Some(go_w),
+        cgroup,
+        reaped: false,
+    })
+}
+
+/// A detached clone of the workspace's mount (`open_tree(OPEN_TREE_CLONE)`), which the child attaches in its
+/// own mount namespace.
+fn detached_workspace(path: &Path) -> Result<OwnedFd, String> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "workspace path has a NUL")?;
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor, which we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "zygote: clone the workspace mount {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: the descriptor was just returned by open_tree and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The pid (in our namespace) of the process that sent the next message on `conn`.
+fn receive_pid(conn: &OwnedFd) -> Result<Pid, String> {
+    let mut poll = [libc::pollfd {
+        fd: conn.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: `poll` is a valid one-element array for the duration of the call.
+    let n = unsafe { libc::poll(poll.as_mut_ptr(), 1, CHILD_DEADLINE.as_millis() as i32) };
+    if n <= 0 {
+        return Err("zygote: the child did not start in time".into());
+    }
+    let mut buf = [0u8; 16];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| format!("zygote: receive the child's pid: {e}"))?;
+    if msg.bytes == 0 {
+        return Err("zygote: the child ended before it was ready".into());
+    }
+    for cmsg in msg.cmsgs().map_err(|e| format!("zygote: {e}"))? {
+        if let ControlMessageOwned::ScmCredentials(creds) = cmsg {
+            if creds.pid() > 0 {
+                return Ok(Pid::from_raw(creds.pid()));
+            }
+        }
+    }
+    Err("zygote: the child's message carried no pid".into())
+}
+
+/// What the child wrote to the report pipe before it failed, if anything.
+fn child_error(report_r: &OwnedFd) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    // The child has ended or never started: whatever it wrote is already in the pipe; do not wait for more.
+    nix::fcntl::fcntl(report_r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).ok()?;
+    let n = nix::unistd::read(report_r, &mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.lines()
+        .find_map(|l| l.strip_prefix("error "))
+        .map(|m| format!("zygote: {m}"))
+}
