@@ -102,6 +102,8 @@ struct Pool {
     enabled: std::sync::atomic::AtomicBool,
 }
 
+/// Longest wait for a sandbox forked on demand (when the pool was empty) before the request builds its own.
+const ON_DEMAND_DEADLINE: Duration = Duration::from_secs(2);
 /// How long a pool waits after a warm sandbox failed to start before building again.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -208,6 +210,17 @@ impl Pools {
                     pool.target.store(t + 1, Ordering::Relaxed);
                 }
                 self.notify();
+                // With a zygote, a sandbox of its own is a fork away: far cheaper than building one from scratch.
+                if self.zygotes.as_ref().is_some_and(|z| z.is_running(lang)) {
+                    let w = self.build(pool)?;
+                    if w.jail.wait_ready(ON_DEMAND_DEADLINE) {
+                        return Some(Taken {
+                            jail: w.jail,
+                            workspace: w.workspace,
+                            limits: pool.spec_limits.clone(),
+                        });
+                    }
+                }
                 None
             }
         }

@@ -109,6 +109,12 @@ impl Zygotes {
         })
     }
 
+    /// Whether `lang`'s zygote is up (it is never started from here).
+    pub fn is_running(&self, lang: &str) -> bool {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.get(lang).is_some_and(|z| !z.process.has_exited())
+    }
+
     /// Host pids of the running zygotes' jails, by language (for tests and diagnostics).
     pub fn jail_pids(&self) -> Vec<(String, u32)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -25,6 +25,8 @@ pub struct PooledJail {
     frames: Receiver<Frame>,
     ready: Arc<AtomicBool>,
     ended: Arc<AtomicBool>,
+    /// Signalled when `ready` or `ended` changes.
+    changed: Arc<(Mutex<()>, Condvar)>,
 }
 
 impl Jail {
@@ -37,13 +39,19 @@ impl Jail {
         let (tx, rx) = mpsc::channel();
         let ready = Arc::new(AtomicBool::new(false));
         let ended = Arc::new(AtomicBool::new(false));
-        let (ready_flag, ended_flag) = (ready.clone(), ended.clone());
+        let changed = Arc::new((Mutex::new(()), Condvar::new()));
+        let (ready_flag, ended_flag, notify) = (ready.clone(), ended.clone(), changed.clone());
+        let set = move |flag: &AtomicBool| {
+            let _guard = notify.0.lock().unwrap_or_else(|e| e.into_inner());
+            flag.store(true, Ordering::Release);
+            notify.1.notify_all();
+        };
         std::thread::Builder::new()
             .name("runbox-pooled-reader".into())
             .spawn(move || loop {
                 let frame = match protocol::read_frame(&mut stdout) {
                     Ok(Some((FrameKind::Ready, _))) => {
-                        ready_flag.store(true, Ordering::Release);
+                        set(&ready_flag);
                         continue;
                     }
                     Ok(Some((FrameKind::Stdout, d))) => Frame::Output(OutputStream::Stdout, d),
@@ -57,7 +65,7 @@ impl Jail {
                 };
                 let last = matches!(frame, Frame::Report(_));
                 if last {
-                    ended_flag.store(true, Ordering::Release);
+                    set(&ended_flag);
                 }
                 if tx.send(frame).is_err() || last {
                     return;
@@ -70,6 +78,7 @@ impl Jail {
             frames: rx,
             ready,
             ended,
+            changed,
         })
     }
 }
@@ -78,6 +87,18 @@ impl PooledJail {
     /// Built and waiting for its go signal (and not dead meanwhile).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire) && !self.ended.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `timeout` for the sandbox to be built; whether it is ready.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let (lock, cv) = &*self.changed;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _unused = cv
+            .wait_timeout_while(guard, timeout, |_| {
+                !self.ready.load(Ordering::Acquire) && !self.ended.load(Ordering::Acquire)
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        self.is_ready()
     }
 
     /// It became ready at some point (even if it died since).

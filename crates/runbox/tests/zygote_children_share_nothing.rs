@@ -1,0 +1,280 @@
+//! Warm sandboxes forked by a zygote: two children share no files, memory, IPC objects or processes; every
+//! protection of a sandbox built from scratch is in force in them; and the zygote itself never runs user code
+//! (nothing a program does reaches it, and it lives in none of the namespaces a program runs in).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use runbox_engine::pools::PoolConfig;
+use runbox_engine::{CancelToken, Engine, EngineConfig, ExecuteRequest, ExecutionResult, ExecutionStatus, Jail};
+
+fn engine(dir: &std::path::Path) -> Engine {
+    let engine = Engine::new(EngineConfig {
+        languages_dir: None,
+        data_dir: dir.to_path_buf(),
+        policy: Default::default(),
+        caps: Default::default(),
+        jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
+        compile_cache_bytes: 0,
+        pools: PoolConfig {
+            min: [("python".into(), 2), ("bash".into(), 1)].into(),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    engine.start_pools();
+    engine
+}
+
+fn stats(engine: &Engine, lang: &str) -> runbox_engine::pools::PoolStats {
+    engine.pool_stats().into_iter().find(|p| p.language == lang).unwrap()
+}
+
+/// Waits until `lang`'s pool has a sandbox its zygote forked.
+fn wait_for_zygote(engine: &Engine, lang: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = stats(engine, lang);
+        if s.ready > 0 && s.zygote.as_deref() == Some("running") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no zygote-built sandbox for {lang}: {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `code` on a sandbox forked by the zygote, asserting that it was one.
+fn run(engine: &Engine, lang: &str, code: &str) -> ExecutionResult {
+    wait_for_zygote(engine, lang);
+    let before = stats(engine, lang).hits;
+    let req = ExecuteRequest {
+        language: lang.into(),
+        code: Some(code.into()),
+        ..Default::default()
+    };
+    let result = engine.execute(&req, None, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert!(stats(engine, lang).hits > before, "not served warm: {result:#?}");
+    result
+}
+
+fn py(lines: &[&str]) -> String {
+    lines.join("\n") + "\n"
+}
+
+fn ok(result: &ExecutionResult) -> &str {
+    assert_eq!(result.status, ExecutionStatus::Ok, "{result:#?}");
+    &result.stdout
+}
+
+/// Namespace identities (`/proc/<pid>/ns/<kind>` link targets) of a host process.
+fn namespaces(pid: u32) -> BTreeMap<&'static str, String> {
+    ["user", "pid", "mnt", "net", "ipc", "uts"]
+        .into_iter()
+        .map(|kind| {
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+            (kind, link.to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Host pid of `lang`'s zygote: the Python process under its jail's PID 1.
+fn zygote_pid(engine: &Engine, lang: &str) -> u32 {
+    let (_, jail) = engine.zygote_pids().into_iter().find(|(l, _)| l == lang).expect("a zygote jail");
+    let init = children(jail)[0];
+    children(init)
+        .into_iter()
+        .find(|&p| cmdline(p).contains("The zygote of a warm pool"))
+        .expect("the zygote under its jail's PID 1")
+}
+
+#[test]
+fn two_children_share_no_files_ipc_or_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    // The first child leaves files in every writable place, a System V shared memory segment and a process, and
+    // stays alive while the second one looks for them.
+    let holder = py(&[
+        "import ctypes, os, subprocess, time",
+        "for d in ('/tmp', '/workspace', '/dev/shm'):",
+        "    open(d + '/left-behind', 'w').write('secret')",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "assert libc.shmget(4242, 4096, 0o1666) >= 0, ctypes.get_errno()",
+        "p = subprocess.Popen(['sleep', '30'])",
+        "print('holding', p.pid, flush=True)",
+        "time.sleep(3)",
+    ]);
+    let looker = py(&[
+        "import ctypes, os",
+        "found = [d for d in ('/tmp', '/workspace', '/dev/shm') if os.path.exists(d + '/left-behind')]",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "shm = libc.shmget(4242, 0, 0)",
+        "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())",
+        "print(found, shm, ctypes.get_errno() == 2, pids == [1, os.getpid()], os.getpid())",
+    ]);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| run(&e, "python", &holder));
+        std::thread::sleep(Duration::from_millis(1000));
+        let second = run(&e, "python", &looker);
+        assert_eq!(ok(&second), "[] -1 True True 2\n", "{second:#?}");
+        let first = first.join().unwrap();
+        assert!(ok(&first).starts_with("holding "), "{first:#?}");
+    });
+}
+
+#[test]
+fn two_children_share_no_interpreter_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let mutate = py(&[
+        "import builtins, json, os, random, sys",
+        "builtins.LEAK = 1; json.LEAK = 1; os.environ['LEAK'] = '1'; sys.path.append('/leak')",
+        "sys.modules['__main__'].__dict__['LEAK'] = 1",
+        "print(random.random())",
+    ]);
+    let first = run(&e, "python", &mutate);
+    let check = py(&[
+        "import builtins, json, os, random, sys",
+        "print(hasattr(builtins, 'LEAK'), hasattr(json, 'LEAK'), 'LEAK' in os.environ, '/leak' in sys.path,",
+        "      'LEAK' in globals())",
+        "print(random.random())",
+    ]);
+    let second = run(&e, "python", &check);
+    let lines: Vec<&str> = ok(&second).lines().collect();
+    assert_eq!(lines[0], "False False False False False", "{second:#?}");
+    // Children of one zygote do not replay one random sequence.
+    assert_ne!(ok(&first).trim(), lines[1], "{first:#?} {second:#?}");
+}
+
+#[test]
+fn children_have_every_protection_of_a_sandbox_built_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let code = py(&[
+        "import ctypes, os, socket",
+        "status = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)",
+        "print(os.getuid(), os.getgid(), status['CapEff'], status['CapPrm'], status['CapBnd'])",
+        "print('NoNewPrivs', status['NoNewPrivs'], 'Seccomp', status['Seccomp'])",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "print('unshare', libc.unshare(0x20000), ctypes.get_errno())",
+        "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())",
+        "# Landlock stacks at most 16 layers: count how many more this process may add.",
+        "attr = ctypes.c_uint64(1 << 1)",
+        "more = 0",
+        "while True:",
+        "    fd = libc.syscall(444, ctypes.byref(attr), 8, 0)",
+        "    if fd < 0 or libc.syscall(446, fd, 0) < 0:",
+        "        break",
+        "    more += 1",
+        "print('landlock layers already', 16 - more)",
+        "s = socket.socket()",
+        "s.settimeout(1)",
+        "try:",
+        "    s.connect(('1.1.1.1', 80))",
+        "    print('network reachable')",
+        "except OSError as e:",
+        "    print('network', type(e).__name__)",
+        "print(open('/proc/self/uid_map').read().split(), socket.gethostname())",
+    ]);
+    let out = run(&e, "python", &code);
+    let text = ok(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "1000 1000 0000000000000000 0000000000000000 0000000000000000",
+        "{out:#?}"
+    );
+    assert_eq!(lines[1], "NoNewPrivs 1 Seccomp 2", "{out:#?}");
+    assert_eq!(lines[2], "unshare -1 1", "{out:#?}");
+    assert_eq!(lines[3], "mount -1 1", "{out:#?}");
+    assert_eq!(lines[4], "landlock layers already 1", "{out:#?}");
+    assert_eq!(lines[5], "network OSError", "{out:#?}");
+    assert_eq!(lines[6], "['1000', '1000', '1'] runbox", "{out:#?}");
+
+    // The memory limit is the run's cgroup's: the zygote's child was moved there before it could run anything.
+    let hog = run(&e, "python", "x = bytearray(1 << 30)\nx[::4096] = b'x' * len(x[::4096])\nprint('survived')");
+    assert_eq!(hog.status, ExecutionStatus::MemoryLimit, "{hog:#?}");
+
+    // A program executed by a zygote's child (every language but Python) has the same protections.
+    let sh = run(
+        &e,
+        "bash",
+        "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '; echo /proc/[0-9]*",
+    );
+    assert_eq!(
+        ok(&sh),
+        "CapEff: 0000000000000000\nCapBnd: 0000000000000000\nNoNewPrivs: 1\nSeccomp: 2\n/proc/1 /proc/2\n",
+        "{sh:#?}"
+    );
+}
+
+#[test]
+fn the_zygote_never_runs_user_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_for_zygote(&e, "python");
+    let zygote = zygote_pid(&e, "python");
+    let zygote_ns = namespaces(zygote);
+
+    // While a program runs, no process of its sandbox shares a namespace with the zygote.
+    std::thread::scope(|s| {
+        let sleeper = s.spawn(|| run(&e, "python", "import time\ntime.sleep(2)\nprint('done')"));
+        std::thread::sleep(Duration::from_millis(800));
+        let (_, jail) = e.zygote_pids().into_iter().find(|(l, _)| l == "python").unwrap();
+        let init = children(jail)[0];
+        let sandboxes: Vec<u32> = children(init).into_iter().filter(|&p| p != zygote).collect();
+        assert!(!sandboxes.is_empty(), "no sandbox under the zygote's jail");
+        for pid in sandboxes.iter().flat_map(|&p| std::iter::once(p).chain(children(p))) {
+            let ns = namespaces(pid);
+            for (kind, id) in &ns {
+                assert_ne!(id, &zygote_ns[kind], "process {pid} shares the zygote's {kind} namespace");
+            }
+        }
+        assert_eq!(ok(&sleeper.join().unwrap()), "done\n");
+    });
+
+    // Nothing a program does reaches the zygote: it cannot see it, signal it, or change it.
+    let hostile = py(&[
+        "import os, signal",
+        "for pid in range(1, 64):",
+        "    try:",
+        "        if pid != os.getpid():",
+        "            os.kill(pid, signal.SIGKILL)",
+        "    except OSError:",
+        "        pass",
+        "try:",
+        "    os.kill(-1, signal.SIGKILL)",
+        "except ProcessLookupError:",
+        "    pass  # nothing else of the sandbox to signal",
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    ]);
+    let killed = run(&e, "python", &hostile);
+    assert_eq!(killed.signal, Some(9), "{killed:#?}");
+    let crash = run(&e, "python", "import ctypes\nctypes.string_at(0)");
+    assert_eq!(crash.signal, Some(11), "{crash:#?}");
+    let memory_before = std::fs::read_to_string(format!("/proc/{zygote}/statm")).unwrap();
+    let big = run(&e, "python", "x = bytearray(100 << 20)\nprint(len(x))");
+    assert_eq!(ok(&big), format!("{}\n", 100 << 20));
+    let after = run(&e, "python", "print('still here')");
+    assert_eq!(ok(&after), "still here\n");
+    assert_eq!(zygote_pid(&e, "python"), zygote, "the zygote was replaced");
+    let memory_after = std::fs::read_to_string(format!("/proc/{zygote}/statm")).unwrap();
+    let resident = |statm: &str| statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+    assert!(
+        resident(&memory_after) < resident(&memory_before) + 256,
+        "the zygote grew: {memory_before} -> {memory_after}"
+    );
+}
