@@ -130,6 +130,10 @@ pub struct Pools {
     runs_dir: PathBuf,
     zygotes: Option<Zygotes>,
     wake: (Mutex<bool>, Condvar),
+    /// Set by [`Pools::drain`]: nothing is built any more.
+    closed: std::sync::atomic::AtomicBool,
+    /// Held while the refill thread builds, so that draining waits for a build in progress.
+    building: Mutex<()>,
 }
 
 impl Pools {
@@ -162,8 +166,8 @@ impl Pools {
         } else {
             Vec::new()
         };
-        let zygotes = (config.zygote && !pools.is_empty())
-            .then(|| Zygotes::new(jail.clone(), policy.clone(), data_dir));
+        let zygotes =
+            (config.zygote && !pools.is_empty()).then(|| Zygotes::new(jail.clone(), policy.clone(), data_dir));
         Pools {
             pools,
             config,
@@ -172,6 +176,8 @@ impl Pools {
             runs_dir: data_dir.join("runs"),
             zygotes,
             wake: (Mutex::new(false), Condvar::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            building: Mutex::new(()),
         }
     }
 
@@ -211,7 +217,7 @@ impl Pools {
                 }
                 self.notify();
                 // With a zygote, a sandbox of its own is a fork away: far cheaper than building one from scratch.
-                if self.zygotes.as_ref().is_some_and(|z| z.is_running(lang)) {
+                if !self.closed.load(Ordering::Acquire) && self.zygotes.as_ref().is_some_and(|z| z.is_running(lang)) {
                     let w = self.build(pool)?;
                     if w.jail.wait_ready(ON_DEMAND_DEADLINE) {
                         return Some(Taken {
@@ -299,6 +305,7 @@ impl Pools {
 
     /// One round of upkeep: drop dead and stale sandboxes, shrink idle pools, refill to target.
     fn upkeep(&self) {
+        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
         let max_age = Duration::from_secs(self.config.max_age_s);
         for pool in &self.pools {
             {
@@ -329,7 +336,7 @@ impl Pools {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_some_and(|t| t.elapsed() < FAILURE_BACKOFF);
-            if backing_off || !pool.enabled.load(Ordering::Relaxed) {
+            if backing_off || !pool.enabled.load(Ordering::Relaxed) || self.closed.load(Ordering::Acquire) {
                 continue;
             }
             // No miss for a minute: demand fell, shrink one step towards the minimum.
@@ -342,7 +349,7 @@ impl Pools {
             let target = pool.target.load(Ordering::Relaxed);
             loop {
                 let have = pool.warm.lock().unwrap_or_else(|e| e.into_inner()).len();
-                if have >= target {
+                if have >= target || self.closed.load(Ordering::Acquire) {
                     let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
                     while warm.len() > target {
                         warm.pop_back();
@@ -383,6 +390,8 @@ impl Pools {
 
     /// Empties every pool (shutdown): their sandboxes are killed.
     pub fn drain(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _no_build_in_progress = self.building.lock().unwrap_or_else(|e| e.into_inner());
         for pool in &self.pools {
             pool.target.store(0, Ordering::Relaxed);
             pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::{getrlimit, Resource};
 use runbox_lang::Language;
-use runbox_sandbox::{probe, FromZygote, HostPolicy, Jail, Limits, SandboxSpec, SessionEvent, SessionProcess, Workspace};
+use runbox_sandbox::{
+    probe, FromZygote, HostPolicy, Jail, Limits, SandboxSpec, SessionEvent, SessionProcess, Workspace,
+};
 
 const ZYGOTE: &str = include_str!("../../../workers/zygote.py");
 /// The Python program a zygote runs in each child in-process (its argv[1]).
@@ -45,6 +47,8 @@ pub struct Zygotes {
     running: Mutex<HashMap<String, Arc<Zygote>>>,
     /// When and why a language's zygote last failed.
     failed: Mutex<HashMap<String, (Instant, String)>>,
+    /// Set by [`Zygotes::stop`]: no zygote starts any more.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Whether `lang`'s warm sandboxes run their program in the zygote's own interpreter.
@@ -60,12 +64,16 @@ impl Zygotes {
             dir: data_dir.join("runs"),
             running: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// How to build a warm sandbox of `lang` from its zygote, starting the zygote if needed; `None` when there
     /// is no zygote (the sandbox is then built the usual way).
     pub fn for_language(&self, lang: &Language) -> Option<FromZygote> {
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         if !probe::is_root() {
             return None; // the jail clones the workspace mount for the zygote's child, which needs root
         }
@@ -147,6 +155,7 @@ impl Zygotes {
 
     /// Stops every zygote (their unused sandboxes die with them).
     pub fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::Release);
         self.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 

@@ -93,7 +93,11 @@ fn cmdline(pid: u32) -> String {
 
 /// Host pid of `lang`'s zygote: the Python process under its jail's PID 1.
 fn zygote_pid(engine: &Engine, lang: &str) -> u32 {
-    let (_, jail) = engine.zygote_pids().into_iter().find(|(l, _)| l == lang).expect("a zygote jail");
+    let (_, jail) = engine
+        .zygote_pids()
+        .into_iter()
+        .find(|(l, _)| l == lang)
+        .expect("a zygote jail");
     let init = children(jail)[0];
     children(init)
         .into_iter()
@@ -193,8 +197,7 @@ fn children_have_every_protection_of_a_sandbox_built_from_scratch() {
     let text = ok(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0],
-        "1000 1000 0000000000000000 0000000000000000 0000000000000000",
+        lines[0], "1000 1000 0000000000000000 0000000000000000 0000000000000000",
         "{out:#?}"
     );
     assert_eq!(lines[1], "NoNewPrivs 1 Seccomp 2", "{out:#?}");
@@ -205,7 +208,11 @@ fn children_have_every_protection_of_a_sandbox_built_from_scratch() {
     assert_eq!(lines[6], "['1000', '1000', '1'] runbox", "{out:#?}");
 
     // The memory limit is the run's cgroup's: the zygote's child was moved there before it could run anything.
-    let hog = run(&e, "python", "x = bytearray(1 << 30)\nx[::4096] = b'x' * len(x[::4096])\nprint('survived')");
+    let hog = run(
+        &e,
+        "python",
+        "x = bytearray(1 << 30)\nx[::4096] = b'x' * len(x[::4096])\nprint('survived')",
+    );
     assert_eq!(hog.status, ExecutionStatus::MemoryLimit, "{hog:#?}");
 
     // A program executed by a zygote's child (every language but Python) has the same protections.
@@ -240,7 +247,10 @@ fn the_zygote_never_runs_user_code() {
         for pid in sandboxes.iter().flat_map(|&p| std::iter::once(p).chain(children(p))) {
             let ns = namespaces(pid);
             for (kind, id) in &ns {
-                assert_ne!(id, &zygote_ns[kind], "process {pid} shares the zygote's {kind} namespace");
+                assert_ne!(
+                    id, &zygote_ns[kind],
+                    "process {pid} shares the zygote's {kind} namespace"
+                );
             }
         }
         assert_eq!(ok(&sleeper.join().unwrap()), "done\n");

@@ -37,13 +37,8 @@ pub(super) fn start(
     cgroup: Option<Cgroup>,
 ) -> Result<Live, String> {
     let workspace = detached_workspace(&spec.workspace)?;
-    let conn = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| format!("zygote: socket: {e}"))?;
+    let conn = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| format!("zygote: socket: {e}"))?;
     // Set before anything is sent, so that the child's message carries its pid.
     setsockopt(&conn, sockopt::PassCred, &true).map_err(|e| format!("zygote: SO_PASSCRED: {e}"))?;
     let address = UnixAddr::new(&zygote.socket).map_err(|e| format!("zygote: socket path: {e}"))?;
