@@ -1,5 +1,6 @@
 //! The real `runbox serve` binary, over a loopback socket: it answers, streams output while programs run, runs
-//! interactive programs over a WebSocket, and on SIGTERM exits 0 leaving no sandbox behind.
+//! interactive programs over a WebSocket, and on SIGTERM exits 0 leaving no sandbox behind (nor, when killed
+//! outright, for long).
 
 mod live_server;
 
@@ -327,4 +328,46 @@ async fn a_websocket_runs_session_cells_and_interrupts_them() {
         result["result"]["result"]["text/plain"], "20",
         "the session kept its state: {result}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_no_sandbox_session_or_zygote_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    // Warm sandboxes forked by a zygote, and an open session.
+    within(30, "a zygote-built warm sandbox", async {
+        loop {
+            let health = server.get("/health").await.expect(200);
+            let python = health["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["language"] == "python")
+                .cloned();
+            if python.is_some_and(|p| p["zygote"] == "running" && p["ready"].as_u64() > Some(0)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let session = server
+        .post("/sessions", json!({"language": "python"}))
+        .await
+        .expect(201);
+    assert!(session["id"].is_string(), "{session}");
+    let sandboxes = server.descendants();
+    assert!(sandboxes.len() > 5, "{sandboxes:?}");
+
+    // SIGKILL: the server cannot clean anything up; its jails see their input close and end on their own.
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !still_running(&sandboxes).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "outlived a killed server: {:?}",
+            still_running(&sandboxes)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -240,11 +240,18 @@ fn the_zygote_never_runs_user_code() {
     std::thread::scope(|s| {
         let sleeper = s.spawn(|| run(&e, "python", "import time\ntime.sleep(2)\nprint('done')"));
         std::thread::sleep(Duration::from_millis(800));
+        // Every process of the zygote's jail but the zygote and the jail's PID 1: the sandboxes it forked (each
+        // a PID 1 of its own, the zygote's child) and their programs.
         let (_, jail) = e.zygote_pids().into_iter().find(|(l, _)| l == "python").unwrap();
-        let init = children(jail)[0];
-        let sandboxes: Vec<u32> = children(init).into_iter().filter(|&p| p != zygote).collect();
-        assert!(!sandboxes.is_empty(), "no sandbox under the zygote's jail");
-        for pid in sandboxes.iter().flat_map(|&p| std::iter::once(p).chain(children(p))) {
+        let mut sandboxes = Vec::new();
+        let mut todo = children(zygote);
+        while let Some(pid) = todo.pop() {
+            todo.extend(children(pid));
+            sandboxes.push(pid);
+        }
+        assert!(sandboxes.len() >= 2, "no running sandbox under the zygote");
+        assert_eq!(children(children(jail)[0]), vec![zygote], "a process beside the zygote");
+        for &pid in &sandboxes {
             let ns = namespaces(pid);
             for (kind, id) in &ns {
                 assert_ne!(

@@ -29,6 +29,8 @@ use crate::spec::{SandboxSpec, SANDBOX_UID};
 const SETUP_DEADLINE: Duration = Duration::from_secs(10);
 /// How often the cgroup's CPU counter is read when a CPU limit applies.
 const CPU_POLL: Duration = Duration::from_millis(20);
+/// The slowest pace of those reads in a session that uses no CPU (the per-process RLIMIT_CPU stays a backstop).
+const IDLE_CPU_POLL: Duration = Duration::from_millis(640);
 /// How long output may keep flowing after PID 1 is gone (only already-buffered bytes remain by then).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 const CHUNK: usize = 64 * 1024;
@@ -368,6 +370,8 @@ impl Live {
         let mut caller_gone = false;
         let mut buf = vec![0u8; CHUNK];
         let mut next_cpu_check = Instant::now() + CPU_POLL;
+        let mut cpu_poll = CPU_POLL;
+        let mut last_cpu_used = Duration::ZERO;
 
         loop {
             let now = Instant::now();
@@ -384,12 +388,20 @@ impl Live {
                     _ => {}
                 }
                 if stop.is_none() && started.is_some() && now >= next_cpu_check {
-                    next_cpu_check = now + CPU_POLL;
                     if let Some(used) = self.cgroup.as_ref().and_then(|c| c.cpu_usage()) {
                         if used.saturating_sub(cpu_baseline) > Duration::from_millis(limits.cpu_ms) {
                             stop = Some(StopReason::CpuLimit);
                         }
+                        // An idle session is looked at less and less often (a thousand of them must not wake
+                        // the host fifty thousand times a second); any CPU use brings the pace back.
+                        cpu_poll = if spec.session && used == last_cpu_used {
+                            (cpu_poll * 2).min(IDLE_CPU_POLL)
+                        } else {
+                            CPU_POLL
+                        };
+                        last_cpu_used = used;
                     }
+                    next_cpu_check = now + cpu_poll;
                 }
                 if let Some(reason) = stop {
                     if reason == StopReason::Timeout {
@@ -612,8 +624,11 @@ impl Live {
                 match read_chunk(&OwnedFdRef(0).owned(), &mut buf[..room]) {
                     Some(0) => {
                         input_open = false;
-                        // A warm sandbox whose caller went away before using it has no one to run for.
-                        if spec.pooled && started.is_none() && stop.is_none() && pid1_status.is_none() {
+                        // A warm sandbox whose caller went away before using it has no one to run for, and a session
+                        // (or a zygote) whose owner closed its input has no one to serve: the owner may have died
+                        // without ending it.
+                        let unowned = (spec.pooled && started.is_none()) || spec.session;
+                        if unowned && stop.is_none() && pid1_status.is_none() {
                             stop = Some(StopReason::Cancelled);
                             self.kill_all();
                             killed = true;

@@ -216,6 +216,12 @@ impl Server {
         }
     }
 
+    /// Kills the server outright (SIGKILL) and reaps it: nothing of its own shutdown runs.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+
     /// Every process descending from the server now, as (pid, start time) so a reused pid is not mistaken for it.
     pub fn descendants(&self) -> Vec<(u32, u64)> {
         let procs = processes();
