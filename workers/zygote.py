@@ -1,18 +1,18 @@
 # The zygote of a warm pool (run with `python3 -u -c` in a jail of its own, in zygote mode): a pre-initialised
-# interpreter that forks one child per sandbox, so that a sandbox costs a fork instead of an interpreter's start-up
-# and a fresh root filesystem.
+# interpreter that clones one child per sandbox, so that a sandbox costs a clone instead of an interpreter's
+# start-up and a fresh root filesystem.
 #
 # It never runs user code. It accepts connections on /workspace/zygote.sock from the host's per-run jails; each
 # brings one request (a JSON header and six descriptors: the run's workspace as a detached mount, the program's
-# stdin, stdout and stderr, the report pipe and the go pipe) and gets one child. The child enters fresh user,
-# mount, PID, network, IPC and UTS namespaces, mounts its own /tmp, /dev/shm, /proc and the workspace, and its
-# first process (PID 1 of the new namespace) tells the jail its pid over the connection (the kernel translates it),
-# waits until the jail has moved it into the run's cgroup, drops every capability, applies Landlock (rules the
-# jail's PID 1 wrote to fd 6, built on the child's own mounts) and the seccomp filter (compiled by the jail, read
-# from fd 5), and only then
-# starts the program: the pooled Python prelude in-process (argv[1] of the zygote), or `execve` of the request's
-# argv for every other language. From there it behaves like the jail's own PID 1: it reports `running`, forwards
-# SIGINT, reaps, reports how the program ended, kills what is left and reports `reaped`.
+# stdin, stdout and stderr, the report pipe and the go pipe) and gets one child, cloned straight into fresh user,
+# mount, PID, network, IPC and UTS namespaces as PID 1 of the new PID namespace. The child maps its ids, mounts its
+# own /tmp, /dev/shm, /proc and the workspace, tells the jail its pid over the connection (the kernel translates
+# it) and waits until the jail has moved it into the run's cgroup. Then it drops every capability, applies Landlock
+# (rules the jail's PID 1 wrote to fd 6, built here on the child's own mounts) and the seccomp filter (compiled by
+# the jail, read from fd 5), and only then starts the program in a child of its own: the pooled Python prelude
+# in-process (argv[1] of the zygote), or `execve` of the request's argv for every other language. From there it
+# behaves like the jail's own PID 1: it reports `running`, forwards SIGINT, reaps, reports how the program ended,
+# kills what is left and reports `reaped`.
 #
 # Kernel interfaces Python does not wrap are called through ctypes; every failure is reported to the jail as
 # `error <message>` and ends the child.
@@ -289,6 +289,8 @@ def _runbox_zygote():
         """The zygote's child, PID 1 of its namespaces: its ids and mounts, then the rest of the sandbox."""
         report_w = fds[4]
         try:
+            # Built at low priority, like every warm sandbox; the jail restores normal priority at the go signal.
+            os.nice(10)
             listener.close()
             for fd in (3, 4):
                 os.close(fd)

@@ -167,6 +167,15 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         ),
         None => None,
     };
+    // A warm sandbox builds itself at low priority so it never slows the requests being served; the go signal
+    // restores normal priority. (Only root may lower a niceness again, so unprivileged pools stay normal.)
+    // The cgroup lists the processes to restore at go; without one the sandbox keeps normal priority throughout.
+    // (A zygote's child lowers its own priority the same way.)
+    let deprioritised = spec.pooled && in_force.mode == Mode::Root && cgroup.is_some();
+    if deprioritised {
+        // SAFETY: setpriority on the calling process; children inherit the niceness.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    }
     if let Some(zygote) = &spec.from_zygote {
         if in_force.mode != Mode::Root {
             return Err("a sandbox is built from a zygote only when runbox runs as root".into());
@@ -246,14 +255,6 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         can_setgroups: in_force.mode == Mode::Root,
     };
 
-    // A warm sandbox builds itself at low priority so it never slows the requests being served; the go signal
-    // restores normal priority. (Only root may lower a niceness again, so unprivileged pools stay normal.)
-    // The cgroup lists the processes to restore at go; without one the sandbox keeps normal priority throughout.
-    let deprioritised = spec.pooled && in_force.mode == Mode::Root && cgroup.is_some();
-    if deprioritised {
-        // SAFETY: setpriority on the calling process; children inherit the niceness.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-    }
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
