@@ -309,6 +309,8 @@ def _runbox_zygote():
                 "move the workspace into place",
             )
             os.close(fds[0])
+            # Out of the zygote's own workspace (which holds its socket): nothing here may keep a way back to it.
+            os.chdir("/workspace")
             fds[0] = os.open("/dev/null", os.O_RDONLY)
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):

@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::socket::{
     connect, recvmsg, sendmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage, ControlMessageOwned,
@@ -22,7 +23,7 @@ use nix::sys::socket::{
 use nix::unistd::Pid;
 use serde_json::json;
 
-use super::supervisor::{nonblocking, pidfd_open, Live, Plumbing};
+use super::supervisor::{nonblocking, pidfd_open, pidfd_signal, Live, Plumbing};
 use crate::cgroup::Cgroup;
 use crate::spec::{FromZygote, SandboxSpec};
 
@@ -94,16 +95,7 @@ pub(super) fn start(
         nonblocking([&stdin_w, &stdout_r, &stderr_r])
     };
     if let Err(e) = release() {
-        // SAFETY: pidfd_send_signal with the pidfd we own, SIGKILL and no siginfo.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+        pidfd_signal(&pidfd, Signal::SIGKILL);
         return Err(e);
     }
     Ok(Live {

@@ -139,6 +139,20 @@ pub(super) fn pidfd_open(pid: Pid) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) })
 }
 
+/// Sends `signal` to the process behind `pidfd` (nothing if it has ended).
+pub(super) fn pidfd_signal(pidfd: &OwnedFd, signal: Signal) {
+    // SAFETY: pidfd_send_signal with a pidfd we own, a valid signal number and no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+}
+
 /// Makes the jail's ends of the program's stdio non-blocking (the supervisor polls them).
 pub(super) fn nonblocking(fds: [&OwnedFd; 3]) -> Result<(), String> {
     for fd in fds {
@@ -712,16 +726,7 @@ impl Live {
     /// Signals PID 1 through its pidfd, which cannot reach another process that reused the pid.
     fn signal_pid1(&self, signal: Signal) {
         if !self.reaped {
-            // SAFETY: pidfd_send_signal with a pidfd we own, a valid signal number and no siginfo.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    self.pidfd.as_raw_fd(),
-                    signal as libc::c_int,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+            pidfd_signal(&self.pidfd, signal);
         }
     }
 
