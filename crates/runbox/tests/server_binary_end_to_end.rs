@@ -361,6 +361,7 @@ async fn a_killed_server_leaves_no_sandbox_session_or_zygote_running() {
 
     // SIGKILL: the server cannot clean anything up; its jails see their input close and end on their own.
     server.kill();
+    let dir_root = dir.path().to_path_buf();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !still_running(&sandboxes).is_empty() {
         assert!(
@@ -369,5 +370,9 @@ async fn a_killed_server_leaves_no_sandbox_session_or_zygote_running() {
             still_running(&sandboxes)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What a killed server cannot clean up, its successor would (workspace mounts); do it here, as one would.
+    for dir in ["runs", "sessions"] {
+        runbox_sandbox::workspace::remove_leftovers(&dir_root.join(dir));
     }
 }
