@@ -505,15 +505,16 @@ impl Live {
                             limits.cpu_ms = cpu;
                         }
                         cpu_baseline = self.cgroup.as_ref().and_then(|c| c.cpu_usage()).unwrap_or_default();
+                        started = Some(Instant::now());
+                        next_cpu_check = Instant::now() + CPU_POLL;
+                        let _ = nix::unistd::write(&go, &[1]);
+                        // Normal priority again, right after the program was let go (it would wait otherwise).
                         if let Some(cg) = &self.cgroup {
                             for pid in cg.pids().into_iter().chain([0]) {
                                 // SAFETY: setpriority on a process of our sandbox (or ourselves, pid 0).
                                 unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, 0) };
                             }
                         }
-                        started = Some(Instant::now());
-                        next_cpu_check = Instant::now() + CPU_POLL;
-                        let _ = nix::unistd::write(&go, &[1]);
                     }
                 } else if signal == Some(libc::SIGUSR1) {
                     // A session's interrupt: PID 1 forwards SIGINT to every process of the sandbox.
