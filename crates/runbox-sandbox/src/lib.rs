@@ -41,6 +41,16 @@ pub use workspace::Workspace;
 /// Identity of this crate's sources (see `build.rs`): two binaries with the same one speak the same jail protocol.
 pub const BUILD_ID: &str = env!("RUNBOX_SANDBOX_BUILD_ID");
 
+/// Whether `program` is a jail binary built from these very sandbox sources (`program --build-id` prints ours).
+pub fn is_our_jail(program: &std::path::Path) -> bool {
+    std::process::Command::new(program)
+        .arg("--build-id")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == BUILD_ID.as_bytes())
+}
+
 use protocol::FrameKind;
 
 #[derive(Debug, Error)]
@@ -169,13 +179,7 @@ impl Jail {
     pub fn current_exe() -> std::io::Result<Jail> {
         let exe = std::env::current_exe()?;
         let small = exe.with_file_name("runbox-jail");
-        let matches = std::process::Command::new(&small)
-            .arg("--build-id")
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-            .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == BUILD_ID.as_bytes());
-        Ok(if matches {
+        Ok(if is_our_jail(&small) {
             Jail::new(small, Vec::new())
         } else {
             Jail::new(exe, vec!["jail".into()])
