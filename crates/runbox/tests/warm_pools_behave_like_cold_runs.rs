@@ -12,21 +12,7 @@ use runbox_engine::{
 };
 
 fn engine(dir: &std::path::Path) -> Engine {
-    let engine = Engine::new(EngineConfig {
-        languages_dir: None,
-        data_dir: dir.to_path_buf(),
-        policy: Default::default(),
-        caps: Default::default(),
-        jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
-        compile_cache_bytes: 0,
-        pools: PoolConfig {
-            min: [("python".into(), 2), ("javascript".into(), 1), ("bash".into(), 1)].into(),
-            ..Default::default()
-        },
-    })
-    .unwrap();
-    engine.start_pools();
-    engine
+    common::pooled_engine(dir, &[("python", 2), ("javascript", 1), ("bash", 1)])
 }
 
 fn hits(engine: &Engine, lang: &str) -> u64 {

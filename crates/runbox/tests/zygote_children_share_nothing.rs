@@ -2,28 +2,15 @@
 //! protection of a sandbox built from scratch is in force in them; and the zygote itself never runs user code
 //! (nothing a program does reaches it, and it lives in none of the namespaces a program runs in).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use runbox_engine::pools::PoolConfig;
-use runbox_engine::{CancelToken, Engine, EngineConfig, ExecuteRequest, ExecutionResult, ExecutionStatus, Jail};
+use runbox_engine::{CancelToken, Engine, ExecuteRequest, ExecutionResult, ExecutionStatus};
 
 fn engine(dir: &std::path::Path) -> Engine {
-    let engine = Engine::new(EngineConfig {
-        languages_dir: None,
-        data_dir: dir.to_path_buf(),
-        policy: Default::default(),
-        caps: Default::default(),
-        jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
-        compile_cache_bytes: 0,
-        pools: PoolConfig {
-            min: [("python".into(), 2), ("bash".into(), 1)].into(),
-            ..Default::default()
-        },
-    })
-    .unwrap();
-    engine.start_pools();
-    engine
+    common::pooled_engine(dir, &[("python", 2), ("bash", 1)])
 }
 
 fn stats(engine: &Engine, lang: &str) -> runbox_engine::pools::PoolStats {

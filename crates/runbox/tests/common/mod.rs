@@ -186,3 +186,22 @@ pub fn parse_execution(output: &Output) -> Execution {
         )
     })
 }
+
+/// An engine on `dir` with warm pools of these minimum sizes, refilling in the background (no compile cache).
+pub fn pooled_engine(dir: &std::path::Path, min: &[(&str, usize)]) -> runbox_engine::Engine {
+    let engine = runbox_engine::Engine::new(runbox_engine::EngineConfig {
+        languages_dir: None,
+        data_dir: dir.to_path_buf(),
+        policy: Default::default(),
+        caps: Default::default(),
+        jail: runbox_engine::Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
+        compile_cache_bytes: 0,
+        pools: runbox_engine::pools::PoolConfig {
+            min: min.iter().map(|&(lang, n)| (lang.to_string(), n)).collect(),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    engine.start_pools();
+    engine
+}
