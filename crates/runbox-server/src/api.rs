@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use runbox_engine::{ExecuteRequest, LimitOverrides, SourceFile, TestCase};
+use runbox_engine::{ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,8 +66,17 @@ fn magic_language(magic: &str) -> Option<&'static str> {
 }
 
 impl ExecuteBody {
-    /// The engine request this body asks for.
-    pub fn into_request(self) -> Result<ExecuteRequest, ApiError> {
+    /// The engine request this body asks for. The `timeout_ms` shorthand is checked here, against `caps`, so that
+    /// an error names the field the client sent rather than the `limits.timeout_ms` it stands for.
+    pub fn into_request(self, caps: &LimitCaps) -> Result<ExecuteRequest, ApiError> {
+        if let Some(t) = self.timeout_ms {
+            if t == 0 || t > caps.timeout_ms {
+                return Err(ApiError::invalid_field(
+                    "timeout_ms",
+                    format!("must be between 1 and {}, got {t}", caps.timeout_ms),
+                ));
+            }
+        }
         let mut language = self.language;
         let mut code = self.code;
         if let Some(c) = &code {
@@ -138,19 +147,32 @@ mod tests {
 
     #[test]
     fn language_defaults_to_python_and_command_is_an_alias() {
-        let r = body(r#"{"command": "print(1)"}"#).into_request().unwrap();
+        let r = body(r#"{"command": "print(1)"}"#).into_request(&LimitCaps::default()).unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("python", Some("print(1)")));
     }
 
     #[test]
     fn cell_magics_select_the_language() {
-        let r = body(r#"{"code": "%%bash\necho hi"}"#).into_request().unwrap();
+        let r = body(r#"{"code": "%%bash\necho hi"}"#).into_request(&LimitCaps::default()).unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("bash", Some("echo hi")));
         let r = body(r#"{"code": "%%javascript\nconsole.log(1)"}"#)
-            .into_request()
+            .into_request(&LimitCaps::default())
             .unwrap();
         assert_eq!(r.language, "javascript");
-        assert!(body(r#"{"code": "%%fortran\nx"}"#).into_request().is_err());
+        assert!(body(r#"{"code": "%%fortran\nx"}"#).into_request(&LimitCaps::default()).is_err());
+    }
+
+    #[test]
+    fn a_bad_timeout_shorthand_is_named_as_sent() {
+        let caps = LimitCaps::default();
+        for t in [0, caps.timeout_ms + 1] {
+            let e = body(&format!(r#"{{"code": "1", "timeout_ms": {t}}}"#))
+                .into_request(&caps)
+                .unwrap_err();
+            assert_eq!(e.details.unwrap()["field"], "timeout_ms", "{t}");
+        }
+        let r = body(r#"{"code": "1", "timeout_ms": 5}"#).into_request(&caps).unwrap();
+        assert_eq!(r.limits.timeout_ms, Some(5));
     }
 
     #[test]

@@ -1,15 +1,27 @@
 //! Who is calling. With no keys configured everyone is the anonymous owner (and the server listens on loopback
 //! only); with keys, every route but `/health` and the documentation (`/openapi.json`, `/docs`, `/redoc`) needs
-//! `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+//! `Authorization: Bearer KEY` (the scheme in any case) or `X-API-Key: KEY`; any one valid key authenticates, so a
+//! stray header does not hide a good one.
+//!
+//! Browsers cannot set headers on a WebSocket, so the `/ws` handshake also takes the key as a subprotocol: the
+//! client offers [`WS_PROTOCOL`] and `runbox.key.` + the key in unpadded base64url (a subprotocol must be an HTTP
+//! token, which an arbitrary key is not). The server answers with [`WS_PROTOCOL`] alone: the key is never echoed.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use base64::Engine as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The subprotocol of `/ws`, the one the server selects when a client offers subprotocols.
+pub const WS_PROTOCOL: &str = "runbox.v1";
+
+/// Prefix of the subprotocol that carries an API key (base64url, no padding) on a WebSocket handshake.
+pub const WS_KEY_PREFIX: &str = "runbox.key.";
 
 /// The authenticated caller. Async jobs (and sessions) belong to `owner` and are invisible to other owners.
 #[derive(Debug, Clone)]
@@ -19,18 +31,41 @@ pub struct Caller {
     pub key: Option<usize>,
 }
 
-/// The secret a request presents, if any.
-pub fn presented_key(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
-            return Some(token.trim().to_string());
+/// The subprotocols a WebSocket handshake offers, in order.
+pub fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// Every secret a request presents, in order: `Authorization: Bearer`, `X-API-Key`, a `runbox.key.` subprotocol.
+pub fn presented_keys(headers: &HeaderMap) -> Vec<String> {
+    let mut keys = Vec::new();
+    for v in headers.get_all(header::AUTHORIZATION).iter().filter_map(|v| v.to_str().ok()) {
+        let v = v.trim();
+        let (scheme, token) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
+        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+            keys.push(token.trim().to_string());
         }
     }
-    parts
-        .headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
+    keys.extend(
+        headers
+            .get_all("x-api-key")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string()),
+    );
+    keys.extend(
+        offered_protocols(headers)
+            .filter_map(|p| p.strip_prefix(WS_KEY_PREFIX))
+            .filter_map(|encoded| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).ok())
+            .filter_map(|bytes| String::from_utf8(bytes).ok()),
+    );
+    keys
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -43,7 +78,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 key: None,
             });
         }
-        let Some(index) = presented_key(parts).and_then(|k| state.key_index(&k)) else {
+        // Every presented secret is compared (in constant time) against every key; the first that matches wins.
+        let found = presented_keys(&parts.headers)
+            .iter()
+            .map(|k| state.key_index(k))
+            .fold(None, |first, this| first.or(this));
+        let Some(index) = found else {
             state.metrics.record_rejection("unauthorized");
             return Err(ApiError::unauthorized());
         };
@@ -52,5 +92,48 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             owner: state.keys[index].config.name.clone(),
             key: Some(index),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer k1", "bearer k1", "BEARER k1", "BeArEr   k1 "] {
+            assert_eq!(presented_keys(&headers(&[("authorization", v)])), ["k1"], "{v}");
+        }
+        assert!(presented_keys(&headers(&[("authorization", "Basic k1")])).is_empty());
+        assert!(presented_keys(&headers(&[("authorization", "Bearer")])).is_empty());
+    }
+
+    #[test]
+    fn every_presented_key_is_a_candidate() {
+        let h = headers(&[("authorization", "Bearer wrong"), ("x-api-key", "right")]);
+        assert_eq!(presented_keys(&h), ["wrong", "right"]);
+    }
+
+    #[test]
+    fn a_websocket_key_travels_as_a_base64url_subprotocol() {
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("k/+= ey");
+        let h = headers(&[(
+            "sec-websocket-protocol",
+            &format!("{WS_PROTOCOL}, {WS_KEY_PREFIX}{encoded}"),
+        )]);
+        assert_eq!(presented_keys(&h), ["k/+= ey"]);
+        assert_eq!(offered_protocols(&h).next(), Some(WS_PROTOCOL));
+        // Not base64url: ignored, not an error.
+        let h = headers(&[("sec-websocket-protocol", "runbox.key.!!")]);
+        assert!(presented_keys(&h).is_empty());
     }
 }

@@ -49,7 +49,9 @@ pub struct ServerConfig {
     /// Async executions waiting in the database before new submissions get 503.
     pub max_async_queued: usize,
     pub body_limit_bytes: usize,
-    /// Origins allowed by CORS; empty disables CORS.
+    /// Web origins (`https://app.example`) whose pages may call the API: CORS for HTTP, and the `Origin` check of
+    /// `/ws`. `["*"]` allows every origin (without credentials); empty disables CORS (`/ws` then still accepts
+    /// its own origin and pages on loopback). A variable takes a comma-separated list.
     pub cors_origins: Vec<String>,
     /// How long async execution records are kept.
     pub retention_hours: u64,
@@ -126,6 +128,27 @@ fn override_value(raw: &str) -> toml::Value {
     }
 }
 
+/// A setting whose default is a list also takes a comma-separated string (`http://a,http://b`), so
+/// `RUNBOX_CORS_ORIGINS=http://a,http://b` means what it says.
+fn as_list_if_needed(known: &toml::Table, path: &str, value: toml::Value) -> toml::Value {
+    let mut node = Some(known);
+    let mut default = None;
+    for part in path.split('.') {
+        default = node.and_then(|t| t.get(part));
+        node = default.and_then(|v| v.as_table());
+    }
+    match (default, value) {
+        (Some(toml::Value::Array(_)), toml::Value::String(s)) => toml::Value::Array(
+            s.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        ),
+        (_, value) => value,
+    }
+}
+
 /// Sets `path` (dot-separated) in `table`, refusing keys the configuration does not have.
 fn set_path(table: &mut toml::Table, known: &toml::Table, path: &str, value: toml::Value) -> Result<(), ConfigError> {
     let (head, rest) = path.split_once('.').map_or((path, None), |(h, r)| (h, Some(r)));
@@ -195,13 +218,13 @@ impl ServerConfig {
                 let value = match path.as_str() {
                     // Strings that could look like TOML stay strings.
                     "api_key" | "languages_dir" | "data_dir" | "listen" => toml::Value::String(raw),
-                    _ => override_value(&raw),
+                    _ => as_list_if_needed(&known, &path, override_value(&raw)),
                 };
                 set_path(&mut table, &known, &path, value)?;
             }
         }
         for (key, raw) in sets {
-            set_path(&mut table, &known, key, override_value(raw))?;
+            set_path(&mut table, &known, key, as_list_if_needed(&known, key, override_value(raw)))?;
         }
         let config: ServerConfig = toml::Value::Table(table)
             .try_into()
@@ -217,6 +240,7 @@ impl ServerConfig {
         if !matches!(self.log_format.as_str(), "human" | "json") {
             return Err(ConfigError::Invalid("log_format must be human or json".into()));
         }
+        crate::origins::validate(&self.cors_origins).map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for k in &self.api_keys {
             if k.key.len() < 16 {
@@ -308,6 +332,33 @@ mod tests {
         assert!(err.to_string().contains("loopback"), "{err}");
         let env = |k: &str| (k == "RUNBOX_API_KEY").then(|| "0123456789abcdef".to_string());
         ServerConfig::load(None, &env, &[("listen".into(), "\"0.0.0.0:8080\"".into())]).unwrap();
+    }
+
+    #[test]
+    fn list_settings_take_comma_separated_strings() {
+        let env = |k: &str| (k == "RUNBOX_CORS_ORIGINS").then(|| "http://a.example, http://b.example:8080".to_string());
+        let c = ServerConfig::load(None, &env, &[]).unwrap();
+        assert_eq!(c.cors_origins, ["http://a.example", "http://b.example:8080"]);
+        let c = ServerConfig::load(None, &no_env, &[("cors_origins".into(), "http://c.example".into())]).unwrap();
+        assert_eq!(c.cors_origins, ["http://c.example"]);
+        // TOML lists keep working, `*` included.
+        let c = ServerConfig::load(None, &no_env, &[("cors_origins".into(), r#"["*"]"#.into())]).unwrap();
+        assert_eq!(c.cors_origins, ["*"]);
+        let env = |k: &str| (k == "RUNBOX_CORS_ORIGINS").then(|| "*".to_string());
+        assert_eq!(ServerConfig::load(None, &env, &[]).unwrap().cors_origins, ["*"]);
+        let env = |k: &str| (k == "RUNBOX_ALLOW_DEGRADED").then(|| "no-cgroups,no-landlock".to_string());
+        assert_eq!(
+            ServerConfig::load(None, &env, &[]).unwrap().allow_degraded,
+            ["no-cgroups", "no-landlock"]
+        );
+    }
+
+    #[test]
+    fn cors_origins_that_are_not_origins_are_refused() {
+        for bad in [r#"["a.example"]"#, r#"["https://a.example/app"]"#, r#"["*", "https://a.example"]"#] {
+            let err = ServerConfig::load(None, &no_env, &[("cors_origins".into(), bad.into())]).unwrap_err();
+            assert!(err.to_string().contains("cors_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

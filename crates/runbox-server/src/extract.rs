@@ -99,16 +99,67 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             if inner.is_syntax() || inner.is_eof() {
                 return Err(ApiError::bad_request(format!("malformed JSON: {inner}")));
             }
-            let path = e.path().to_string();
-            let field = if path == "." || path.is_empty() {
-                "body".to_string()
-            } else {
-                path
-            };
-            return Err(ApiError::invalid_field(&field, inner.to_string()));
+            let message = inner.to_string();
+            return Err(ApiError::invalid_field(&field_of(&e.path().to_string(), &message), message));
         }
     };
     de.end()
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// The field a deserialization error is about. A missing field is reported at the object that lacks it, so its
+/// name comes from the message (`missing field `code``); `body` only when nothing narrower is known.
+fn field_of(path: &str, message: &str) -> String {
+    let at_root = path == "." || path.is_empty();
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (missing, at_root) {
+        (Some(name), true) => name.to_string(),
+        (Some(name), false) => format!("{path}.{name}"),
+        (None, true) => "body".to_string(),
+        (None, false) => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        name: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        code: String,
+        #[serde(default)]
+        files: Vec<Inner>,
+    }
+
+    fn field(json: &str) -> String {
+        let e = parse::<Outer>(json.as_bytes()).unwrap_err();
+        e.details.unwrap()["field"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        assert_eq!(field("{}"), "code");
+        assert_eq!(field(r#"{"code": "x", "files": [{}]}"#), "files[0].name");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field_and_a_wrong_body_names_the_body() {
+        assert_eq!(field(r#"{"code": 1}"#), "code");
+        assert_eq!(field(r#"{"code": "x", "files": [{"name": 2}]}"#), "files[0].name");
+        assert_eq!(field("[]"), "body");
+    }
 }

@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod origins;
 pub mod router;
 pub mod state;
 pub mod worker;
@@ -90,6 +91,8 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
 /// Runs the server until SIGTERM or SIGINT, then drains: stops accepting, lets in-flight runs finish within the
 /// grace period, cancels the rest (their sandboxes are killed) and leaves queued async jobs in the database.
 pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
+    // Everything that could fail is built before the "listening" line scripts wait for.
+    let app = app(state.clone());
     let listener = tokio::net::TcpListener::bind(state.config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", state.config.listen))?;
@@ -134,7 +137,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     });
 
     let shutdown_state = state.clone();
-    axum::serve(listener, app(state.clone()))
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: draining in-flight runs");

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::http::{HeaderValue, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -49,7 +48,7 @@ pub const UNDOCUMENTED_ALIASES: &[(&str, &str)] = &[("post", "/execute_async"), 
 
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    let cors = cors_layer(&state.config.cors_origins);
+    let cors = crate::origins::AllowList::new(&state.config.cors_origins).cors_layer();
     let api = Router::new()
         .route("/", get(info::root))
         .route("/health", get(info::health))
@@ -92,23 +91,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.layer(cors);
     }
     app
-}
-
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-    Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(allowed))
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-            .allow_headers([
-                axum::http::header::CONTENT_TYPE,
-                axum::http::header::AUTHORIZATION,
-                HeaderName::from_static("x-api-key"),
-            ]),
-    )
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` when sane), logs it on every line of the request's

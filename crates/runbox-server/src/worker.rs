@@ -65,7 +65,7 @@ async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))?;
         let to_json =
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
-        let req = body.into_request().map_err(to_json)?;
+        let req = body.into_request(&state.config.limits).map_err(to_json)?;
         let caller = Caller {
             owner: job.owner.clone(),
             key: None,

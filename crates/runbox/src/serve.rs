@@ -43,11 +43,22 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     )?)
 }
 
+/// Whether log lines get ANSI colours: only on a terminal, and never when `NO_COLOR` is set to anything
+/// (<https://no-color.org>). A log file or a pipe gets plain text.
+fn log_colours(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -79,4 +90,17 @@ pub fn print_config(args: ConfigArgs) -> anyhow::Result<i32> {
     let config = load_config(&args.serve)?;
     print!("{}", config.to_masked_toml());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colours;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("".into())));
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None));
+    }
 }

@@ -165,6 +165,27 @@ pub struct Sessions {
     warm_extra: Mutex<HashMap<String, (usize, Instant)>>,
     /// Set by [`Sessions::close_all`]: no warm session is started after it.
     closed: std::sync::atomic::AtomicBool,
+    /// Places held by creations still starting their sandbox, per owner. They count against the caps like live
+    /// sessions, so the caps hold however many creations race. Locked only while `map` is held.
+    starting: Mutex<HashMap<String, usize>>,
+}
+
+/// A place reserved for a session being created; given back on drop (failure), or when the session is inserted.
+struct Reservation<'a> {
+    sessions: &'a Sessions,
+    owner: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut starting = self.sessions.starting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = starting.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                starting.remove(&self.owner);
+            }
+        }
+    }
 }
 
 /// A sandbox whose worker is ready, not yet handed to an owner.
@@ -187,6 +208,7 @@ impl Sessions {
             warm_wake: (Mutex::new(false), std::sync::Condvar::new()),
             warm_extra: Mutex::new(HashMap::new()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            starting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -240,21 +262,7 @@ impl Sessions {
                 format!("must be between 1 and {}", self.limits.max_idle_timeout_s),
             ));
         }
-        {
-            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            let alive = map.values().filter(|s| s.dead_reason().is_none());
-            let (total, mine) = alive.fold((0, 0), |(t, m), s| (t + 1, m + usize::from(s.owner == owner)));
-            if total >= self.limits.max_total {
-                return Err(SessionError::TooMany(format!(
-                    "the server holds its maximum of {total} sessions"
-                )));
-            }
-            if mine >= self.limits.max_per_owner {
-                return Err(SessionError::TooMany(format!(
-                    "this key holds its maximum of {mine} sessions"
-                )));
-            }
-        }
+        let reservation = self.reserve(owner)?;
 
         let started = match self.take_warm(lang.id(), req) {
             Some(started) => started,
@@ -288,11 +296,37 @@ impl Sessions {
             pending: Mutex::new(pending),
         };
         let info = session.info();
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::new(session));
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(id, Arc::new(session));
+        // The place passes from the reservation to the session under one lock: never counted twice, or not at all.
+        drop(reservation);
         Ok(info)
+    }
+
+    /// Reserves a place for a new session of `owner`, or says which cap is reached. Live sessions and creations
+    /// still starting both count.
+    fn reserve(&self, owner: &str) -> Result<Reservation<'_>, SessionError> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let alive = map.values().filter(|s| s.dead_reason().is_none());
+        let (live_total, live_mine) = alive.fold((0, 0), |(t, m), s| (t + 1, m + usize::from(s.owner == owner)));
+        let total = live_total + starting.values().sum::<usize>();
+        let mine = live_mine + starting.get(owner).copied().unwrap_or(0);
+        if total >= self.limits.max_total {
+            return Err(SessionError::TooMany(format!(
+                "the server holds its maximum of {total} sessions"
+            )));
+        }
+        if mine >= self.limits.max_per_owner {
+            return Err(SessionError::TooMany(format!(
+                "this key holds its maximum of {mine} sessions"
+            )));
+        }
+        *starting.entry(owner.to_string()).or_insert(0) += 1;
+        Ok(Reservation {
+            sessions: self,
+            owner: owner.to_string(),
+        })
     }
 
     /// Starts a sandbox with `lang`'s worker and waits until the worker is ready. Blocking.

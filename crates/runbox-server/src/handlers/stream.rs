@@ -93,7 +93,7 @@ pub async fn execute_stream(
     if body.callback_url.is_some() {
         return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
     }
-    let req = body.into_request()?;
+    let req = body.into_request(&state.config.limits)?;
     let permit = admit(&state, &caller, &req).await?;
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
     tokio::spawn(async move {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -22,11 +23,12 @@ use tokio::sync::mpsc;
 use runbox_engine::CancelToken;
 
 use crate::api::ExecuteBody;
-use crate::auth::Caller;
+use crate::auth::{offered_protocols, Caller, WS_KEY_PREFIX, WS_PROTOCOL};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::parse;
 use crate::handlers::execute::{admit, run_admitted};
 use crate::handlers::stream::EventTranslator;
+use crate::origins::AllowedOrigin;
 use crate::state::AppState;
 
 /// The program's stdin, fed by WebSocket messages. Ends at `stdin_eof`, or when the run's handle is dropped.
@@ -61,11 +63,31 @@ struct RunHandle {
 type Runs = Arc<Mutex<HashMap<String, RunHandle>>>;
 
 /// Interactive executions over a WebSocket.
+///
+/// A page may connect from this server's own origin, from loopback, or from an origin in `cors_origins`; others
+/// get 403. Browsers, which cannot set headers here, authenticate by offering the subprotocols `runbox.v1` and
+/// `runbox.key.<the key in unpadded base64url>`; the server selects `runbox.v1` and never echoes the key.
 #[utoipa::path(get, path = "/ws", operation_id = "websocket", tag = "execution",
     responses((status = 101, description = "Switching to the WebSocket protocol described above"),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn socket(State(state): State<Arc<AppState>>, caller: Caller, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| handle(socket, state, caller))
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn socket(
+    State(state): State<Arc<AppState>>,
+    _origin: AllowedOrigin,
+    caller: Caller,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // A client that offers subprotocols needs one in the answer (browsers fail the connection otherwise), and
+    // the only one this server may answer with is the plain protocol: never the key.
+    if offered_protocols(&headers).next().is_some() && !offered_protocols(&headers).any(|p| p == WS_PROTOCOL) {
+        return Err(ApiError::bad_request(format!(
+            "offer the {WS_PROTOCOL:?} subprotocol (alongside {WS_KEY_PREFIX}<key>, if you authenticate that way)"
+        )));
+    }
+    Ok(ws
+        .protocols([WS_PROTOCOL])
+        .on_upgrade(move |socket| handle(socket, state, caller)))
 }
 
 fn error_message(id: &str, e: &ApiError) -> Value {
@@ -192,7 +214,7 @@ fn start_run(
             return;
         }
     };
-    let req = match body.into_request() {
+    let req = match body.into_request(&state.config.limits) {
         Ok(r) => r,
         Err(e) => {
             let _ = out.send(error_message(&id, &e));
