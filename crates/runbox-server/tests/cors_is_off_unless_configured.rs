@@ -1,7 +1,8 @@
-//! CORS is off by default; with an allow-list, only the listed origins get CORS headers.
+//! CORS is off by default; with an allow-list, only the listed origins get CORS headers, and `*` allows every
+//! origin. Answers expose the headers a front end needs and preflights are cached. The same list guards `/ws`.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use runbox_engine::Jail;
 use runbox_server::ServerConfig;
 use tower::ServiceExt;
@@ -49,4 +50,109 @@ async fn only_listed_origins_are_allowed() {
     assert!(status.is_success(), "{status}");
     assert_eq!(header.as_deref(), Some("https://a.example"));
     assert_eq!(allow_origin(&app, "GET", "https://evil.example").await.1, None);
+}
+
+async fn preflight(app: &axum::Router, origin: &str) -> (StatusCode, HeaderMap) {
+    let req = Request::builder()
+        .method("OPTIONS")
+        .uri("/execute")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type, authorization, x-api-key, x-request-id")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    (resp.status(), resp.headers().clone())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_wildcard_allows_every_origin_without_credentials() {
+    // This configuration used to panic when the router was built.
+    let (app, _dir) = app(&["*"]);
+    let (status, header) = allow_origin(&app, "GET", "https://anyone.example").await;
+    assert_eq!((status, header.as_deref()), (StatusCode::OK, Some("*")));
+    let (status, headers) = preflight(&app, "https://anyone.example").await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(self::header(&headers, "access-control-allow-origin"), "*");
+    assert_eq!(self::header(&headers, "access-control-allow-credentials"), "");
+}
+
+#[tokio::test]
+async fn preflights_are_cached_and_allow_the_api_headers() {
+    let (app, _dir) = app(&["https://a.example"]);
+    let (status, headers) = preflight(&app, "https://a.example").await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(header(&headers, "access-control-allow-origin"), "https://a.example");
+    assert_eq!(header(&headers, "access-control-max-age"), "7200");
+    let allowed = header(&headers, "access-control-allow-headers").to_ascii_lowercase();
+    for h in ["content-type", "authorization", "x-api-key", "x-request-id"] {
+        assert!(allowed.contains(h), "{h} not in {allowed:?}");
+    }
+    let methods = header(&headers, "access-control-allow-methods");
+    for m in ["GET", "POST", "PUT", "DELETE"] {
+        assert!(methods.contains(m), "{m} not in {methods:?}");
+    }
+    let (_, headers) = preflight(&app, "https://evil.example").await;
+    assert_eq!(header(&headers, "access-control-allow-origin"), "");
+}
+
+#[tokio::test]
+async fn answers_expose_location_retry_after_and_the_request_id() {
+    for origins in [&["https://a.example"][..], &["*"][..]] {
+        let (app, _dir) = app(origins);
+        let req = Request::builder()
+            .uri("/health")
+            .header("origin", "https://a.example")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let exposed = header(resp.headers(), "access-control-expose-headers").to_ascii_lowercase();
+        for h in ["location", "retry-after", "x-request-id"] {
+            assert!(exposed.contains(h), "{origins:?}: {h} not in {exposed:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn listed_origins_match_as_browsers_spell_them() {
+    let (app, _dir) = app(&["HTTPS://A.Example:443"]);
+    assert_eq!(
+        allow_origin(&app, "GET", "https://a.example").await.1.as_deref(),
+        Some("https://a.example")
+    );
+}
+
+async fn websocket_handshake(app: &axum::Router, origin: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .uri("/ws")
+        .header("host", "127.0.0.1:8080")
+        .header("origin", origin)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_websocket_from_a_foreign_page_is_refused_with_json() {
+    let (app, _dir) = app(&["https://a.example"]);
+    let (status, body) = websocket_handshake(&app, "https://evil.example").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "origin_not_allowed", "{body}");
+    // Listed, same-origin and loopback pages get past the check (this in-process request cannot upgrade).
+    for page in ["https://a.example", "http://127.0.0.1:8080", "http://localhost:3000"] {
+        let (status, body) = websocket_handshake(&app, page).await;
+        assert_ne!(status, StatusCode::FORBIDDEN, "{page}: {body}");
+    }
 }

@@ -123,6 +123,8 @@ async fn health_and_docs_need_no_key_but_every_other_route_does() {
         } else {
             for r in [anonymous, wrong, wrong_header] {
                 r.expect_error(401, "unauthorized");
+                // RFC 9110: a 401 names the scheme that would work.
+                assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"runbox\""));
             }
         }
     }
@@ -137,8 +139,24 @@ async fn health_and_docs_need_no_key_but_every_other_route_does() {
     for k in [KEY_A, KEY_B] {
         app.get("/languages").key(k).send().await.expect(200);
         app.get("/languages").header("x-api-key", k).send().await.expect(200);
+        // The scheme is case-insensitive (RFC 9110), as is the whitespace after it.
+        for scheme in ["bearer", "BEARER", "BeArEr "] {
+            app.get("/languages")
+                .header("authorization", &format!("{scheme} {k}"))
+                .send()
+                .await
+                .expect(200);
+        }
+        // A wrong Authorization header does not hide a valid X-API-Key, nor the other way round.
         app.get("/languages")
-            .header("authorization", &format!("bearer {k}"))
+            .key("not-a-key-0123456789")
+            .header("x-api-key", k)
+            .send()
+            .await
+            .expect(200);
+        app.get("/languages")
+            .key(k)
+            .header("x-api-key", "not-a-key-0123456789")
             .send()
             .await
             .expect(200);
@@ -259,10 +277,12 @@ async fn invalid_fields_are_422_and_named() {
             "invalid_field",
             "limits.memory_mb",
         ),
+        // The `timeout_ms` shorthand is named as sent, not as the `limits.timeout_ms` it stands for.
+        (json!({"code": "1", "timeout_ms": 0}), "invalid_field", "timeout_ms"),
         (
-            json!({"code": "1", "timeout_ms": 0}),
+            json!({"code": "1", "timeout_ms": 3_600_000}),
             "invalid_field",
-            "limits.timeout_ms",
+            "timeout_ms",
         ),
         (
             json!({"code": "1", "limits": {"timeout_ms": 3_600_000}}),
@@ -285,6 +305,8 @@ async fn invalid_fields_are_422_and_named() {
             "invalid_field",
             "tests[0].expected",
         ),
+        // A missing required field is named, not reported as the whole `body`.
+        (json!({"files": [{"content": "print(1)"}]}), "invalid_field", "files[0].path"),
         (
             json!({"files": [{"path": "../x", "content": "print(1)"}]}),
             "invalid_field",
@@ -368,7 +390,7 @@ async fn invalid_fields_are_422_and_named() {
     app.post("/process/interpreter/execute", json!({"timeout": 1}))
         .send()
         .await
-        .expect_error(422, "invalid_field");
+        .expect_invalid("invalid_field", "code");
 }
 
 #[tokio::test]
