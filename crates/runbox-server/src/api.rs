@@ -147,19 +147,25 @@ mod tests {
 
     #[test]
     fn language_defaults_to_python_and_command_is_an_alias() {
-        let r = body(r#"{"command": "print(1)"}"#).into_request(&LimitCaps::default()).unwrap();
+        let r = body(r#"{"command": "print(1)"}"#)
+            .into_request(&LimitCaps::default())
+            .unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("python", Some("print(1)")));
     }
 
     #[test]
     fn cell_magics_select_the_language() {
-        let r = body(r#"{"code": "%%bash\necho hi"}"#).into_request(&LimitCaps::default()).unwrap();
+        let r = body(r#"{"code": "%%bash\necho hi"}"#)
+            .into_request(&LimitCaps::default())
+            .unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("bash", Some("echo hi")));
         let r = body(r#"{"code": "%%javascript\nconsole.log(1)"}"#)
             .into_request(&LimitCaps::default())
             .unwrap();
         assert_eq!(r.language, "javascript");
-        assert!(body(r#"{"code": "%%fortran\nx"}"#).into_request(&LimitCaps::default()).is_err());
+        assert!(body(r#"{"code": "%%fortran\nx"}"#)
+            .into_request(&LimitCaps::default())
+            .is_err());
     }
 
     #[test]

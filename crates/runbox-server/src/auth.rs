@@ -45,7 +45,11 @@ pub fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Every secret a request presents, in order: `Authorization: Bearer`, `X-API-Key`, a `runbox.key.` subprotocol.
 pub fn presented_keys(headers: &HeaderMap) -> Vec<String> {
     let mut keys = Vec::new();
-    for v in headers.get_all(header::AUTHORIZATION).iter().filter_map(|v| v.to_str().ok()) {
+    for v in headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
         let v = v.trim();
         let (scheme, token) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
         if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {

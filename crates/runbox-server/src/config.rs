@@ -224,7 +224,12 @@ impl ServerConfig {
             }
         }
         for (key, raw) in sets {
-            set_path(&mut table, &known, key, as_list_if_needed(&known, key, override_value(raw)))?;
+            set_path(
+                &mut table,
+                &known,
+                key,
+                as_list_if_needed(&known, key, override_value(raw)),
+            )?;
         }
         let config: ServerConfig = toml::Value::Table(table)
             .try_into()
@@ -355,7 +360,11 @@ mod tests {
 
     #[test]
     fn cors_origins_that_are_not_origins_are_refused() {
-        for bad in [r#"["a.example"]"#, r#"["https://a.example/app"]"#, r#"["*", "https://a.example"]"#] {
+        for bad in [
+            r#"["a.example"]"#,
+            r#"["https://a.example/app"]"#,
+            r#"["*", "https://a.example"]"#,
+        ] {
             let err = ServerConfig::load(None, &no_env, &[("cors_origins".into(), bad.into())]).unwrap_err();
             assert!(err.to_string().contains("cors_origins"), "{bad}: {err}");
         }

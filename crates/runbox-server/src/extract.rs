@@ -100,7 +100,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 return Err(ApiError::bad_request(format!("malformed JSON: {inner}")));
             }
             let message = inner.to_string();
-            return Err(ApiError::invalid_field(&field_of(&e.path().to_string(), &message), message));
+            return Err(ApiError::invalid_field(
+                &field_of(&e.path().to_string(), &message),
+                message,
+            ));
         }
     };
     de.end()

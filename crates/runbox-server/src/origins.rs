@@ -189,7 +189,10 @@ mod tests {
     #[test]
     fn origins_are_canonicalised_as_browsers_send_them() {
         assert_eq!(canonical("HTTPS://A.Example:443").as_deref(), Some("https://a.example"));
-        assert_eq!(canonical("http://a.example:8080").as_deref(), Some("http://a.example:8080"));
+        assert_eq!(
+            canonical("http://a.example:8080").as_deref(),
+            Some("http://a.example:8080")
+        );
         assert_eq!(canonical("http://[::1]:3000").as_deref(), Some("http://[::1]:3000"));
         for bad in [
             "null",
@@ -221,22 +224,60 @@ mod tests {
         let host = Some("127.0.0.1:8080");
         // Same origin as the Host the browser used.
         assert!(websocket_allowed("http://127.0.0.1:8080", host, &none));
-        assert!(websocket_allowed("http://runbox.internal", Some("runbox.internal:80"), &none));
-        assert!(!websocket_allowed("http://runbox.internal:81", Some("runbox.internal"), &none));
+        assert!(websocket_allowed(
+            "http://runbox.internal",
+            Some("runbox.internal:80"),
+            &none
+        ));
+        assert!(!websocket_allowed(
+            "http://runbox.internal:81",
+            Some("runbox.internal"),
+            &none
+        ));
         // Behind a TLS proxy the browser's Host has no port: the page's scheme says which default applies.
-        assert!(websocket_allowed("https://runbox.internal", Some("runbox.internal"), &none));
-        assert!(!websocket_allowed("https://runbox.internal", Some("runbox.internal:8080"), &none));
-        assert!(!websocket_allowed("http://evil.example", Some("runbox.internal"), &none));
+        assert!(websocket_allowed(
+            "https://runbox.internal",
+            Some("runbox.internal"),
+            &none
+        ));
+        assert!(!websocket_allowed(
+            "https://runbox.internal",
+            Some("runbox.internal:8080"),
+            &none
+        ));
+        assert!(!websocket_allowed(
+            "http://evil.example",
+            Some("runbox.internal"),
+            &none
+        ));
         // Pages on loopback.
-        for page in ["http://localhost:3000", "http://app.localhost", "http://127.0.0.2:5173", "http://[::1]:1"] {
+        for page in [
+            "http://localhost:3000",
+            "http://app.localhost",
+            "http://127.0.0.2:5173",
+            "http://[::1]:1",
+        ] {
             assert!(websocket_allowed(page, host, &none), "{page}");
         }
         // Everyone else, and opaque origins, unless listed.
-        for page in ["https://evil.example", "null", "http://localhost.evil.example", "garbage"] {
+        for page in [
+            "https://evil.example",
+            "null",
+            "http://localhost.evil.example",
+            "garbage",
+        ] {
             assert!(!websocket_allowed(page, host, &none), "{page}");
         }
-        assert!(websocket_allowed("https://app.example", host, &list(&["https://app.example"])));
-        assert!(!websocket_allowed("https://evil.example", host, &list(&["https://app.example"])));
+        assert!(websocket_allowed(
+            "https://app.example",
+            host,
+            &list(&["https://app.example"])
+        ));
+        assert!(!websocket_allowed(
+            "https://evil.example",
+            host,
+            &list(&["https://app.example"])
+        ));
         assert!(websocket_allowed("https://evil.example", host, &list(&["*"])));
     }
 }

@@ -58,7 +58,10 @@ async fn preflight(app: &axum::Router, origin: &str) -> (StatusCode, HeaderMap) 
         .uri("/execute")
         .header("origin", origin)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type, authorization, x-api-key, x-request-id")
+        .header(
+            "access-control-request-headers",
+            "content-type, authorization, x-api-key, x-request-id",
+        )
         .body(Body::empty())
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();

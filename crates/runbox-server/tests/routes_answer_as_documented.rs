@@ -306,7 +306,11 @@ async fn invalid_fields_are_422_and_named() {
             "tests[0].expected",
         ),
         // A missing required field is named, not reported as the whole `body`.
-        (json!({"files": [{"content": "print(1)"}]}), "invalid_field", "files[0].path"),
+        (
+            json!({"files": [{"content": "print(1)"}]}),
+            "invalid_field",
+            "files[0].path",
+        ),
         (
             json!({"files": [{"path": "../x", "content": "print(1)"}]}),
             "invalid_field",

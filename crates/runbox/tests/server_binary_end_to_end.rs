@@ -268,11 +268,150 @@ async fn a_websocket_needs_a_key_when_keys_are_configured() {
         .await;
     assert_eq!(ws.until("k", "result", 10).await["result"]["stdout"], "keyed\n");
     ws.close().await;
+
+    // A browser cannot set headers on a WebSocket: it offers the key as a subprotocol (base64url), next to the
+    // plain protocol, which is all the server answers with.
+    let offer = |key: &str| {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        format!("runbox.v1, runbox.key.{encoded}")
+    };
+    let page = format!("http://{}", server.addr);
+    let (mut ws, protocol) = server
+        .try_websocket(&[("sec-websocket-protocol", &offer(KEY_A)), ("origin", &page)])
+        .await
+        .unwrap_or_else(|(status, body)| panic!("the browser-style key was refused: {status} {body}"));
+    assert_eq!(
+        protocol.as_deref(),
+        Some("runbox.v1"),
+        "only the plain protocol is echoed"
+    );
+    ws.send(json!({"type": "execute", "id": "b", "language": "bash", "code": "echo browser"}))
+        .await;
+    assert_eq!(ws.until("b", "result", 10).await["result"]["stdout"], "browser\n");
+    ws.close().await;
+    // A wrong key is refused the same way, and a key offered without the plain protocol is a 400 (a browser
+    // would otherwise fail the connection for want of a protocol in the answer).
+    let refused = server
+        .try_websocket(&[("sec-websocket-protocol", &offer("not-a-key-0123456789"))])
+        .await;
+    match refused {
+        Err((401, body)) => assert_eq!(body["code"], "unauthorized", "{body}"),
+        Err(other) => panic!("a wrong key: {other:?}"),
+        Ok(_) => panic!("a wrong key opened a WebSocket"),
+    }
+    let lone = offer(KEY_A).replace("runbox.v1, ", "");
+    match server.try_websocket(&[("sec-websocket-protocol", &lone)]).await {
+        Err((400, body)) => assert!(body["message"].as_str().unwrap().contains("runbox.v1"), "{body}"),
+        Err(other) => panic!("a key without the protocol: {other:?}"),
+        Ok(_) => panic!("a key without the protocol opened a WebSocket"),
+    }
+    // A valid key does not let a foreign page in.
+    match server
+        .try_websocket(&[
+            ("sec-websocket-protocol", &offer(KEY_A)),
+            ("origin", "https://evil.example"),
+        ])
+        .await
+    {
+        Err((403, body)) => assert_eq!(body["code"], "origin_not_allowed", "{body}"),
+        Err(other) => panic!("a foreign page with a key: {other:?}"),
+        Ok(_) => panic!("a foreign page opened a WebSocket"),
+    }
     // Plain HTTP needs the key as well, and /health does not.
     server.get("/health").await.expect(200);
     server.get("/languages").await.expect_error(401, "unauthorized");
     let languages = server.call("GET", "/languages", Some(KEY_A), None).await.expect(200);
     assert!(languages.as_array().unwrap().iter().any(|l| l["id"] == "bash"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_from_a_foreign_page_is_refused_on_a_keyless_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["cors_origins=[\"https://app.example\"]"]);
+    // Any site the developer visits could otherwise run code on this loopback server.
+    for page in ["https://evil.example", "null", "http://127.0.0.1.evil.example"] {
+        match server.try_websocket(&[("origin", page)]).await {
+            Err((403, body)) => assert_eq!(body["code"], "origin_not_allowed", "{page}: {body}"),
+            Err(other) => panic!("{page}: {other:?}"),
+            Ok(_) => panic!("a page from {page} opened a WebSocket"),
+        }
+    }
+    // The server's own pages, pages on loopback, configured origins and non-browser clients (no Origin) are in.
+    let own = format!("http://{}", server.addr);
+    for page in [own.as_str(), "http://localhost:5173", "https://app.example"] {
+        let (mut ws, _) = server
+            .try_websocket(&[("origin", page)])
+            .await
+            .unwrap_or_else(|(status, body)| panic!("{page} was refused: {status} {body}"));
+        ws.send(json!({"type": "execute", "id": "o", "language": "bash", "code": "echo in"}))
+            .await;
+        assert_eq!(ws.until("o", "result", 10).await["result"]["stdout"], "in\n", "{page}");
+        ws.close().await;
+    }
+    server.websocket(None).await.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_works_from_the_command_line_and_logs_to_a_pipe_are_plain() {
+    // `*` used to pass `runbox config` and then panic after the "listening" line.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["cors_origins=[\"*\"]"]);
+    let preflight = server
+        .client()
+        .request(reqwest::Method::OPTIONS, format!("{}/execute", server.base))
+        .header("origin", "https://anyone.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type, x-api-key")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let h = |name: &str| preflight.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(h("access-control-allow-origin").as_deref(), Some("*"));
+    assert!(h("access-control-max-age").is_some(), "preflights are cached");
+    let r = server
+        .client()
+        .post(format!("{}/execute", server.base))
+        .header("origin", "https://anyone.example")
+        .json(&json!({"language": "bash", "code": "echo cors"}))
+        .send()
+        .await
+        .unwrap();
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("location"),
+        "{exposed}"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["stdout"], "cors\n");
+    drop(server);
+
+    // A comma-separated list in the variable; and with stderr a pipe and no NO_COLOR, no ANSI colour codes.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[("RUNBOX_CORS_ORIGINS", "https://a.example,https://b.example")],
+    );
+    let r = server
+        .client()
+        .get(format!("{}/health", server.base))
+        .header("origin", "https://b.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://b.example")
+    );
+    let log = server.log();
+    assert!(log.contains("listening"), "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in a piped log:\n{log:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,3 +136,37 @@ async fn sessions_are_limited_per_key_and_in_total() {
     api.exec_ok(&a3, "echo ok").await;
     assert_eq!(api.state.sessions.count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_never_exceed_the_per_key_cap() {
+    // The cap used to be checked before the sandbox started and filled after: racing creations all passed.
+    let api = Api::with_two_keys(|c| c.sessions.max_per_owner = 2);
+    let mark = unique_mark();
+    let creators: Vec<_> = (0..8)
+        .map(|_| {
+            let call = api.post("/sessions", json!({"language": "bash", "env": {MARK_VAR: mark}}));
+            tokio::spawn(call.key(KEY_A).send())
+        })
+        .collect();
+    let mut created = Vec::new();
+    for creator in creators {
+        let r = creator.await.unwrap();
+        if r.status == 201 {
+            created.push(r.json()["id"].as_str().unwrap().to_string());
+        } else {
+            r.expect_error(429, "too_many_sessions");
+        }
+    }
+    assert_eq!(created.len(), 2, "sessions created against a cap of 2: {created:?}");
+    assert_eq!(api.state.sessions.count(), 2);
+    // Refused creations hold no place: once one session ends, the key may start another.
+    api.delete(&format!("/sessions/{}", created[0]))
+        .send()
+        .await
+        .expect_bytes(204);
+    let (again, _) = api.create_marked(Some(KEY_A), json!({"language": "bash"})).await;
+    for id in [&created[1], &again] {
+        api.delete(&format!("/sessions/{id}")).send().await.expect_bytes(204);
+    }
+    wait_processes_gone(&mark, 10).await;
+}

@@ -47,6 +47,11 @@ pub struct Server {
 impl Server {
     /// Starts `runbox serve` on a free loopback port with `--set` settings, and waits for its address.
     pub fn start(data_dir: &Path, sets: &[&str]) -> Server {
+        Server::start_with_env(data_dir, sets, &[("NO_COLOR", "1")])
+    }
+
+    /// Like [`Server::start`], with exactly these variables besides `RUNBOX_LOG` (not even the test's `NO_COLOR`).
+    pub fn start_with_env(data_dir: &Path, sets: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbox"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -62,7 +67,10 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("RUNBOX_LOG", "info").env("NO_COLOR", "1");
+        cmd.env_remove("NO_COLOR").env("RUNBOX_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut child = cmd.spawn().expect("start runbox serve");
 
         let log = Arc::new(Mutex::new(String::new()));
@@ -239,20 +247,43 @@ impl Server {
     }
 
     pub async fn websocket(&self, key: Option<&str>) -> Ws {
-        let mut request = format!("ws://{}/ws", self.addr).into_client_request().unwrap();
-        if let Some(k) = key {
-            request
-                .headers_mut()
-                .insert("authorization", format!("Bearer {k}").parse().unwrap());
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        match self.try_websocket(&headers).await {
+            Ok((ws, _)) => ws,
+            Err((status, body)) => panic!("WebSocket handshake refused with {status}: {body}"),
         }
-        let (stream, response) = within(10, "the WebSocket handshake", tokio_tungstenite::connect_async(request))
-            .await
-            .expect("WebSocket handshake");
-        assert_eq!(response.status().as_u16(), 101);
-        Ws {
-            stream,
-            seen: Vec::new(),
-            log: self.log.clone(),
+    }
+
+    /// A handshake with these headers: the socket and the subprotocol the server chose, or the refusal's status
+    /// and JSON body.
+    pub async fn try_websocket(&self, headers: &[(&str, &str)]) -> Result<(Ws, Option<String>), (u16, Value)> {
+        let mut request = format!("ws://{}/ws", self.addr).into_client_request().unwrap();
+        for (k, v) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse().unwrap();
+            request.headers_mut().insert(name, v.parse().unwrap());
+        }
+        match within(10, "the WebSocket handshake", tokio_tungstenite::connect_async(request)).await {
+            Ok((stream, response)) => {
+                assert_eq!(response.status().as_u16(), 101);
+                let protocol = response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let ws = Ws {
+                    stream,
+                    seen: Vec::new(),
+                    log: self.log.clone(),
+                };
+                Ok((ws, protocol))
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().clone().unwrap_or_default();
+                let json = serde_json::from_slice(&body)
+                    .unwrap_or_else(|e| panic!("a refused handshake answers JSON ({e}): {body:?}"));
+                Err((response.status().as_u16(), json))
+            }
+            Err(e) => panic!("WebSocket handshake: {e}"),
         }
     }
 }
