@@ -93,6 +93,7 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
 pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     // Everything that could fail is built before the "listening" line scripts wait for.
     let app = app(state.clone());
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(state.config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", state.config.listen))?;
@@ -139,7 +140,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     let shutdown_state = state.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown.await;
             tracing::info!("shutting down: draining in-flight runs");
             shutdown_state.draining.store(true, Ordering::Relaxed);
             let deadline = tokio::time::Instant::now() + Duration::from_millis(shutdown_state.config.shutdown_grace_ms);
@@ -166,12 +167,16 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves at the first SIGTERM or SIGINT. The handlers are installed at once, so a failure is reported before
+/// the server says it listens.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("install a SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("install a SIGINT handler: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
