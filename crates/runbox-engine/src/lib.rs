@@ -13,6 +13,7 @@ pub mod pools;
 mod request;
 mod result;
 pub mod sessions;
+pub mod trial;
 mod zygotes;
 
 use std::collections::BTreeMap;
