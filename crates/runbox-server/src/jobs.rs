@@ -63,9 +63,30 @@ pub fn random_id(prefix: &str) -> String {
 }
 
 impl JobStore {
+    /// Opens (or creates) the store at `path`. It holds every tenant's code, stdin and env: the file and the
+    /// ones SQLite keeps beside it (`-wal`, `-shm`, which SQLite creates with the database's mode) are 0600,
+    /// and a missing parent is created 0700.
     pub fn open(path: &Path) -> Result<JobStore, JobError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| JobError(format!("create {}: {e}", parent.display())))?;
+            runbox_engine::data_dir::create_private_dir(parent)
+                .map_err(|e| JobError(format!("create {}: {e}", parent.display())))?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| JobError(format!("create {}: {e}", path.display())))?;
+        // Files an older version created with the default mode are closed too.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            if file.exists() {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| JobError(format!("chmod {}: {e}", file.display())))?;
+            }
         }
         let conn = Connection::open(path)?;
         Self::init(conn)
