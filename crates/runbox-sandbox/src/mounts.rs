@@ -312,6 +312,15 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
             // SAFETY: closing the detached mount's descriptor, which PID 1 owns and no longer needs (the mount
             // stays attached).
             unsafe { libc::close(fd) };
+            // A clone of a shared mount joins its peer group: cut it off, like the rest of this namespace.
+            mount(
+                None::<&str>,
+                &workspace,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(err("make the workspace private"))?;
         }
         Reached::Opened(fd) => {
             let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
