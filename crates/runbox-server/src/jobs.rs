@@ -244,6 +244,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_store_and_its_wal_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new/runbox.sqlite3");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let s = JobStore::open(&db).unwrap();
+        s.insert("alice", "{}", None).unwrap();
+        assert_eq!(mode(db.parent().unwrap()), 0o700, "a parent it creates");
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(Path::new(&format!("{}{suffix}", db.display()))), 0o600, "{suffix}");
+        }
+        drop(s);
+        // A store an older version left open is closed when opened again.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        JobStore::open(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+    }
+
+    #[test]
     fn lifecycle_and_owner_scoping() {
         let s = JobStore::in_memory().unwrap();
         let id = s.insert("alice", "{}", None).unwrap();
