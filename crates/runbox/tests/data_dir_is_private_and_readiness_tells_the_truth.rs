@@ -237,3 +237,47 @@ async fn readiness_answers_503_with_the_reason_when_sandboxes_cannot_be_built_wh
     .await;
     assert_eq!(server.terminate().await.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_turns_503_when_every_warm_pool_fails_to_build_sandboxes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir_under_a_private_parent(tmp.path());
+    let mut server = Server::start(&data, &["pools.min={python = 1}", "pools.zygote=false"]);
+    within(30, "a warm python sandbox", async {
+        while pool(&server.get("/health").await.expect(200), "python")["ready"] != 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(server.get("/health/ready").await.expect(200)["status"], "ready");
+
+    // From now on no workspace can be made: the warm sandbox is used, and its replacement cannot be built.
+    let ro = ReadOnlyRuns::mount(&data);
+    // (The run itself fails too, as a 500: its code cannot be written into the workspace.)
+    let _ = server
+        .client()
+        .post(format!("{}/execute", server.base))
+        .json(&json!({"language": "python", "code": "print(1)"}))
+        .send()
+        .await
+        .unwrap();
+    let ready = within(30, "readiness to turn degraded", async {
+        loop {
+            let r = server.get("/health/ready").await;
+            if r.status == 503 {
+                break r.json();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["trial_ok"], true, "the start-up trial passed: {ready}");
+    assert_eq!(
+        ready["reason"], "every warm pool fails to build sandboxes (python)",
+        "{ready}"
+    );
+    assert_eq!(server.get("/health").await.expect(200)["status"], "degraded");
+    drop(ro);
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
