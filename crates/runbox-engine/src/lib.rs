@@ -5,6 +5,7 @@
 
 pub mod collect;
 pub mod compile_cache;
+pub mod data_dir;
 mod error;
 mod execute;
 pub mod files;
@@ -13,6 +14,7 @@ pub mod pools;
 mod request;
 mod result;
 pub mod sessions;
+pub mod trial;
 mod zygotes;
 
 use std::collections::BTreeMap;
@@ -62,6 +64,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        data_dir::prepare(&config.data_dir).map_err(|e| {
+            EngineError::invalid(
+                "data_dir",
+                format!("cannot prepare the data directory {}: {e}", config.data_dir.display()),
+            )
+        })?;
         let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
         let compile_cache = compile_cache::CompileCache::new(
             config.data_dir.join("cache").join("compile"),

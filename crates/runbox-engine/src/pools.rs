@@ -98,8 +98,19 @@ struct Pool {
     misses: AtomicU64,
     /// When a warm sandbox last died before it became ready (a broken runtime): building pauses for a while.
     last_failure: Mutex<Option<Instant>>,
+    /// The latest attempt to build a warm sandbox failed (and none built since became ready): readiness reports
+    /// a server whose every pool is failing as degraded.
+    failing: std::sync::atomic::AtomicBool,
     /// Off when the language's runtime is not installed.
     enabled: std::sync::atomic::AtomicBool,
+}
+
+impl Pool {
+    /// A warm sandbox failed to start: building pauses for [`FAILURE_BACKOFF`], and the pool counts as failing.
+    fn failed(&self) {
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.failing.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Longest wait for a sandbox forked on demand (when the pool was empty) before the request builds its own.
@@ -120,6 +131,8 @@ pub struct PoolStats {
     /// How warm sandboxes are built: `running` (forked by the language's zygote), `not started`,
     /// `unavailable: <why>` (built from scratch meanwhile); absent when zygotes are turned off.
     pub zygote: Option<String>,
+    /// The latest warm sandbox built for this language failed to start (none is ready).
+    pub failing: bool,
 }
 
 pub struct Pools {
@@ -159,6 +172,7 @@ impl Pools {
                         hits: AtomicU64::new(0),
                         misses: AtomicU64::new(0),
                         last_failure: Mutex::new(None),
+                        failing: std::sync::atomic::AtomicBool::new(false),
                         enabled: std::sync::atomic::AtomicBool::new(true),
                     }))
                 })
@@ -270,6 +284,7 @@ impl Pools {
                     hits: p.hits.load(Ordering::Relaxed),
                     misses: p.misses.load(Ordering::Relaxed),
                     zygote: self.zygotes.as_ref().map(|z| z.status(p.lang.id())),
+                    failing: p.failing.load(Ordering::Relaxed) && ready == 0,
                 }
             })
             .collect()
@@ -310,8 +325,9 @@ impl Pools {
         for pool in &self.pools {
             {
                 let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
-                let (mut failed, mut zygote_failed) = (false, false);
+                let (mut failed, mut zygote_failed, mut succeeded) = (false, false, false);
                 warm.retain(|w| {
+                    succeeded |= w.jail.is_ready() || w.jail.was_ready();
                     let dead = w.jail.is_ended();
                     let stale = w.born.elapsed() > max_age;
                     let stuck = !w.jail.is_ready() && w.born.elapsed() > Duration::from_secs(30);
@@ -324,7 +340,10 @@ impl Pools {
                     !(dead || stale || stuck)
                 });
                 if failed {
-                    *pool.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                    pool.failed();
+                }
+                if succeeded {
+                    pool.failing.store(false, Ordering::Relaxed);
                 }
                 // A zygote whose children fail is set aside: the pool builds the usual way meanwhile.
                 if let Some(zygotes) = self.zygotes.as_ref().filter(|_| zygote_failed) {
@@ -358,7 +377,11 @@ impl Pools {
                 }
                 match self.build(pool) {
                     Some(w) => pool.warm.lock().unwrap_or_else(|e| e.into_inner()).push_back(w),
-                    None => break,
+                    None => {
+                        // Not even started (no workspace, no jail process): as much a failure as a dead one.
+                        pool.failed();
+                        break;
+                    }
                 }
             }
         }
@@ -399,6 +422,25 @@ impl Pools {
         if let Some(zygotes) = &self.zygotes {
             zygotes.stop();
         }
+    }
+
+    /// Why no pool can serve, when there are pools (of installed runtimes) and every one is failing.
+    pub fn all_failing(&self) -> Option<String> {
+        let enabled: Vec<&Arc<Pool>> = self
+            .pools
+            .iter()
+            .filter(|p| p.enabled.load(Ordering::Relaxed))
+            .collect();
+        let stats = self.stats();
+        let failing = |p: &Pool| stats.iter().any(|s| s.language == p.lang.id() && s.failing);
+        if enabled.is_empty() || !enabled.iter().all(|p| failing(p)) {
+            return None;
+        }
+        let names: Vec<&str> = enabled.iter().map(|p| p.lang.id()).collect();
+        Some(format!(
+            "every warm pool fails to build sandboxes ({})",
+            names.join(", ")
+        ))
     }
 
     /// Host pids of the zygotes' jails, by language.

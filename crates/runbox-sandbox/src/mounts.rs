@@ -4,6 +4,7 @@
 
 use std::ffi::CString;
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -66,12 +67,80 @@ const HOSTS: &str = "127.0.0.1\tlocalhost runbox\n::1\tlocalhost ip6-localhost i
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
+/// How PID 1 reaches the run's workspace.
+pub enum WorkspaceSource {
+    /// A detached clone of the workspace's mount, made by the privileged jail before the sandbox's user namespace
+    /// exists ([`detached_clone`]). PID 1 attaches it without any path lookup, so the workspace works wherever the
+    /// data directory lives: the sandbox's ids need no access to its parents (a 0700 home or `mktemp -d`).
+    Detached(RawFd),
+    /// Unprivileged mode (no `open_tree` without CAP_SYS_ADMIN): PID 1 opens the host directory itself, with the
+    /// invoking user's ids, which own the data directory.
+    Path(PathBuf),
+}
+
 /// What to build; everything is decided before the namespaces exist.
 pub struct RootPlan {
     pub host_paths: Vec<PathBuf>,
-    /// Host directory mounted at /workspace.
-    pub workspace: PathBuf,
+    /// What is mounted at /workspace.
+    pub workspace: WorkspaceSource,
     pub tmp_bytes: u64,
+}
+
+/// A detached clone (`open_tree(OPEN_TREE_CLONE)`, not recursive, like a plain bind) of the mount at `path`, opened
+/// with the caller's privileges and without following a symlink in the last component. Files written through
+/// either mount are the same files. The sandbox attaches it with [`attach_detached`] in its own mount namespace.
+pub fn detached_clone(path: &Path) -> Result<OwnedFd, MountError> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let what = || format!("clone the workspace mount {}", path.display());
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| MountError {
+        what: what(),
+        reason: "the path contains a NUL byte".into(),
+    })?;
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor, which we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(MountError {
+            what: what(),
+            reason: std::io::Error::last_os_error().to_string(),
+        });
+    }
+    // SAFETY: the descriptor was just returned by open_tree and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches a detached mount (from [`detached_clone`]) at `dest` in this mount namespace.
+fn attach_detached(fd: RawFd, dest: &Path) -> Result<(), MountError> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let what = "attach the workspace";
+    let c_dest = CString::new(dest.as_os_str().as_encoded_bytes()).map_err(|_| MountError {
+        what: what.into(),
+        reason: "the path contains a NUL byte".into(),
+    })?;
+    // SAFETY: move_mount reads the two NUL-terminated strings and the descriptor; it changes only mounts.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_dest.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret < 0 {
+        return Err(MountError {
+            what: what.into(),
+            reason: std::io::Error::last_os_error().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Where the new root is assembled: a tmpfs mounted over /tmp in the private mount namespace (invisible to the host).
@@ -177,6 +246,12 @@ fn build_dev() -> Result<(), MountError> {
     Ok(())
 }
 
+/// The workspace as PID 1 holds it between the start of the setup and its mount.
+enum Reached {
+    Detached(RawFd),
+    Opened(OwnedFd),
+}
+
 /// Builds the new root and pivots into it. Runs as PID 1 of the new namespaces, with capabilities in the new user
 /// namespace. Afterwards the host's root is detached and gone from this mount namespace.
 pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
@@ -189,21 +264,22 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
         None::<&str>,
     )
     .map_err(err("make / private"))?;
-    // Opened before the staging tmpfs can hide it (the workspace may live under /tmp), without following a
-    // symlink in its last component; bound below through the descriptor.
-    let workspace_fd = nix::fcntl::open(
-        &plan.workspace,
-        nix::fcntl::OFlag::O_PATH
-            | nix::fcntl::OFlag::O_DIRECTORY
-            | nix::fcntl::OFlag::O_NOFOLLOW
-            | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(err(format!("open the workspace {}", plan.workspace.display())))?;
-    let workspace_source = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&workspace_fd)
-    ));
+    // A path is opened before the staging tmpfs can hide it (the workspace may live under /tmp), without following
+    // a symlink in its last component; bound below through the descriptor.
+    let workspace_source = match &plan.workspace {
+        WorkspaceSource::Detached(fd) => Reached::Detached(*fd),
+        WorkspaceSource::Path(path) => Reached::Opened(
+            nix::fcntl::open(
+                path,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(err(format!("open the workspace {}", path.display())))?,
+        ),
+    };
     mount_tmpfs(
         Path::new(STAGING),
         "size=1m,mode=755",
@@ -230,15 +306,28 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
 
     let workspace = target(Path::new("/workspace"));
     mkdir_all(&workspace)?;
-    mount(
-        Some(&workspace_source),
-        &workspace,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(err("bind the workspace"))?;
-    drop(workspace_fd);
+    match workspace_source {
+        Reached::Detached(fd) => {
+            attach_detached(fd, &workspace)?;
+            // SAFETY: closing the detached mount's descriptor, which PID 1 owns and no longer needs (the mount
+            // stays attached).
+            unsafe { libc::close(fd) };
+            // A clone of a shared mount joins its peer group: cut it off, like the rest of this namespace.
+            mount(
+                None::<&str>,
+                &workspace,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(err("make the workspace private"))?;
+        }
+        Reached::Opened(fd) => {
+            let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            mount(Some(&source), &workspace, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(err("bind the workspace"))?;
+        }
+    }
     let ws_flags =
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | locked_flags(&workspace);
     mount(None::<&str>, &workspace, None::<&str>, ws_flags, None::<&str>).map_err(err("remount the workspace"))?;

@@ -2,7 +2,7 @@
 //! owned by the sandbox's host uid, so a program cannot fill the host's disk; it is unmounted and removed on drop.
 
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::{chown, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -42,7 +42,13 @@ impl Workspace {
         size_bytes: Option<u64>,
         owner: Option<u32>,
     ) -> Result<Workspace, WorkspaceError> {
-        fs::create_dir_all(parent).map_err(io("create", parent))?;
+        // Workspaces hold tenants' code and files: a parent made here is private (the sandbox attaches its
+        // workspace through a mount the jail clones, and never needs to pass through the parent).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io("create", parent))?;
         let path = parent.join(name);
         fs::create_dir(&path).map_err(io("create", &path))?;
         let mut ws = Workspace {

@@ -63,9 +63,30 @@ pub fn random_id(prefix: &str) -> String {
 }
 
 impl JobStore {
+    /// Opens (or creates) the store at `path`. It holds every tenant's code, stdin and env: the file and the
+    /// ones SQLite keeps beside it (`-wal`, `-shm`, which SQLite creates with the database's mode) are 0600,
+    /// and a missing parent is created 0700.
     pub fn open(path: &Path) -> Result<JobStore, JobError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| JobError(format!("create {}: {e}", parent.display())))?;
+            runbox_engine::data_dir::create_private_dir(parent)
+                .map_err(|e| JobError(format!("create {}: {e}", parent.display())))?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| JobError(format!("create {}: {e}", path.display())))?;
+        // Files an older version created with the default mode are closed too.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            if file.exists() {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| JobError(format!("chmod {}: {e}", file.display())))?;
+            }
         }
         let conn = Connection::open(path)?;
         Self::init(conn)
@@ -221,6 +242,25 @@ impl JobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_and_its_wal_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new/runbox.sqlite3");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let s = JobStore::open(&db).unwrap();
+        s.insert("alice", "{}", None).unwrap();
+        assert_eq!(mode(db.parent().unwrap()), 0o700, "a parent it creates");
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(Path::new(&format!("{}{suffix}", db.display()))), 0o600, "{suffix}");
+        }
+        drop(s);
+        // A store an older version left open is closed when opened again.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        JobStore::open(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+    }
 
     #[test]
     fn lifecycle_and_owner_scoping() {

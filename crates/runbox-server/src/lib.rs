@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod origins;
+pub mod readiness;
 pub mod router;
 pub mod state;
 pub mod worker;
@@ -106,6 +107,12 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         tracing::info!(keys = state.keys.len(), "API keys required");
     } else {
         tracing::warn!("no API key configured: listening on loopback only, without authentication");
+    }
+    // A trial sandbox before the server says it listens: readiness tells the truth from the first request.
+    if state.protections.is_ok() {
+        let trial = state.clone();
+        let _ = tokio::task::spawn_blocking(move || readiness::run_trial(&trial)).await;
+        tokio::spawn(readiness::keep_checking(state.clone()));
     }
     // Machine-readable line for scripts and tests that start the server on port 0.
     println!("runbox listening on http://{addr}");

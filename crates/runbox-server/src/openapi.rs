@@ -34,6 +34,7 @@ impl Modify for Security {
     paths(
         handlers::info::root,
         handlers::info::health,
+        handlers::info::ready,
         handlers::info::languages,
         handlers::info::metrics,
         handlers::execute::execute,

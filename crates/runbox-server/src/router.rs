@@ -19,6 +19,7 @@ use crate::state::AppState;
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/"),
     ("get", "/health"),
+    ("get", "/health/ready"),
     ("get", "/languages"),
     ("get", "/metrics"),
     ("post", "/execute"),
@@ -52,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/", get(info::root))
         .route("/health", get(info::health))
+        .route("/health/ready", get(info::ready))
         .route("/languages", get(info::languages))
         .route("/metrics", get(info::metrics))
         .route("/execute", post(execute::execute))

@@ -72,6 +72,8 @@ pub struct AppState {
     pub job_slots: Arc<Semaphore>,
     pub worker_wakeup: tokio::sync::Notify,
     running_jobs: Mutex<HashMap<String, CancelToken>>,
+    /// Trial sandboxes' results, for readiness (`GET /health/ready`).
+    pub trials: crate::readiness::Trials,
 }
 
 /// A slot to run one sandboxed execution; released on drop.
@@ -129,6 +131,7 @@ impl AppState {
             job_slots: Arc::new(Semaphore::new(config_job_slots)),
             worker_wakeup: tokio::sync::Notify::new(),
             running_jobs: Mutex::new(HashMap::new()),
+            trials: Default::default(),
         }
     }
 

@@ -99,7 +99,7 @@ async fn documentation_is_served_from_the_binary() {
 
 /// Routes anyone may read with keys configured: liveness and the documentation (Swagger UI cannot send a key
 /// when it fetches the document).
-const PUBLIC: &[&str] = &["/health", "/openapi.json", "/redoc"];
+const PUBLIC: &[&str] = &["/health", "/health/ready", "/openapi.json", "/redoc"];
 
 #[tokio::test]
 async fn health_and_docs_need_no_key_but_every_other_route_does() {
@@ -118,7 +118,10 @@ async fn health_and_docs_need_no_key_but_every_other_route_does() {
         let anonymous = call().send().await;
         let wrong = call().key("not-a-key-0123456789").send().await;
         let wrong_header = call().header("x-api-key", "not-a-key-0123456789").send().await;
-        if PUBLIC.contains(&path.as_str()) {
+        if path == "/health/ready" {
+            // Public, and 503 here: this state's jail cannot start, and no trial sandbox ran.
+            assert_eq!(anonymous.status, 503, "{method} {path} is public: {}", anonymous.text());
+        } else if PUBLIC.contains(&path.as_str()) {
             assert_eq!(anonymous.status, 200, "{method} {path} is public");
         } else {
             for r in [anonymous, wrong, wrong_header] {

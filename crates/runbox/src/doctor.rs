@@ -2,7 +2,7 @@
 
 use clap::Args;
 use runbox_sandbox::probe::{self, Mode};
-use runbox_sandbox::{Jail, Limits, SandboxSpec, Status, Workspace};
+use runbox_sandbox::Jail;
 
 use crate::run::{policy_from_flags, PolicyFlags};
 
@@ -139,32 +139,8 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
-/// Runs `/bin/true` in a full sandbox.
+/// Runs `/bin/true` in a full sandbox, with a workspace where runs get theirs.
 fn trial_run(policy: &runbox_sandbox::HostPolicy) -> Result<(), String> {
     let jail = Jail::current_exe().map_err(|e| e.to_string())?;
-    let id = format!("doctor-{}", std::process::id());
-    let owner = probe::is_root().then_some(policy.host_uid);
-    let ws = Workspace::create(&crate::run::data_dir().join("runs"), &id, Some(1 << 20), owner)
-        .map_err(|e| e.to_string())?;
-    let spec = SandboxSpec {
-        id,
-        argv: vec!["/bin/true".into()],
-        env: Default::default(),
-        workspace: ws.path().to_path_buf(),
-        extra_paths: vec![],
-        limits: Limits {
-            wall_ms: 5000,
-            ..Limits::default()
-        },
-        policy: policy.clone(),
-        session: false,
-        pooled: false,
-        zygote: false,
-        from_zygote: None,
-    };
-    let outcome = jail.run(&spec, None, &mut |_, _| {}).map_err(|e| e.to_string())?;
-    match outcome.status {
-        Status::Ok => Ok(()),
-        other => Err(format!("{}: {}", other.as_str(), outcome.message.unwrap_or_default())),
-    }
+    runbox_engine::trial::trial_sandbox(&jail, policy, &crate::run::data_dir().join("runs"))
 }

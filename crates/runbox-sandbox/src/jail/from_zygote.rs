@@ -8,10 +8,8 @@
 //! this jail sees it (SO_PASSCRED), and waits. The jail moves that process into the run's cgroup and only then
 //! releases it: nothing of the sandbox can run outside the cgroup.
 
-use std::ffi::CString;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -37,7 +35,7 @@ pub(super) fn start(
     sigfd: SignalFd,
     cgroup: Option<Cgroup>,
 ) -> Result<Live, String> {
-    let workspace = detached_workspace(&spec.workspace)?;
+    let workspace = crate::mounts::detached_clone(&spec.workspace).map_err(|e| format!("zygote: {e}"))?;
     let conn = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
         .map_err(|e| format!("zygote: socket: {e}"))?;
     // Set before anything is sent, so that the child's message carries its pid.
@@ -112,31 +110,6 @@ pub(super) fn start(
         cgroup,
         reaped: false,
     })
-}
-
-/// A detached clone of the workspace's mount (`open_tree(OPEN_TREE_CLONE)`), which the child attaches in its
-/// own mount namespace.
-fn detached_workspace(path: &Path) -> Result<OwnedFd, String> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "workspace path has a NUL")?;
-    // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor, which we own.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(format!(
-            "zygote: clone the workspace mount {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: the descriptor was just returned by open_tree and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// The pid (in our namespace) of the process that sent the next message on `conn`.

@@ -18,7 +18,7 @@ use nix::unistd::{pipe2, Pid};
 use super::init::{self, InitContext};
 use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
-use crate::mounts::{RootPlan, DEFAULT_HOST_PATHS};
+use crate::mounts::{RootPlan, WorkspaceSource, DEFAULT_HOST_PATHS};
 use crate::outcome::JailReport;
 use crate::probe::{self, Mode};
 use crate::protocol::{self, FrameKind};
@@ -203,14 +203,26 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         .transpose()
         .map_err(|e| e.to_string())?;
 
-    // Checked here (a directory, not a symlink); PID 1 opens it again inside its own mount namespace, since a
-    // mount cannot be bound from a descriptor of another namespace.
-    let workspace = open(
-        &spec.workspace,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        FileMode::empty(),
-    )
-    .map_err(|e| format!("open workspace {}: {e}", spec.workspace.display()))?;
+    // As root the workspace is reached through a detached clone of its mount, made here with the jail's own
+    // privileges before the sandbox's user namespace exists: the sandbox's ids then need no access to the
+    // directories above it (a data directory under a 0700 parent). An unprivileged jail cannot clone mounts; its
+    // PID 1 has the invoking user's ids and opens the path itself. Either way a symlink is refused.
+    let (workspace, workspace_source) = match in_force.mode {
+        Mode::Root => {
+            let fd = crate::mounts::detached_clone(&spec.workspace).map_err(|e| e.to_string())?;
+            let raw = fd.as_raw_fd();
+            (fd, WorkspaceSource::Detached(raw))
+        }
+        Mode::Unprivileged => (
+            open(
+                &spec.workspace,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                FileMode::empty(),
+            )
+            .map_err(|e| format!("open workspace {}: {e}", spec.workspace.display()))?,
+            WorkspaceSource::Path(spec.workspace.clone()),
+        ),
+    };
 
     let Plumbing {
         stdin: (stdin_r, stdin_w),
@@ -241,7 +253,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     let ctx = InitContext {
         plan: RootPlan {
             host_paths,
-            workspace: spec.workspace.clone(),
+            workspace: workspace_source,
             tmp_bytes: spec.limits.tmp_bytes,
         },
         limits: spec.limits.clone(),

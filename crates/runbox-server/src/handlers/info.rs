@@ -1,10 +1,11 @@
-//! What the server is and can do: `/`, `/health`, `/languages`, `/metrics`.
+//! What the server is and can do: `/`, `/health` (liveness), `/health/ready` (readiness), `/languages`,
+//! `/metrics`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
@@ -13,6 +14,7 @@ use utoipa::ToSchema;
 use runbox_engine::CatalogueEntry;
 
 use crate::auth::Caller;
+use crate::readiness::{self, Verdict};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -46,8 +48,11 @@ pub struct LanguageCounts {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run).
+    /// `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run: see `reason`).
     pub status: String,
+    /// Why the server is degraded (also given by `GET /health/ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub version: String,
     pub uptime_s: u64,
     /// Protections every sandbox has in force, or why sandboxes cannot run.
@@ -62,7 +67,8 @@ pub struct Health {
     pub sessions: usize,
 }
 
-/// Liveness and readiness: version, uptime, sandbox protections in force, languages available. Needs no key.
+/// Liveness (always 200 while the process serves): version, uptime, sandbox protections in force, languages
+/// available, pools, and `status` `degraded` with its `reason` when sandboxes cannot be built. Needs no key.
 #[utoipa::path(get, path = "/health", operation_id = "health", tag = "info", security(()),
     responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
@@ -79,15 +85,14 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
             available: l.iter().filter(|e| e.available).count(),
             total: l.len(),
         });
-    let status = if state.draining.load(Ordering::Relaxed) {
-        "draining"
-    } else if state.protections.is_err() {
-        "degraded"
-    } else {
-        "ok"
+    let (status, reason) = match readiness::verdict(&state) {
+        Verdict::Ready | Verdict::Unchecked => ("ok", None),
+        Verdict::Draining => ("draining", None),
+        Verdict::Degraded(why) => ("degraded", Some(why)),
     };
     Json(Health {
         status: status.into(),
+        reason,
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: state.started.elapsed().as_secs(),
         sandbox,
@@ -97,6 +102,49 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         pools: state.engine.pool_stats(),
         sessions: state.sessions.count(),
     })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, `degraded` (sandboxes cannot be built: see `reason`) or `draining` (shutting down).
+    pub status: String,
+    /// Why the server is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the latest trial sandbox (run at start-up, then every 30 s) ran; absent before the first one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial_ok: Option<bool>,
+    /// Seconds since the latest trial sandbox ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial_age_s: Option<u64>,
+}
+
+/// Readiness: 200 when this server can run code (a trial sandbox ran, and not every warm pool is failing), 503
+/// when sandboxes cannot be built, with the reason, or while shutting down. Needs no key. For load balancers
+/// and orchestrators; `/health` stays 200 as long as the process serves.
+#[utoipa::path(get, path = "/health/ready", operation_id = "ready", tag = "info", security(()),
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let trial = state.trials.latest();
+    let (code, status, reason) = match readiness::verdict(&state) {
+        Verdict::Ready => (StatusCode::OK, "ready", None),
+        Verdict::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining", None),
+        Verdict::Unchecked => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            Some("no trial sandbox has run yet".to_string()),
+        ),
+        Verdict::Degraded(why) => (StatusCode::SERVICE_UNAVAILABLE, "degraded", Some(why)),
+    };
+    (
+        code,
+        Json(Readiness {
+            status: status.into(),
+            reason,
+            trial_ok: trial.as_ref().map(|(r, _)| r.is_ok()),
+            trial_age_s: trial.as_ref().map(|(_, age)| age.as_secs()),
+        }),
+    )
 }
 
 /// The language catalogue: id, name, aliases, version, availability, compiled, session support.
