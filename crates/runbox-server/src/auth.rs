@@ -11,6 +11,9 @@ use axum::http::request::Parts;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The owner of everything made without a key (keyless mode); no key may be named so.
+pub const ANONYMOUS_OWNER: &str = "anonymous";
+
 /// The authenticated caller. Async jobs (and sessions) belong to `owner` and are invisible to other owners.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -39,7 +42,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         if !state.auth_required() {
             return Ok(Caller {
-                owner: "anonymous".into(),
+                owner: ANONYMOUS_OWNER.into(),
                 key: None,
             });
         }
