@@ -95,6 +95,7 @@ impl ExecuteBody {
             limits,
             tests: self.tests,
             collect: self.collect,
+            ..Default::default()
         })
     }
 }
