@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::ExecuteBody;
-use crate::auth::Caller;
-use crate::handlers::execute::{admit, run_admitted};
+use crate::handlers::execute::{precheck, run_admitted};
 use crate::state::AppState;
 
 /// Whether a host names a loopback, private, link-local or otherwise internal address.
@@ -46,12 +45,32 @@ pub async fn run(state: Arc<AppState>) {
                 let _ = state.jobs.purge(state.config.retention_hours as i64 * 3_600_000);
             }
         }
+        // Owners whose key has no free run slot: their jobs stay queued (they are not failed) until one frees.
+        let mut skip: Vec<String> = Vec::new();
+        for (i, k) in state.keys.iter().enumerate() {
+            if state.try_key_slot(Some(i)).is_err() {
+                skip.push(k.config.name.clone());
+            }
+        }
         while !state.draining.load(std::sync::atomic::Ordering::Relaxed) && state.job_slots.available_permits() > 0 {
-            let Ok(Some(job)) = state.jobs.claim_next() else { break };
+            let Ok(Some(job)) = state.jobs.claim_next_skipping(&skip) else {
+                break;
+            };
+            let key = if state.auth_required() {
+                state.key_named(&job.owner)
+            } else {
+                None
+            };
+            let Ok(key_slot) = state.try_key_slot(key) else {
+                // The key's last slot went to another run since the list above was made.
+                let _ = state.jobs.unclaim(&job.id);
+                skip.push(job.owner);
+                continue;
+            };
             let slot = state.job_slots.clone().acquire_owned().await.expect("never closed");
             let state = state.clone();
             tokio::spawn(async move {
-                run_job(&state, job).await;
+                run_job(&state, job, key_slot).await;
                 drop(slot);
                 state.wake_worker();
             });
@@ -59,18 +78,22 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
+/// Runs a claimed job with its key's run slot (taken by the worker loop, so that the key's `max_concurrent`
+/// covers async jobs too).
+async fn run_job(
+    state: &Arc<AppState>,
+    job: crate::jobs::Claimed,
+    key_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let outcome: Result<serde_json::Value, serde_json::Value> = async {
         let body: ExecuteBody = serde_json::from_str(&job.request)
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))?;
         let to_json =
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
         let req = body.into_request().map_err(to_json)?;
-        let caller = Caller {
-            owner: job.owner.clone(),
-            key: None,
-        };
-        let permit = admit(state, &caller, &req).await.map_err(to_json)?;
+        precheck(state, &req).map_err(to_json)?;
+        let mut permit = state.acquire_run_with(key_slot).await.map_err(to_json)?;
+        permit.owner = job.owner.clone();
         state.register_job(&job.id, permit.cancel.clone());
         let result = run_admitted(state, permit, req, None, |_| true).await;
         state.unregister_job(&job.id);

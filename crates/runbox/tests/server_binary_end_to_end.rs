@@ -376,3 +376,67 @@ async fn a_killed_server_leaves_no_sandbox_session_or_zygote_running() {
         runbox_sandbox::workspace::remove_leftovers(&dir_root.join(dir));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_takes_the_key_rate_limit_per_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = format!("api_keys=[{{name = \"a\", key = \"{KEY_A}\", rate_limit_per_minute = 3}}]");
+    let server = Server::start(dir.path(), &[&limited]);
+    // The upgrade is a request of its own (one token); the key then has two executions left this minute.
+    let mut ws = server.websocket(Some(KEY_A)).await;
+    for i in 0..6 {
+        ws.send(json!({"type": "execute", "id": format!("r{i}"), "language": "bash", "code": "echo hi"}))
+            .await;
+    }
+    let (mut ran, mut refused) = (0, 0);
+    while ran + refused < 6 {
+        let m = ws.next(20).await;
+        match m["type"].as_str() {
+            Some("result") => ran += 1,
+            Some("error") => {
+                assert_eq!(m["code"], "rate_limited", "{m}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((ran, refused), (2, 4), "seen: {:?}", ws.seen);
+    ws.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_hangs_up_ends_a_silent_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let marker = format!("runbox-sse-hangup-{}", std::process::id());
+    let response = within(
+        10,
+        "the stream's headers",
+        server
+            .client()
+            .post(format!("{}/execute/stream", server.base))
+            .json(&json!({"language": "bash", "code": format!("exec -a {marker} sleep 30"), "timeout_ms": 30000}))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    within(10, "the silent program starts", async {
+        while processes_named(&marker).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The client goes away without a word; the program never writes, so no failed write can tell the server.
+    drop(response);
+    let gone_by = Instant::now() + Duration::from_millis(1500);
+    while !processes_named(&marker).is_empty() {
+        assert!(
+            Instant::now() < gone_by,
+            "the run outlived its client: {:?}\nserver log:\n{}",
+            processes_named(&marker),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
