@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; empty disables CORS.
     pub cors_origins: Vec<String>,
+    /// Without API keys, `Host` values served besides loopback ones (`name` for any port, `name:port` for one):
+    /// other names get 421, so that a page re-pointed at loopback by DNS rebinding cannot use the server.
+    pub allowed_hosts: Vec<String>,
     /// How long async execution records are kept.
     pub retention_hours: u64,
     /// How long in-flight runs may finish after SIGTERM before they are cancelled.
@@ -108,6 +111,7 @@ impl Default for ServerConfig {
             max_async_queued: 10_000,
             body_limit_bytes: 16 << 20,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             retention_hours: 24,
             shutdown_grace_ms: 10_000,
             callback_allow_private: false,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod host_guard;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
