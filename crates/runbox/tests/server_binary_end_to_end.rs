@@ -440,3 +440,44 @@ async fn an_sse_client_that_hangs_up_ends_a_silent_run_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `runbox ARGS` with only the given RUNBOX_* variables: (success, stdout, stderr).
+fn runbox_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbox"));
+    cmd.args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNBOX_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run runbox");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn runbox_config_masks_every_key_and_weak_or_shared_keys_stop_the_start() {
+    let long = "a-long-enough-secret-0123";
+    let (ok, out, err) = runbox_with(&["config"], &[("RUNBOX_API_KEY", long)]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("a-long") && out.contains("***(25 chars)"), "{out}");
+
+    // A short key stops the start (`config` loads the configuration as `serve` does, without listening anywhere),
+    // naming the key, never printing it.
+    let (ok, out, err) = runbox_with(&["config", "--listen", "0.0.0.0:8080"], &[("RUNBOX_API_KEY", "s3k")]);
+    assert!(!ok, "a 3-character key was accepted: {out}");
+    assert!(err.contains("\"default\"") && err.contains("16"), "{err}");
+    assert!(
+        !err.contains("s3k") && !out.contains("s3k"),
+        "the key was printed: {err}{out}"
+    );
+
+    // A config key named like the one RUNBOX_API_KEY gets would share its owner identity: refused.
+    let shared = format!("api_keys=[{{name = \"default\", key = \"{KEY_A}\"}}]");
+    let (ok, _, err) = runbox_with(&["config", "--set", &shared], &[("RUNBOX_API_KEY", long)]);
+    assert!(!ok && err.contains("two keys"), "{err}");
+}
