@@ -21,7 +21,9 @@ use crate::{Engine, EngineError};
 /// Builds a stage's sandbox spec for a workspace: (workspace, id suffix, argv, limits).
 pub(super) type SpecIn<'a> = dyn Fn(&Path, &str, Vec<String>, Limits) -> SandboxSpec + 'a;
 
-/// Takes every write permission off a tree (directories first listed, changed after their contents).
+/// Makes a tree readable by everyone and writable by no one: directories and executables 0555, other files 0444
+/// (whatever umask the compiler ran with: the program now reads them as "others"). Directories are changed after
+/// their contents.
 fn make_read_only(path: &Path) -> std::io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
@@ -30,7 +32,12 @@ fn make_read_only(path: &Path) -> std::io::Result<()> {
         }
     }
     if !meta.file_type().is_symlink() {
-        fs::set_permissions(path, fs::Permissions::from_mode(meta.permissions().mode() & 0o555))?;
+        let mode = if meta.is_dir() || meta.permissions().mode() & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
     }
     Ok(())
 }
