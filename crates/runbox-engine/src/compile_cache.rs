@@ -1,7 +1,8 @@
 //! A content-addressed cache of compile artefacts, so that a judge sending the same program with different inputs
 //! compiles it once. The key covers the language, its toolchain version, the compile command, the environment and
-//! every source file (path and bytes): two different sources never share an entry. Artefacts are produced inside
-//! the sandbox like any compile; the cache only copies the `.runbox` directory of a successful compile. Size is
+//! every source file (path and bytes): two different sources never share an entry. It also covers the tenant (API
+//! key), so one tenant never learns that another compiled the same source. Artefacts are produced inside the
+//! sandbox like any compile; the cache only copies the `.runbox` directory of a successful compile. Size is
 //! bounded; the least recently used entries go first.
 
 use std::fs;
@@ -18,8 +19,11 @@ pub struct CompileCache {
     evicting: Mutex<()>,
 }
 
-/// Everything a compile's output depends on.
+/// Everything a compile's output depends on, and whose it is. Entries are per tenant (API key): a hit says "this
+/// exact source was compiled before" (by `compile_cached`, and by its speed, which no flag can hide), so a tenant
+/// may only ever hit its own entries; another tenant's identical source compiles again.
 pub struct CacheKey<'a> {
+    pub tenant: &'a str,
     pub language: &'a str,
     pub version: &'a str,
     pub argv: &'a [String],
@@ -34,7 +38,8 @@ impl CacheKey<'_> {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         };
-        field(b"runbox-compile-cache-v1");
+        field(b"runbox-compile-cache-v2");
+        field(self.tenant.as_bytes());
         field(self.language.as_bytes());
         field(self.version.as_bytes());
         for a in self.argv {
@@ -188,8 +193,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn key(files: &[(PathBuf, Vec<u8>)]) -> String {
+        key_of("a", files)
+    }
+
+    fn key_of(tenant: &str, files: &[(PathBuf, Vec<u8>)]) -> String {
         let env = BTreeMap::new();
         CacheKey {
+            tenant,
             language: "c",
             version: "12",
             argv: &["gcc".into()],
@@ -207,6 +217,14 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a, key(&[(PathBuf::from("main.c"), b"int main(){}".to_vec())]));
+    }
+
+    #[test]
+    fn the_same_source_of_two_tenants_never_shares_a_key() {
+        let files = [(PathBuf::from("main.c"), b"int main(){}".to_vec())];
+        assert_ne!(key_of("a", &files), key_of("b", &files));
+        // Lengths are framed: moving bytes between the tenant and the next field changes the key.
+        assert_ne!(key_of("ab", &files), key_of("a", &files));
     }
 
     #[test]

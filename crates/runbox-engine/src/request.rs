@@ -87,6 +87,9 @@ pub struct ExecuteRequest {
     pub tests: Vec<TestCase>,
     /// Glob patterns (`*.png`, `out/**`) of files to return after the run.
     pub collect: Vec<String>,
+    /// Who asks (the API key's name; empty for the command line). Set by the server, never by the client: what
+    /// one tenant's runs leave behind (compile cache entries) is visible only to runs of the same tenant.
+    pub tenant: String,
 }
 
 /// The engine's maxima on client-chosen limits, and defaults where a language says nothing.

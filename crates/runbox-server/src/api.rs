@@ -104,6 +104,7 @@ impl ExecuteBody {
             limits,
             tests: self.tests,
             collect: self.collect,
+            ..Default::default()
         })
     }
 }

@@ -23,6 +23,9 @@ pub const WS_PROTOCOL: &str = "runbox.v1";
 /// Prefix of the subprotocol that carries an API key (base64url, no padding) on a WebSocket handshake.
 pub const WS_KEY_PREFIX: &str = "runbox.key.";
 
+/// The owner of everything made without a key (keyless mode); no key may be named so.
+pub const ANONYMOUS_OWNER: &str = "anonymous";
+
 /// The authenticated caller. Async jobs (and sessions) belong to `owner` and are invisible to other owners.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -78,7 +81,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         if !state.auth_required() {
             return Ok(Caller {
-                owner: "anonymous".into(),
+                owner: ANONYMOUS_OWNER.into(),
                 key: None,
             });
         }

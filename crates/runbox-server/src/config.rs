@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// `/ws`. `["*"]` allows every origin (without credentials); empty disables CORS (`/ws` then still accepts
     /// its own origin and pages on loopback). A variable takes a comma-separated list.
     pub cors_origins: Vec<String>,
+    /// Without API keys, `Host` values served besides loopback ones (`name` for any port, `name:port` for one):
+    /// other names get 421, so that a page re-pointed at loopback by DNS rebinding cannot use the server.
+    pub allowed_hosts: Vec<String>,
     /// How long async execution records are kept.
     pub retention_hours: u64,
     /// How long in-flight runs may finish after SIGTERM before they are cancelled.
@@ -75,6 +78,12 @@ pub struct ServerConfig {
     /// Warm pools of pre-started sandboxes per language.
     pub pools: runbox_engine::pools::PoolConfig,
 }
+
+/// The shortest API key accepted: a short key is guessed quickly, and keyed servers listen beyond loopback.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// The name of the key given as `api_key` / `RUNBOX_API_KEY`.
+pub const DEFAULT_KEY_NAME: &str = "default";
 
 pub fn default_data_dir() -> PathBuf {
     if nix_is_root() {
@@ -104,6 +113,7 @@ impl Default for ServerConfig {
             max_async_queued: 10_000,
             body_limit_bytes: 16 << 20,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             retention_hours: 24,
             shutdown_grace_ms: 10_000,
             callback_allow_private: false,
@@ -246,16 +256,35 @@ impl ServerConfig {
             return Err(ConfigError::Invalid("log_format must be human or json".into()));
         }
         crate::origins::validate(&self.cors_origins).map_err(ConfigError::Invalid)?;
+        // Every key, `RUNBOX_API_KEY` (named `default`) included: a key's name is its owner identity (sessions and
+        // async jobs belong to it), so two keys may never share one, and none may take the keyless owner's name.
         let mut names = std::collections::HashSet::new();
-        for k in &self.api_keys {
-            if k.key.len() < 16 {
+        for k in self.keys() {
+            if k.name.trim().is_empty() {
+                return Err(ConfigError::Invalid("an api key has an empty name".into()));
+            }
+            if k.name == crate::auth::ANONYMOUS_OWNER {
                 return Err(ConfigError::Invalid(format!(
-                    "api key {:?} is shorter than 16 characters",
+                    "api key name {:?} is reserved for the keyless mode",
                     k.name
                 )));
             }
-            if !names.insert(&k.name) {
-                return Err(ConfigError::Invalid(format!("api key name {:?} is used twice", k.name)));
+            if k.key.chars().count() < MIN_KEY_CHARS {
+                return Err(ConfigError::Invalid(format!(
+                    "api key {:?} is shorter than {MIN_KEY_CHARS} characters",
+                    k.name
+                )));
+            }
+            if !names.insert(k.name.clone()) {
+                let hint = if k.name == DEFAULT_KEY_NAME && self.api_key.is_some() {
+                    " (RUNBOX_API_KEY / api_key is named \"default\": rename the api_keys entry)"
+                } else {
+                    ""
+                };
+                return Err(ConfigError::Invalid(format!(
+                    "api key name {:?} is used by two keys{hint}; each key needs a name of its own",
+                    k.name
+                )));
             }
         }
         if self.keys().is_empty() && !self.listen.ip().is_loopback() {
@@ -273,7 +302,7 @@ impl ServerConfig {
         let mut keys = self.api_keys.clone();
         if let Some(k) = &self.api_key {
             keys.push(ApiKeyConfig {
-                name: "default".into(),
+                name: DEFAULT_KEY_NAME.into(),
                 key: k.clone(),
                 rate_limit_per_minute: None,
                 max_concurrent: None,
@@ -282,10 +311,11 @@ impl ServerConfig {
         keys
     }
 
-    /// The effective configuration as TOML with every secret masked.
+    /// The effective configuration as TOML with every secret masked: no character of a key is shown, only its
+    /// length (a prefix of a short key would be most of it).
     pub fn to_masked_toml(&self) -> String {
         let mut masked = self.clone();
-        let mask = |k: &str| format!("{}…({} chars)", &k[..k.len().min(3)], k.len());
+        let mask = |k: &str| format!("***({} chars)", k.chars().count());
         masked.api_key = masked.api_key.as_deref().map(mask);
         for k in &mut masked.api_keys {
             k.key = mask(&k.key);
@@ -376,5 +406,60 @@ mod tests {
         let c = ServerConfig::load(None, &env, &[]).unwrap();
         let text = c.to_masked_toml();
         assert!(!text.contains("supersecretkey"), "{text}");
+    }
+
+    #[test]
+    fn a_config_key_named_like_runbox_api_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("runbox.toml");
+        std::fs::write(
+            &file,
+            "api_keys = [{name = \"default\", key = \"aaaaaaaaaaaaaaaaaaaa\"}]\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "RUNBOX_API_KEY").then(|| "bbbbbbbbbbbbbbbbbbbb".to_string());
+        let err = ServerConfig::load(Some(&file), &env, &[]).unwrap_err().to_string();
+        assert!(err.contains("\"default\"") && err.contains("two keys"), "{err}");
+        assert!(
+            !err.contains("aaaa") && !err.contains("bbbb"),
+            "a key leaked into {err}"
+        );
+        // Two entries of the file with one name, and a key taking the keyless owner's name, are refused too.
+        let twice = "api_keys = [{name = \"x\", key = \"aaaaaaaaaaaaaaaaaaaa\"}, {name = \"x\", key = \"cccccccccccccccccccc\"}]";
+        std::fs::write(&file, twice).unwrap();
+        assert!(ServerConfig::load(Some(&file), &no_env, &[]).is_err());
+        std::fs::write(
+            &file,
+            "api_keys = [{name = \"anonymous\", key = \"aaaaaaaaaaaaaaaaaaaa\"}]",
+        )
+        .unwrap();
+        assert!(ServerConfig::load(Some(&file), &no_env, &[]).is_err());
+    }
+
+    #[test]
+    fn a_short_runbox_api_key_is_refused_by_name_without_printing_it() {
+        let env = |k: &str| (k == "RUNBOX_API_KEY").then(|| "s3k".to_string());
+        let err = ServerConfig::load(None, &env, &[("listen".into(), "\"0.0.0.0:8080\"".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"default\"") && err.contains("16"), "{err}");
+        assert!(!err.contains("s3k"), "the key leaked into {err}");
+    }
+
+    #[test]
+    fn masking_shows_no_character_of_any_key() {
+        let c = ServerConfig {
+            api_key: Some("abcdefghijklmnopq".into()),
+            api_keys: vec![ApiKeyConfig {
+                name: "x".into(),
+                key: "zyxwvutsrqponmlkj".into(),
+                rate_limit_per_minute: None,
+                max_concurrent: None,
+            }],
+            ..Default::default()
+        };
+        let text = c.to_masked_toml();
+        assert!(!text.contains("abc") && !text.contains("zyx"), "{text}");
+        assert!(text.contains("***(17 chars)"), "{text}");
     }
 }

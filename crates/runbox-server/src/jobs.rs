@@ -165,24 +165,43 @@ impl JobStore {
 
     /// Marks the oldest queued job running and returns it.
     pub fn claim_next(&self) -> Result<Option<Claimed>, JobError> {
+        self.claim_next_skipping(&[])
+    }
+
+    /// Marks the oldest queued job of an owner not in `skip` running and returns it: jobs of owners at their
+    /// concurrency limit stay queued, and do not hold up other owners' jobs.
+    pub fn claim_next_skipping(&self, skip: &[String]) -> Result<Option<Claimed>, JobError> {
         let conn = self.conn();
+        let placeholders: Vec<String> = (0..skip.len()).map(|i| format!("?{}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', started_at = ?1
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND owner NOT IN ({})
+                         ORDER BY created_at, rowid LIMIT 1)
+             RETURNING id, owner, request, callback_url",
+            placeholders.join(", ")
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![now_ms().into()];
+        values.extend(skip.iter().map(|o| rusqlite::types::Value::from(o.clone())));
         let claimed = conn
-            .query_row(
-                "UPDATE jobs SET status = 'running', started_at = ?1
-                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1)
-                 RETURNING id, owner, request, callback_url",
-                params![now_ms()],
-                |r| {
-                    Ok(Claimed {
-                        id: r.get(0)?,
-                        owner: r.get(1)?,
-                        request: r.get(2)?,
-                        callback_url: r.get(3)?,
-                    })
-                },
-            )
+            .query_row(&sql, rusqlite::params_from_iter(values), |r| {
+                Ok(Claimed {
+                    id: r.get(0)?,
+                    owner: r.get(1)?,
+                    request: r.get(2)?,
+                    callback_url: r.get(3)?,
+                })
+            })
             .optional()?;
         Ok(claimed)
+    }
+
+    /// Puts a claimed job back in the queue, in its place (its owner had no free run slot after all).
+    pub fn unclaim(&self, id: &str) -> Result<(), JobError> {
+        self.conn().execute(
+            "UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ?1 AND status = 'running'",
+            params![id],
+        )?;
+        Ok(())
     }
 
     /// Stores the outcome of a job unless it was cancelled meanwhile (then the result is kept, status stays).
@@ -303,5 +322,21 @@ mod tests {
         s.claim_next().unwrap();
         assert_eq!(s.requeue_interrupted().unwrap(), 1);
         assert_eq!(s.get(&b, "k").unwrap().unwrap().status, "queued");
+    }
+
+    #[test]
+    fn claiming_skips_owners_at_their_limit_and_unclaim_keeps_the_place() {
+        let s = JobStore::in_memory().unwrap();
+        let a1 = s.insert("a", "{}", None).unwrap();
+        let b1 = s.insert("b", "{}", None).unwrap();
+        let c = s.claim_next_skipping(&["a".to_string()]).unwrap().unwrap();
+        assert_eq!(c.id, b1);
+        assert_eq!(s.get(&a1, "a").unwrap().unwrap().status, "queued");
+        assert!(s.claim_next_skipping(&["a".to_string()]).unwrap().is_none());
+        let c = s.claim_next().unwrap().unwrap();
+        assert_eq!(c.id, a1);
+        s.unclaim(&a1).unwrap();
+        assert_eq!(s.get(&a1, "a").unwrap().unwrap().status, "queued");
+        assert_eq!(s.claim_next().unwrap().unwrap().id, a1);
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod host_guard;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
@@ -51,6 +52,8 @@ pub fn policy(config: &ServerConfig) -> Result<HostPolicy, String> {
 
 /// Builds the state: engine, job store (under the data directory), sandbox protections.
 pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
+    // A configuration built in code (not loaded) gets the same checks: unique key names, long keys, loopback.
+    config.validate().map_err(|e| e.to_string())?;
     let policy = policy(&config)?;
     let host = runbox_sandbox::probe::host();
     let protections = runbox_sandbox::probe::decide(&host, &policy);

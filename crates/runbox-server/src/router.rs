@@ -50,6 +50,7 @@ pub const UNDOCUMENTED_ALIASES: &[(&str, &str)] = &[("post", "/execute_async"), 
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let cors = crate::origins::AllowList::new(&state.config.cors_origins).cors_layer();
+    let host_guard = middleware::from_fn_with_state(state.clone(), crate::host_guard::check_host);
     let api = Router::new()
         .route("/", get(info::root))
         .route("/health", get(info::health))
@@ -88,6 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = api
         .merge(swagger)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(host_guard)
         .layer(middleware::from_fn(request_id));
     if let Some(cors) = cors {
         app = app.layer(cors);

@@ -76,6 +76,10 @@ pub struct AppState {
     pub trials: crate::readiness::Trials,
 }
 
+/// Every run slot of a key is taken.
+#[derive(Debug)]
+pub struct KeySlotsFull;
+
 /// A slot to run one sandboxed execution; released on drop.
 pub struct RunPermit {
     _global: OwnedSemaphorePermit,
@@ -83,6 +87,8 @@ pub struct RunPermit {
     state: Arc<AppState>,
     id: u64,
     pub cancel: CancelToken,
+    /// Who runs: the engine scopes what a run may learn of earlier runs (compile cache hits) to it.
+    pub owner: String,
 }
 
 impl Drop for RunPermit {
@@ -167,6 +173,19 @@ impl AppState {
         })
     }
 
+    /// The index of the key named `owner` (an async job's owner), if that key is still configured.
+    pub fn key_named(&self, owner: &str) -> Option<usize> {
+        self.keys.iter().position(|k| k.config.name == owner)
+    }
+
+    /// One of the key's own run slots, without waiting: `Ok(None)` when the key has no concurrency limit.
+    pub fn try_key_slot(&self, key: Option<usize>) -> Result<Option<OwnedSemaphorePermit>, KeySlotsFull> {
+        match key.and_then(|i| self.keys[i].slots.clone()) {
+            Some(slots) => slots.try_acquire_owned().map(Some).map_err(|_| KeySlotsFull),
+            None => Ok(None),
+        }
+    }
+
     /// Waits for a run slot: the key's own concurrency first (429 when full), then the server's (503 when the
     /// wait queue is full or the server is draining).
     pub async fn acquire_run(self: &Arc<Self>, key: Option<usize>) -> Result<RunPermit, ApiError> {
@@ -174,17 +193,26 @@ impl AppState {
             self.metrics.record_rejection("draining");
             return Err(ApiError::unavailable("draining", "the server is shutting down"));
         }
-        let key_permit = match key.and_then(|i| self.keys[i].slots.clone()) {
-            Some(slots) => Some(slots.try_acquire_owned().map_err(|_| {
-                self.metrics.record_rejection("key_concurrency");
-                ApiError::rate_limited(
-                    "too_many_concurrent",
-                    "this API key already has its maximum of runs in flight",
-                    1,
-                )
-            })?),
-            None => None,
-        };
+        let key_permit = self.try_key_slot(key).map_err(|KeySlotsFull| {
+            self.metrics.record_rejection("key_concurrency");
+            ApiError::rate_limited(
+                "too_many_concurrent",
+                "this API key already has its maximum of runs in flight",
+                1,
+            )
+        })?;
+        self.acquire_run_with(key_permit).await
+    }
+
+    /// Waits for a server-wide run slot for a run that already holds its key's slot (if its key has any).
+    pub async fn acquire_run_with(
+        self: &Arc<Self>,
+        key_permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<RunPermit, ApiError> {
+        if self.draining.load(Ordering::Relaxed) {
+            self.metrics.record_rejection("draining");
+            return Err(ApiError::unavailable("draining", "the server is shutting down"));
+        }
         let global = match self.run_slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -214,6 +242,7 @@ impl AppState {
             state: self.clone(),
             id,
             cancel,
+            owner: String::new(),
         })
     }
 

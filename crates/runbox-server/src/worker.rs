@@ -5,34 +5,80 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::ExecuteBody;
-use crate::auth::Caller;
-use crate::handlers::execute::{admit, run_admitted};
+use crate::handlers::execute::{precheck, run_admitted};
 use crate::state::AppState;
 
-/// Whether a host names a loopback, private, link-local or otherwise internal address.
+/// Whether a host names a loopback, private, link-local, multicast or otherwise internal address, or one of this
+/// host's own interface addresses. A name is judged by its spelling only here (`localhost`); what it resolves to
+/// is judged by [`callback_client`].
 pub fn is_private_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") || host.ends_with(".internal") {
         return true;
     }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => {
+    host.parse::<IpAddr>()
+        .is_ok_and(|ip| is_internal_ip(ip) || own_addresses().is_none_or(|own| own.contains(&ip)))
+}
+
+/// Addresses no callback may reach: loopback, private, shared (CGNAT), link-local, unspecified, broadcast,
+/// multicast, reserved and benchmarking ranges, and IPv6 forms that embed such an IPv4 address.
+pub fn is_internal_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
             ip.is_loopback()
                 || ip.is_private()
                 || ip.is_link_local()
                 || ip.is_unspecified()
                 || ip.is_broadcast()
-                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
+                || ip.is_multicast()
+                || a == 0 // "this network": 0.x.y.z reaches the host itself on Linux
+                || a >= 240 // reserved
+                || (a == 100 && (b & 0xc0) == 64) // shared address space
+                || (a == 198 && (b & 0xfe) == 18) // benchmarking
         }
-        Ok(IpAddr::V6(ip)) => {
+        IpAddr::V6(ip) => {
+            let s = ip.segments();
             ip.is_loopback()
                 || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some_and(|v4| is_private_host(&v4.to_string()))
+                || ip.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || ip.to_ipv4_mapped().is_some_and(|v4| is_internal_ip(IpAddr::V4(v4)))
+                // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96) forms of an IPv4 address.
+                || (s[..6] == [0; 6] && is_internal_ip(IpAddr::V4(ip.to_ipv4().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))))
+                || (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                    && is_internal_ip(IpAddr::V4(std::net::Ipv4Addr::from(
+                        (u32::from(s[6]) << 16) | u32::from(s[7]),
+                    ))))
         }
-        Err(_) => false,
     }
+}
+
+/// Every address of this host's own interfaces (a callback there reaches the host's own services, whatever range
+/// it is in); None when they cannot be listed, and then every address is treated as the host's own (fail closed).
+pub fn own_addresses() -> Option<Vec<IpAddr>> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    Some(
+        addrs
+            .filter_map(|a| a.address)
+            .filter_map(|s| {
+                s.as_sockaddr_in()
+                    .map(|v4| IpAddr::V4(v4.ip()))
+                    .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            })
+            .collect(),
+    )
+}
+
+/// Whether a callback may go to `ip`: not internal, not one of `own` (None: unknown, so refused).
+fn callback_may_reach(ip: IpAddr, own: Option<&[IpAddr]>) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    !is_internal_ip(ip) && own.is_some_and(|own| !own.contains(&ip))
 }
 
 /// The worker loop: claims queued jobs while there is capacity, forever (until the runtime stops).
@@ -46,12 +92,32 @@ pub async fn run(state: Arc<AppState>) {
                 let _ = state.jobs.purge(state.config.retention_hours as i64 * 3_600_000);
             }
         }
+        // Owners whose key has no free run slot: their jobs stay queued (they are not failed) until one frees.
+        let mut skip: Vec<String> = Vec::new();
+        for (i, k) in state.keys.iter().enumerate() {
+            if state.try_key_slot(Some(i)).is_err() {
+                skip.push(k.config.name.clone());
+            }
+        }
         while !state.draining.load(std::sync::atomic::Ordering::Relaxed) && state.job_slots.available_permits() > 0 {
-            let Ok(Some(job)) = state.jobs.claim_next() else { break };
+            let Ok(Some(job)) = state.jobs.claim_next_skipping(&skip) else {
+                break;
+            };
+            let key = if state.auth_required() {
+                state.key_named(&job.owner)
+            } else {
+                None
+            };
+            let Ok(key_slot) = state.try_key_slot(key) else {
+                // The key's last slot went to another run since the list above was made.
+                let _ = state.jobs.unclaim(&job.id);
+                skip.push(job.owner);
+                continue;
+            };
             let slot = state.job_slots.clone().acquire_owned().await.expect("never closed");
             let state = state.clone();
             tokio::spawn(async move {
-                run_job(&state, job).await;
+                run_job(&state, job, key_slot).await;
                 drop(slot);
                 state.wake_worker();
             });
@@ -59,18 +125,22 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
+/// Runs a claimed job with its key's run slot (taken by the worker loop, so that the key's `max_concurrent`
+/// covers async jobs too).
+async fn run_job(
+    state: &Arc<AppState>,
+    job: crate::jobs::Claimed,
+    key_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let outcome: Result<serde_json::Value, serde_json::Value> = async {
         let body: ExecuteBody = serde_json::from_str(&job.request)
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))?;
         let to_json =
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
         let req = body.into_request(&state.config.limits).map_err(to_json)?;
-        let caller = Caller {
-            owner: job.owner.clone(),
-            key: None,
-        };
-        let permit = admit(state, &caller, &req).await.map_err(to_json)?;
+        precheck(state, &req).map_err(to_json)?;
+        let mut permit = state.acquire_run_with(key_slot).await.map_err(to_json)?;
+        permit.owner = job.owner.clone();
         state.register_job(&job.id, permit.cancel.clone());
         let result = run_admitted(state, permit, req, None, |_| true).await;
         state.unregister_job(&job.id);
@@ -120,31 +190,33 @@ async fn deliver(state: &AppState, url: &str, view: &crate::jobs::JobView) {
     }
 }
 
-/// A client for one callback URL. A host name is resolved here, every address it resolves to must be public
-/// (unless private ones are allowed), and the client is pinned to those addresses, so that a second lookup
-/// cannot point it elsewhere (DNS rebinding). Redirects are not followed.
+/// A client for one callback URL. The host is resolved here (a literal address is taken as is), every address
+/// must be one a callback may reach (unless the operator allows private ones), and the client is pinned to those
+/// addresses, so that a second lookup cannot point it elsewhere (DNS rebinding). Redirects are not followed and
+/// no proxy is used (either would send the request somewhere not checked here).
 async fn callback_client(url: &str, allow_private: bool) -> Option<reqwest::Client> {
     let parsed = reqwest::Url::parse(url).ok()?;
-    let host = parsed.host_str()?.to_string();
-    let port = parsed.port_or_known_default()?;
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none());
-    if host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_err()
-    {
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.ok()?.collect();
-        if addrs.is_empty() || (!allow_private && addrs.iter().any(|a| is_private_host(&a.ip().to_string()))) {
-            return None;
-        }
-        builder = builder.resolve_to_addrs(&host, &addrs);
-    } else if !allow_private && is_private_host(&host) {
+    if !matches!(parsed.scheme(), "http" | "https") {
         return None;
     }
-    builder.build().ok()
+    let host = parsed.host_str()?.to_string();
+    let port = parsed.port_or_known_default()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<std::net::SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![std::net::SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((bare, port)).await.ok()?.collect(),
+    };
+    let own = own_addresses();
+    if addrs.is_empty() || (!allow_private && !addrs.iter().all(|a| callback_may_reach(a.ip(), own.as_deref()))) {
+        return None;
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .resolve_to_addrs(bare, &addrs)
+        .build()
+        .ok()
 }
 
 #[cfg(test)]
@@ -156,6 +228,33 @@ mod tests {
         assert!(callback_client("http://localhost:9/x", false).await.is_none());
         assert!(callback_client("http://127.0.0.1:9/x", false).await.is_none());
         assert!(callback_client("http://localhost:9/x", true).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_hosts_own_interface_addresses_are_refused_whatever_their_range() {
+        let own = own_addresses().expect("this host's interfaces can be listed");
+        assert!(!own.is_empty());
+        for ip in &own {
+            let url = match ip {
+                IpAddr::V4(v4) => format!("http://{v4}:9/x"),
+                IpAddr::V6(v6) => format!("http://[{v6}]:9/x"),
+            };
+            assert!(callback_client(&url, false).await.is_none(), "{url}");
+            assert!(is_private_host(&ip.to_string()), "{ip}");
+        }
+        // An address in no internal range is still refused when it is one of the host's own.
+        let public: IpAddr = "192.0.2.77".parse().unwrap();
+        assert!(callback_may_reach(public, Some(&[])));
+        assert!(!callback_may_reach(public, Some(&[public])));
+        assert!(!callback_may_reach(public, None), "interfaces unknown: refused");
+        let mapped: IpAddr = "::ffff:192.0.2.77".parse().unwrap();
+        assert!(!callback_may_reach(mapped, Some(&[public])));
+    }
+
+    #[tokio::test]
+    async fn other_schemes_are_refused() {
+        assert!(callback_client("ftp://127.0.0.1/x", true).await.is_none());
+        assert!(callback_client("file:///etc/passwd", true).await.is_none());
     }
 
     #[test]
@@ -171,6 +270,16 @@ mod tests {
             "0.0.0.0",
             "100.64.0.1",
             "[fd00::1]",
+            "224.0.0.1",
+            "239.255.255.250",
+            "0.1.2.3",
+            "240.0.0.1",
+            "198.18.0.1",
+            "[ff02::1]",
+            "[fec0::1]",
+            "[::ffff:10.0.0.1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::a00:1]",
         ] {
             assert!(is_private_host(h), "{h}");
         }

@@ -18,6 +18,60 @@ fn app_with_keys() -> TestApp {
 }
 
 #[tokio::test]
+async fn a_keyless_server_answers_only_to_loopback_and_configured_host_names() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn with_host(router: &axum::Router, method: &str, path: &str, host: &str) -> (u16, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"language": "bash", "code": "echo 1"}"#))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    let keyless = TestApp::new(no_jail(), |c| c.allowed_hosts = vec!["runbox.lan".into()]);
+    let router = runbox_server::app(keyless.state.clone());
+    for host in [
+        "localhost",
+        "localhost:8080",
+        "127.0.0.1:8080",
+        "127.3.2.1",
+        "[::1]:9",
+        "runbox.lan:1234",
+    ] {
+        assert_eq!(with_host(&router, "GET", "/", host).await.0, 200, "{host}");
+    }
+    // A page re-pointed at loopback by DNS rebinding sends its own name: refused before anything runs.
+    for host in [
+        "evil.example",
+        "evil.example:8080",
+        "localhost.evil.example",
+        "192.168.1.2:8080",
+    ] {
+        for (method, path) in [("GET", "/"), ("POST", "/execute"), ("GET", "/sessions")] {
+            let (status, body) = with_host(&router, method, path, host).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (421, Some("host_not_allowed")),
+                "{method} {path} {host}"
+            );
+        }
+    }
+    // With keys, the key is the defence and any name may be used.
+    let keyed = app_with_keys();
+    let router = runbox_server::app(keyed.state.clone());
+    assert_eq!(with_host(&router, "GET", "/health", "runbox.example.com").await.0, 200);
+}
+
+#[tokio::test]
 async fn info_routes_answer() {
     let app = app();
     let info = app.get("/").send().await.expect(200);

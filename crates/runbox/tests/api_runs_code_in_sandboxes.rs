@@ -176,6 +176,28 @@ async fn judge_mode_gives_a_verdict_per_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_is_never_told_that_another_key_compiled_the_same_source() {
+    let app = TestApp::new(jail(), two_keys);
+    let body = json!({"language": "c", "code": format!(
+        "#include <stdio.h>\nint main(void) {{ puts(\"{}\"); return 0; }}\n",
+        std::process::id()
+    )});
+    let run = |key: &'static str| app.post("/execute", body.clone()).key(key).send();
+    let a = run(KEY_A).await.expect(200);
+    // `compile_cached` is left out when false.
+    let cached = |r: &Value| r["compile_cached"].as_bool().unwrap_or(false);
+    assert_eq!((a["status"].as_str(), cached(&a)), (Some("ok"), false), "{a}");
+    let b = run(KEY_B).await.expect(200);
+    assert_eq!(
+        (b["status"].as_str(), cached(&b)),
+        (Some("ok"), false),
+        "key b learnt that key a compiled this source: {b}"
+    );
+    let a_again = run(KEY_A).await.expect(200);
+    assert_eq!(a_again["compile_cached"], true, "{a_again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cell_magics_and_the_command_alias_select_what_runs() {
     let app = app();
     let r = execute(&app, json!({"code": "%%bash\necho \"$BASH_VERSION\" | cut -c1"})).await;

@@ -96,6 +96,45 @@ async fn async_executions_run_and_can_be_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_executions_wait_for_their_key_max_concurrent_and_are_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let one_at_a_time = format!("api_keys=[{{name = \"a\", key = \"{KEY_A}\", max_concurrent = 1}}]");
+    let server = Server::start(dir.path(), &[&one_at_a_time, "max_concurrent=8"]);
+    let marker = format!("runbox-async-one-at-a-time-{}", std::process::id());
+    let code = format!("exec -a {marker} sleep 1");
+    let mut locations = Vec::new();
+    for _ in 0..3 {
+        locations.push(submit(&server, Some(KEY_A), json!({"language": "bash", "code": code})).await);
+    }
+    let (mut most, mut saw_queued_while_one_ran) = (0, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = processes_named(&marker).len();
+        most = most.max(running);
+        let mut statuses = Vec::new();
+        for l in &locations {
+            let view = server.call("GET", l, Some(KEY_A), None).await.expect(200);
+            statuses.push(view["status"].as_str().unwrap().to_string());
+        }
+        saw_queued_while_one_ran |= running == 1 && statuses.iter().any(|s| s == "queued");
+        if statuses.iter().all(|s| s == "done") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "jobs unfinished: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 1, "a key with max_concurrent = 1 ran {most} async jobs at once");
+    assert!(saw_queued_while_one_ran, "the waiting jobs stay queued");
+    for l in &locations {
+        let view = server.call("GET", l, Some(KEY_A), None).await.expect(200);
+        assert_eq!(
+            view["result"]["status"], "ok",
+            "a job that waited for its slot was failed: {view}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_executions_are_seen_only_by_the_key_that_submitted_them() {
     let dir = tempfile::tempdir().unwrap();
     let keys = two_keys_setting();

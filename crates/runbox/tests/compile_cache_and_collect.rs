@@ -1,5 +1,6 @@
-//! The compile cache reuses artefacts only for identical sources (and says so), and `collect` returns the files a
-//! program produced, never the host's files behind a symlink.
+//! The compile cache reuses artefacts only for identical sources of the same tenant (and says so), judge test
+//! cases cannot see or change each other's workspace, and `collect` returns the files a program produced, never
+//! the host's files behind a symlink.
 
 mod common;
 use base64::Engine as _;
@@ -89,6 +90,90 @@ fn a_judge_compiles_once_and_gives_a_verdict_per_case() {
     );
     let again = run(&e, &req);
     assert!(again.compile_cached);
+}
+
+#[test]
+fn a_tenant_never_learns_that_another_compiled_the_same_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let of = |tenant: &str| ExecuteRequest {
+        tenant: tenant.into(),
+        ..c("#include <stdio.h>\nint main(void) { puts(\"mine\"); return 0; }\n")
+    };
+    let a = run(&e, &of("key-a"));
+    assert_eq!((a.status, a.compile_cached), (ExecutionStatus::Ok, false));
+    let b = run(&e, &of("key-b"));
+    assert_eq!(
+        (b.status, b.compile_cached, b.stdout.as_str()),
+        (ExecutionStatus::Ok, false, "mine\n"),
+        "key-b was told key-a compiled this source"
+    );
+    assert!(
+        run(&e, &of("key-a")).compile_cached,
+        "a tenant still hits its own entries"
+    );
+}
+
+fn case(stdin: &str, expected: &str) -> TestCase {
+    TestCase {
+        stdin: stdin.into(),
+        expected_output: Some(expected.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_judge_case_cannot_replace_the_compiled_program_for_the_cases_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    // Given "hijack", the program tries to delete and replace its own binary and leaves a marker in the
+    // workspace; any other input is echoed, unless a marker from an earlier case is visible.
+    let mut req = c(r#"#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    char line[64] = {0};
+    if (!fgets(line, sizeof line, stdin)) return 1;
+    if (strncmp(line, "hijack", 6) == 0) {
+        int removed = unlink("/workspace/.runbox/main") == 0;
+        FILE *f = fopen("/workspace/.runbox/main", "w");
+        if (f) { fputs("garbage", f); fclose(f); }
+        FILE *m = fopen("/workspace/marker", "w");
+        if (m) { fputs("case 1 was here", m); fclose(m); }
+        printf("%s\n", removed || f ? "replaced" : "kept");
+        return 0;
+    }
+    if (access("/workspace/marker", F_OK) == 0) { puts("HIJACKED"); return 0; }
+    fputs(line, stdout);
+    return 0;
+}
+"#);
+    req.tests = vec![case("hijack\n", "kept"), case("two\n", "two"), case("three\n", "three")];
+    let out = run(&e, &req);
+    let cases = out.tests.expect("a verdict per case");
+    let seen: Vec<&str> = cases.iter().map(|c| c.stdout.as_str()).collect();
+    assert_eq!(seen, ["kept\n", "two\n", "three\n"], "{cases:#?}");
+    assert_eq!(out.summary.expect("summary").verdict, "passed");
+}
+
+#[test]
+fn a_judge_case_cannot_see_the_files_of_the_case_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let req = ExecuteRequest {
+        language: "python".into(),
+        code: Some(
+            "import os, sys\nseen = sorted(n for n in os.listdir('.') if n.startswith('left'))\n\
+             print(seen)\nopen('left-' + sys.stdin.read().strip(), 'w').write('input')\n"
+                .into(),
+        ),
+        tests: vec![case("one", "[]"), case("two", "[]"), case("three", "[]")],
+        ..Default::default()
+    };
+    let out = run(&e, &req);
+    let cases = out.tests.expect("a verdict per case");
+    let seen: Vec<&str> = cases.iter().map(|c| c.stdout.as_str()).collect();
+    assert_eq!(seen, ["[]\n", "[]\n", "[]\n"], "{cases:#?}");
 }
 
 #[test]

@@ -515,3 +515,108 @@ async fn a_killed_server_leaves_no_sandbox_session_or_zygote_running() {
         runbox_sandbox::workspace::remove_leftovers(&dir_root.join(dir));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_takes_the_key_rate_limit_per_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = format!("api_keys=[{{name = \"a\", key = \"{KEY_A}\", rate_limit_per_minute = 3}}]");
+    let server = Server::start(dir.path(), &[&limited]);
+    // The upgrade is a request of its own (one token); the key then has two executions left this minute.
+    let mut ws = server.websocket(Some(KEY_A)).await;
+    for i in 0..6 {
+        ws.send(json!({"type": "execute", "id": format!("r{i}"), "language": "bash", "code": "echo hi"}))
+            .await;
+    }
+    let (mut ran, mut refused) = (0, 0);
+    while ran + refused < 6 {
+        let m = ws.next(20).await;
+        match m["type"].as_str() {
+            Some("result") => ran += 1,
+            Some("error") => {
+                assert_eq!(m["code"], "rate_limited", "{m}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((ran, refused), (2, 4), "seen: {:?}", ws.seen);
+    ws.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_hangs_up_ends_a_silent_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let marker = format!("runbox-sse-hangup-{}", std::process::id());
+    let response = within(
+        10,
+        "the stream's headers",
+        server
+            .client()
+            .post(format!("{}/execute/stream", server.base))
+            .json(&json!({"language": "bash", "code": format!("exec -a {marker} sleep 30"), "timeout_ms": 30000}))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    within(10, "the silent program starts", async {
+        while processes_named(&marker).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The client goes away without a word; the program never writes, so no failed write can tell the server.
+    drop(response);
+    let gone_by = Instant::now() + Duration::from_millis(1500);
+    while !processes_named(&marker).is_empty() {
+        assert!(
+            Instant::now() < gone_by,
+            "the run outlived its client: {:?}\nserver log:\n{}",
+            processes_named(&marker),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `runbox ARGS` with only the given RUNBOX_* variables: (success, stdout, stderr).
+fn runbox_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbox"));
+    cmd.args(args);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNBOX_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run runbox");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn runbox_config_masks_every_key_and_weak_or_shared_keys_stop_the_start() {
+    let long = "a-long-enough-secret-0123";
+    let (ok, out, err) = runbox_with(&["config"], &[("RUNBOX_API_KEY", long)]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("a-long") && out.contains("***(25 chars)"), "{out}");
+
+    // A short key stops the start (`config` loads the configuration as `serve` does, without listening anywhere),
+    // naming the key, never printing it.
+    let (ok, out, err) = runbox_with(&["config", "--listen", "0.0.0.0:8080"], &[("RUNBOX_API_KEY", "s3k")]);
+    assert!(!ok, "a 3-character key was accepted: {out}");
+    assert!(err.contains("\"default\"") && err.contains("16"), "{err}");
+    assert!(
+        !err.contains("s3k") && !out.contains("s3k"),
+        "the key was printed: {err}{out}"
+    );
+
+    // A config key named like the one RUNBOX_API_KEY gets would share its owner identity: refused.
+    let shared = format!("api_keys=[{{name = \"default\", key = \"{KEY_A}\"}}]");
+    let (ok, _, err) = runbox_with(&["config", "--set", &shared], &[("RUNBOX_API_KEY", long)]);
+    assert!(!ok && err.contains("two keys"), "{err}");
+}

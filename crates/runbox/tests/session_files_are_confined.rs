@@ -186,6 +186,35 @@ async fn files_round_trip_and_are_shared_with_the_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_attachments_a_browser_never_renders_as_pages_of_the_api() {
+    let api = Api::plain();
+    let id = api.create("python").await;
+    let page = format!("/sessions/{id}/files/page.html");
+    let html = b"<script>fetch('/sessions').then(r => r.text()).then(alert)</script>".to_vec();
+    api.put(&page, html.clone()).send().await.expect(201);
+    let r = api.get(&page).send().await;
+    assert_eq!(r.expect_bytes(200), html);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"page.html\"")
+    );
+    assert!(
+        r.header("content-security-policy")
+            .is_some_and(|c| c.contains("sandbox")),
+        "{:?}",
+        r.header("content-security-policy")
+    );
+    // A name that would need escaping is left out rather than quoted wrongly.
+    let odd = format!("/sessions/{id}/files/we%22ird.html");
+    api.put(&odd, html.clone()).send().await.expect(201);
+    assert_eq!(
+        api.get(&odd).send().await.header("content-disposition"),
+        Some("attachment")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_leave_the_workspace_are_refused() {
     let api = Api::plain();
     let id = api.create("python").await;

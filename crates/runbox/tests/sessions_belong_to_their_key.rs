@@ -92,6 +92,25 @@ async fn another_key_cannot_see_or_touch_a_session() {
         .expect_bytes(204);
 }
 
+#[test]
+fn two_keys_sharing_a_name_never_get_a_server_to_share_sessions_in() {
+    // A session belongs to its key's name: a second key with that name (here the `default` that RUNBOX_API_KEY
+    // gets) would run code in the first key's sessions, so such a configuration never starts.
+    let dir = tempfile::tempdir().unwrap();
+    let config = runbox_server::ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        api_key: Some(KEY_B.into()),
+        api_keys: vec![key("default", KEY_A)],
+        ..Default::default()
+    };
+    let err = match runbox_server::build_state(config, jail()) {
+        Ok(_) => panic!("a server started with two keys named default"),
+        Err(e) => e,
+    };
+    assert!(err.contains("\"default\"") && err.contains("two keys"), "{err}");
+    assert!(!err.contains(KEY_A) && !err.contains(KEY_B), "a key leaked into {err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_limited_per_key_and_in_total() {
     let api = Api::with_two_keys(|c| {

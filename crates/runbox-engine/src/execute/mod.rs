@@ -1,6 +1,8 @@
 //! The staged pipeline of one execution: validate, prepare the workspace, compile once, then run (once, or once
-//! per judge test case), each stage in a fresh sandbox sharing the workspace.
+//! per judge test case: `judge.rs`), each stage in a fresh sandbox; compile and a single run share the workspace,
+//! each judge test case gets a fresh one.
 
+mod judge;
 mod warm;
 
 use std::io::Read;
@@ -13,7 +15,7 @@ use runbox_sandbox::{probe, CancelToken, Limits, OutputStream, SandboxSpec, Stat
 use crate::compile_cache::CacheKey;
 use crate::paths::{confined, ARTEFACT_DIR_NAME};
 use crate::request::{ExecuteRequest, LimitOverrides};
-use crate::result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
+use crate::result::{ExecutionResult, ExecutionStatus, TestCaseResult};
 use crate::{Engine, EngineError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,11 +245,11 @@ impl Engine {
         };
         let mut env = lang.env().clone();
         env.extend(req.env.clone());
-        let spec_for = |suffix: &str, argv: Vec<String>, limits: Limits| SandboxSpec {
+        let spec_in = |workspace: &Path, suffix: &str, argv: Vec<String>, limits: Limits| SandboxSpec {
             id: format!("{id}-{suffix}"),
             argv,
             env: env.clone(),
-            workspace: ws.path().to_path_buf(),
+            workspace: workspace.to_path_buf(),
             extra_paths: lang.sandbox_paths().to_vec(),
             limits,
             policy: self.config.policy.clone(),
@@ -256,6 +258,7 @@ impl Engine {
             zygote: false,
             from_zygote: None,
         };
+        let spec_for = |suffix: &str, argv: Vec<String>, limits: Limits| spec_in(ws.path(), suffix, argv, limits);
         let version = availability.version.clone();
         let output_override = LimitOverrides {
             output_bytes: req.limits.output_bytes,
@@ -268,6 +271,7 @@ impl Engine {
                 let cache_key = self.compile_cache.enabled().then(|| {
                     let version = version.as_deref().unwrap_or("");
                     CacheKey {
+                        tenant: &req.tenant,
                         language: lang.id(),
                         version,
                         argv: &argv,
@@ -362,7 +366,11 @@ impl Engine {
             }
             result
         } else {
-            self.run_test_cases(req, lang, &plan, version, run_limits, &spec_for, cancel, on_event)?
+            let (result, last_case) = self.run_test_cases(
+                req, &id, &ws, &files, lang, &plan, version, run_limits, &spec_in, cancel, on_event,
+            )?;
+            ran_in = last_case;
+            result
         };
         result.compile = compile;
         result.compile_cached = compile_cached;
@@ -372,89 +380,6 @@ impl Engine {
         if let Some(w) = ran_in {
             w.dispose_in_background();
         }
-        Ok(result)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_test_cases(
-        &self,
-        req: &ExecuteRequest,
-        lang: &Language,
-        plan: &Plan,
-        version: Option<String>,
-        limits: Limits,
-        spec_for: &dyn Fn(&str, Vec<String>, Limits) -> SandboxSpec,
-        cancel: &CancelToken,
-        on_event: &mut dyn FnMut(ExecEvent<'_>),
-    ) -> Result<ExecutionResult, EngineError> {
-        let mut cases = Vec::with_capacity(req.tests.len());
-        let mut decisive = None;
-        for (index, case) in req.tests.iter().enumerate() {
-            let case_plan = Plan {
-                args: case.args.clone(),
-                ..plan.clone()
-            };
-            let spec = spec_for(&format!("t{index}"), lang.run_argv(&case_plan), limits.clone());
-            on_event(ExecEvent::StageStarted(Stage::Run));
-            let stdin: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(case.stdin.clone().into_bytes()));
-            let outcome = self
-                .config
-                .jail
-                .run_cancellable(&spec, Some(stdin), &mut |_, _| {}, cancel)?;
-            let status: ExecutionStatus = outcome.status.into();
-            let verdict = match (status, &case.expected_output) {
-                (ExecutionStatus::Ok, Some(expected)) if outputs_match(&outcome.stdout, expected) => Verdict::Passed,
-                (ExecutionStatus::Ok, Some(_)) => Verdict::WrongOutput,
-                (ExecutionStatus::Ok, None) => Verdict::Ran,
-                _ => Verdict::Failed,
-            };
-            let case_result = TestCaseResult {
-                index,
-                verdict,
-                status,
-                stdout: outcome.stdout.clone(),
-                stderr: outcome.stderr.clone(),
-                exit_code: outcome.exit_code,
-                wall_ms: outcome.wall_ms,
-                cpu_ms: outcome.cpu_ms,
-                memory_peak_bytes: outcome.memory_peak_bytes,
-                message: outcome.message.clone(),
-            };
-            on_event(ExecEvent::TestCase(&case_result));
-            if decisive.is_none() && !matches!(verdict, Verdict::Passed | Verdict::Ran) {
-                decisive = Some(outcome.clone());
-            }
-            let last = outcome;
-            cases.push(case_result);
-            if cancel.is_cancelled() {
-                decisive.get_or_insert(last);
-                break;
-            }
-            if index + 1 == req.tests.len() {
-                decisive.get_or_insert(last);
-            }
-        }
-        let decisive = decisive.expect("at least one case ran");
-        let passed = cases
-            .iter()
-            .filter(|c| matches!(c.verdict, Verdict::Passed | Verdict::Ran))
-            .count();
-        let first_bad = cases
-            .iter()
-            .find(|c| !matches!(c.verdict, Verdict::Passed | Verdict::Ran));
-        let summary = TestSummary {
-            total: req.tests.len(),
-            passed,
-            failed: cases.len() - passed,
-            verdict: match first_bad {
-                None => "passed".into(),
-                Some(c) if c.verdict == Verdict::WrongOutput => "wrong_output".into(),
-                Some(c) => c.status.as_str().into(),
-            },
-        };
-        let mut result = ExecutionResult::from_stage(lang.id(), version, decisive.status.into(), &decisive);
-        result.tests = Some(cases);
-        result.summary = Some(summary);
         Ok(result)
     }
 }

@@ -46,6 +46,7 @@ impl Engine {
         env.extend(req.env.clone());
         let version_str = version.as_deref().unwrap_or("");
         let key = CacheKey {
+            tenant: &req.tenant,
             language: lang.id(),
             version: version_str,
             argv: &argv,

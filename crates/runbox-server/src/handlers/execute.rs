@@ -22,7 +22,9 @@ pub fn precheck(state: &AppState, req: &ExecuteRequest) -> Result<(), ApiError> 
 /// Prechecks a request and waits for a run slot for it.
 pub async fn admit(state: &Arc<AppState>, caller: &Caller, req: &ExecuteRequest) -> ApiResult<RunPermit> {
     precheck(state, req)?;
-    state.acquire_run(caller.key).await
+    let mut permit = state.acquire_run(caller.key).await?;
+    permit.owner = caller.owner.clone();
+    Ok(permit)
 }
 
 /// Runs an admitted request on a blocking thread, recording metrics. `on_event` returns false when nobody
@@ -30,11 +32,12 @@ pub async fn admit(state: &Arc<AppState>, caller: &Caller, req: &ExecuteRequest)
 pub async fn run_admitted(
     state: &Arc<AppState>,
     permit: RunPermit,
-    req: ExecuteRequest,
+    mut req: ExecuteRequest,
     stdin: Option<Box<dyn std::io::Read + Send>>,
     mut on_event: impl FnMut(ExecEvent<'_>) -> bool + Send + 'static,
 ) -> ApiResult<ExecutionResult> {
     let started = Instant::now();
+    req.tenant = permit.owner.clone();
     let engine = state.engine.clone();
     let language = req.language.clone();
     let result = tokio::task::spawn_blocking(move || {

@@ -79,8 +79,37 @@ pub async fn download(
 ) -> ApiResult<impl IntoResponse> {
     let (root, _) = workspace(&state, &caller, &id).await?;
     let content_type = files::content_type(&path);
+    let disposition = attachment(&path);
     let bytes = blocking(move || files::read(&root, &path, MAX_DOWNLOAD)).await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes))
+    // A program wrote this file: a browser must never run it as a page of the API's origin. It is an attachment,
+    // its type is not sniffed, and were it shown anyway, the sandbox CSP gives it an origin of its own and no
+    // scripts.
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_string(),
+            ),
+        ],
+        bytes,
+    ))
+}
+
+/// `Content-Disposition: attachment`, with the file's base name when it is plain ASCII that needs no escaping.
+fn attachment(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or("");
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+' | b' '));
+    if plain {
+        format!("attachment; filename=\"{name}\"")
+    } else {
+        "attachment".to_string()
+    }
 }
 
 /// Delete a file or a directory (with its contents).

@@ -96,6 +96,14 @@ pub async fn execute_stream(
     let req = body.into_request(&state.config.limits)?;
     let permit = admit(&state, &caller, &req).await?;
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
+    // A client that hangs up ends the run at once, even a silent one that sends no event to notice it by.
+    let hangup = {
+        let (tx, cancel) = (tx.clone(), permit.cancel.clone());
+        tokio::spawn(async move {
+            tx.closed().await;
+            cancel.cancel();
+        })
+    };
     tokio::spawn(async move {
         let events = tx.clone();
         let mut translator = EventTranslator::default();
@@ -115,6 +123,7 @@ pub async fn execute_stream(
                 },
             ),
         };
+        hangup.abort();
         let _ = tx.send(last);
     });
     Ok(Sse::new(UnboundedReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))

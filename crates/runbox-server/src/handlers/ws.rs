@@ -139,6 +139,11 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
                     let _ = out_tx.send(error_message(&id, &e));
                     continue;
                 }
+                // Each execution is a request of its own for the key's rate limit, not just the upgrade.
+                if let Err(e) = state.check_rate(caller.key) {
+                    let _ = out_tx.send(error_message(&id, &e));
+                    continue;
+                }
                 if let Some(obj) = value.as_object_mut() {
                     obj.remove("type");
                     obj.remove("id");

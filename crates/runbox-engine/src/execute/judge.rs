@@ -1,0 +1,184 @@
+//! Judge mode: a program compiled once, then run once per test case. Each case runs in a fresh workspace of its
+//! own: the request's files written anew, and the compiled artefacts copied from the compile's workspace and, as
+//! root, owned by the host's root and read-only (a uid the sandbox does not map, and it has no capabilities), so
+//! one case can neither read what another case was given or wrote, nor replace the compiled program for the cases
+//! after it. Copying costs a little per case; the judges runbox is for need cases that cannot see each other.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use runbox_lang::{Language, Plan};
+use runbox_sandbox::{probe, CancelToken, Limits, SandboxSpec, Workspace};
+
+use super::{ExecEvent, Files, Stage, MIB};
+use crate::paths::ARTEFACT_DIR_NAME;
+use crate::request::ExecuteRequest;
+use crate::result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
+use crate::{Engine, EngineError};
+
+/// Builds a stage's sandbox spec for a workspace: (workspace, id suffix, argv, limits).
+pub(super) type SpecIn<'a> = dyn Fn(&Path, &str, Vec<String>, Limits) -> SandboxSpec + 'a;
+
+/// Makes a tree readable by everyone and writable by no one: directories and executables 0555, other files 0444
+/// (whatever umask the compiler ran with: the program now reads them as "others"). Directories are changed after
+/// their contents.
+fn make_read_only(path: &Path) -> std::io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            make_read_only(&entry?.path())?;
+        }
+    }
+    if !meta.file_type().is_symlink() {
+        let mode = if meta.is_dir() || meta.permissions().mode() & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// A fresh workspace for test case `index`: the request's files, and the compiled artefacts read-only.
+    fn case_workspace(
+        &self,
+        req: &ExecuteRequest,
+        run_id: &str,
+        index: usize,
+        compiled: &Workspace,
+        files: &Files,
+    ) -> Result<Workspace, EngineError> {
+        let root = probe::is_root();
+        let owner = root.then_some(self.config.policy.host_uid);
+        let workspace_mb = req.limits.workspace_mb.unwrap_or(64);
+        let ws = Workspace::create(
+            &self.runs_dir(),
+            &format!("{run_id}-t{index}"),
+            Some(workspace_mb * MIB),
+            owner,
+        )?;
+        for (path, content) in files {
+            ws.write_file(path, content)?;
+        }
+        let artefacts = Path::new(ARTEFACT_DIR_NAME);
+        let placed = ws.path().join(artefacts);
+        let placing = crate::compile_cache::copy_tree(&compiled.path().join(artefacts), &placed, None).and_then(|()| {
+            // Without root the sandbox's user owns the copy anyway (and could make it writable again), and a
+            // read-only directory would outlive its workspace: the fresh copy is the protection then.
+            if root {
+                make_read_only(&placed)
+            } else {
+                Ok(())
+            }
+        });
+        placing.map_err(|e| runbox_sandbox::workspace::WorkspaceError::Io {
+            action: "place the compiled program in",
+            path: placed.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(ws)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// Runs every test case, each in a workspace of its own (see the module comment). Returns the result and the
+    /// last case's workspace (what `collect` looks at); the others are disposed of as soon as their case ends.
+    pub(super) fn run_test_cases(
+        &self,
+        req: &ExecuteRequest,
+        run_id: &str,
+        compiled: &Workspace,
+        files: &Files,
+        lang: &Language,
+        plan: &Plan,
+        version: Option<String>,
+        limits: Limits,
+        spec_in: &SpecIn<'_>,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+    ) -> Result<(ExecutionResult, Option<Workspace>), EngineError> {
+        let mut cases = Vec::with_capacity(req.tests.len());
+        let mut decisive = None;
+        let mut last_ws: Option<Workspace> = None;
+        for (index, case) in req.tests.iter().enumerate() {
+            if let Some(previous) = last_ws.take() {
+                previous.dispose_in_background();
+            }
+            let case_ws = self.case_workspace(req, run_id, index, compiled, files)?;
+            let case_plan = Plan {
+                args: case.args.clone(),
+                ..plan.clone()
+            };
+            let spec = spec_in(
+                case_ws.path(),
+                &format!("t{index}"),
+                lang.run_argv(&case_plan),
+                limits.clone(),
+            );
+            last_ws = Some(case_ws);
+            on_event(ExecEvent::StageStarted(Stage::Run));
+            let stdin: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(case.stdin.clone().into_bytes()));
+            let outcome = self
+                .config
+                .jail
+                .run_cancellable(&spec, Some(stdin), &mut |_, _| {}, cancel)?;
+            let status: ExecutionStatus = outcome.status.into();
+            let verdict = match (status, &case.expected_output) {
+                (ExecutionStatus::Ok, Some(expected)) if outputs_match(&outcome.stdout, expected) => Verdict::Passed,
+                (ExecutionStatus::Ok, Some(_)) => Verdict::WrongOutput,
+                (ExecutionStatus::Ok, None) => Verdict::Ran,
+                _ => Verdict::Failed,
+            };
+            let case_result = TestCaseResult {
+                index,
+                verdict,
+                status,
+                stdout: outcome.stdout.clone(),
+                stderr: outcome.stderr.clone(),
+                exit_code: outcome.exit_code,
+                wall_ms: outcome.wall_ms,
+                cpu_ms: outcome.cpu_ms,
+                memory_peak_bytes: outcome.memory_peak_bytes,
+                message: outcome.message.clone(),
+            };
+            on_event(ExecEvent::TestCase(&case_result));
+            if decisive.is_none() && !matches!(verdict, Verdict::Passed | Verdict::Ran) {
+                decisive = Some(outcome.clone());
+            }
+            let last = outcome;
+            cases.push(case_result);
+            if cancel.is_cancelled() {
+                decisive.get_or_insert(last);
+                break;
+            }
+            if index + 1 == req.tests.len() {
+                decisive.get_or_insert(last);
+            }
+        }
+        let decisive = decisive.expect("at least one case ran");
+        let passed = cases
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Passed | Verdict::Ran))
+            .count();
+        let first_bad = cases
+            .iter()
+            .find(|c| !matches!(c.verdict, Verdict::Passed | Verdict::Ran));
+        let summary = TestSummary {
+            total: req.tests.len(),
+            passed,
+            failed: cases.len() - passed,
+            verdict: match first_bad {
+                None => "passed".into(),
+                Some(c) if c.verdict == Verdict::WrongOutput => "wrong_output".into(),
+                Some(c) => c.status.as_str().into(),
+            },
+        };
+        let mut result = ExecutionResult::from_stage(lang.id(), version, decisive.status.into(), &decisive);
+        result.tests = Some(cases);
+        result.summary = Some(summary);
+        Ok((result, last_ws))
+    }
+}
