@@ -546,8 +546,7 @@ impl Live {
                     self.stdin_w = None;
                 }
             }
-            if ready(i_rep) {
-                let fd = self.report_r.as_ref().expect("polled");
+            if let Some(fd) = self.report_r.as_ref().filter(|_| ready(i_rep)) {
                 match read_chunk(fd, &mut buf) {
                     Some(0) => self.report_r = None,
                     Some(n) => report_buf.extend_from_slice(&buf[..n]),
@@ -625,8 +624,7 @@ impl Live {
                     }
                 }
             }
-            if worker_ready {
-                let fd = self.worker_r.as_ref().expect("polled");
+            if let Some(fd) = self.worker_r.as_ref().filter(|_| worker_ready) {
                 match read_chunk(fd, &mut buf) {
                     Some(0) => self.worker_r = None,
                     Some(n) if !caller_gone => {
@@ -657,8 +655,9 @@ impl Live {
                     self.stdin_w = None;
                 }
             }
-            if ready(i_stdin_w) {
-                let fd = self.stdin_w.as_ref().expect("polled");
+            // The pipe may be gone since the poll: PID 1 ending in this same wake-up drops it (above). That is
+            // the usual end of a program that exits without reading its input, so it is no error.
+            if let Some(fd) = self.stdin_w.as_ref().filter(|_| ready(i_stdin_w)) {
                 match nix::unistd::write(fd, &pending_stdin) {
                     Ok(n) => {
                         pending_stdin.drain(..n);
