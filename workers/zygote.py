@@ -217,7 +217,24 @@ def _runbox_zygote():
         conn.sendmsg([b"pid"])
         if conn.recv(1) != b"\x01":
             os._exit(1)  # the jail went away before the sandbox was in its cgroup
-        conn.close()
+        # The jail keeps its end of the connection for its whole life, and this sandbox must not outlive it: we are
+        # not its child, so no parent-death signal can say it ended. The kernel sends SIGIO (waited for below with
+        # the other signals) when the connection changes; a hung-up connection means the jail is gone.
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGIO])
+        import fcntl
+        import select
+
+        lifeline = conn.detach()
+        fcntl.fcntl(lifeline, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(lifeline, fcntl.F_SETFL, fcntl.fcntl(lifeline, fcntl.F_GETFL) | os.O_ASYNC)
+        watch = select.poll()
+        watch.register(lifeline, select.POLLRDHUP)
+
+        def jail_gone():
+            return any(ev & (select.POLLHUP | select.POLLRDHUP | select.POLLERR) for _, ev in watch.poll(0))
+
+        if jail_gone():
+            os._exit(1)
         check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup namespace")
         os.setsid()
         drop_privileges()
@@ -238,7 +255,12 @@ def _runbox_zygote():
         write_line(report_w, "running")
         status = None
         while status is None:
-            sig = signal.sigwait([signal.SIGCHLD, signal.SIGINT])
+            sig = signal.sigwait([signal.SIGCHLD, signal.SIGINT, signal.SIGIO])
+            if sig == signal.SIGIO:
+                if jail_gone():
+                    # Ending PID 1 ends every process of its namespace.
+                    os._exit(1)
+                continue
             if sig == signal.SIGINT:
                 try:
                     os.kill(-1, signal.SIGINT)

@@ -8,6 +8,7 @@ pub mod compile_cache;
 mod error;
 mod execute;
 pub mod files;
+mod owner;
 pub mod paths;
 pub mod pools;
 mod request;
@@ -22,6 +23,7 @@ use std::sync::Mutex;
 
 pub use error::EngineError;
 pub use execute::{ExecEvent, Stage};
+pub use owner::Swept;
 pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
 pub use result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
 pub use runbox_lang::{Availability, Catalogue, CatalogueEntry, Language};
@@ -58,11 +60,16 @@ pub struct Engine {
     availability: Mutex<BTreeMap<String, Availability>>,
     compile_cache: compile_cache::CompileCache,
     pools: std::sync::Arc<pools::Pools>,
+    /// This engine's share of the data directory (see [`owner`]), held for its whole life.
+    _owner_lock: Option<std::fs::File>,
+    swept: Swept,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
+        // Before anything of ours runs: what a dead predecessor left in this data directory is swept.
+        let (owner_lock, swept) = owner::claim(&config.data_dir, &config.policy);
         let compile_cache = compile_cache::CompileCache::new(
             config.data_dir.join("cache").join("compile"),
             config.compile_cache_bytes,
@@ -95,7 +102,14 @@ impl Engine {
             availability: Mutex::new(BTreeMap::new()),
             compile_cache,
             pools,
+            _owner_lock: owner_lock,
+            swept,
         })
+    }
+
+    /// What was swept at start: the cgroups (with their processes) and workspaces a dead predecessor left.
+    pub fn swept(&self) -> Swept {
+        self.swept
     }
 
     /// Starts filling the warm pools in the background (servers call this; one-shot CLI runs do not).

@@ -155,3 +155,34 @@ impl Drop for Workspace {
         let _ = fs::remove_dir_all(&self.path);
     }
 }
+
+/// Sweeps what a dead predecessor left under these workspace directories (`runs/`, `sessions/`): first every
+/// process of its sandboxes, found through the cgroups named after the workspaces (a sandbox's cgroup is its
+/// workspace's name, or that name and `-` and a stage), then the groups, then the workspaces and their mounts.
+/// Returns (groups, workspaces) removed. Call it only where no live process owns workspaces under `parents`.
+pub fn sweep_leftovers(
+    parents: &[PathBuf],
+    cgroups: &crate::cgroup::CgroupHost,
+    cgroup_parent: &str,
+) -> (usize, usize) {
+    let names: Vec<String> = parents
+        .iter()
+        .filter_map(|p| fs::read_dir(p).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let groups = if names.is_empty() || !crate::probe::is_root() {
+        0
+    } else {
+        crate::cgroup::kill_leftovers(cgroups, cgroup_parent, |group| {
+            names.iter().any(|n| {
+                group
+                    .strip_prefix(n.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+            })
+        })
+    };
+    let workspaces = parents.iter().map(|p| remove_leftovers(p)).sum();
+    (groups, workspaces)
+}

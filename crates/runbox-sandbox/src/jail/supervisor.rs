@@ -64,6 +64,9 @@ pub struct Live {
     /// Pooled mode: one byte written here starts the program.
     pub(super) go_w: Option<OwnedFd>,
     pub(super) cgroup: Option<Cgroup>,
+    /// Held open for the jail's whole life; PID 1 learns from it closing that the jail is gone (see
+    /// `init::die_with_the_jail` and the zygote's child).
+    pub(super) _lifeline: OwnedFd,
     /// Set once PID 1 has ended: it can no longer be signalled.
     pub(super) reaped: bool,
 }
@@ -306,7 +309,8 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     }
     let pidfd = pidfd_open(pid1).map_err(abort)?;
     nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
-    drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, sync_w, workspace));
+    // `sync_w` stays open as long as this jail lives: PID 1 checks it to know the jail still exists.
+    drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, workspace));
     let worker_r = worker.map(|(r, w)| {
         drop(w);
         r
@@ -329,6 +333,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         worker_r,
         go_w,
         cgroup,
+        _lifeline: sync_w,
         reaped: false,
     })
 }
