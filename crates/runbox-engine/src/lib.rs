@@ -61,15 +61,13 @@ pub struct Engine {
     compile_cache: compile_cache::CompileCache,
     pools: std::sync::Arc<pools::Pools>,
     /// This engine's share of the data directory (see [`owner`]), held for its whole life.
-    _owner_lock: Option<std::fs::File>,
-    swept: Swept,
+    owner_lock: Option<std::fs::File>,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
-        // Before anything of ours runs: what a dead predecessor left in this data directory is swept.
-        let (owner_lock, swept) = owner::claim(&config.data_dir, &config.policy);
+        let owner_lock = owner::claim(&config.data_dir);
         let compile_cache = compile_cache::CompileCache::new(
             config.data_dir.join("cache").join("compile"),
             config.compile_cache_bytes,
@@ -102,14 +100,17 @@ impl Engine {
             availability: Mutex::new(BTreeMap::new()),
             compile_cache,
             pools,
-            _owner_lock: owner_lock,
-            swept,
+            owner_lock,
         })
     }
 
-    /// What was swept at start: the cgroups (with their processes) and workspaces a dead predecessor left.
-    pub fn swept(&self) -> Swept {
-        self.swept
+    /// When no other engine uses the data directory: ends every sandbox a dead predecessor left there and removes
+    /// its cgroups and workspaces (see [`owner`]). A server calls this once, before it runs anything.
+    pub fn sweep_leftovers(&self) -> Swept {
+        match &self.owner_lock {
+            Some(lock) => owner::sweep(lock, &self.config.data_dir, &self.config.policy),
+            None => Swept::default(),
+        }
     }
 
     /// Starts filling the warm pools in the background (servers call this; one-shot CLI runs do not).

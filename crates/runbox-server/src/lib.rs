@@ -68,9 +68,9 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
         pools: config.pools.clone(),
     })
     .map_err(|e| e.to_string())?;
-    // The engine swept what a killed predecessor left (its sandboxes' processes, cgroups and workspaces) before
-    // anything runs again, in particular before interrupted async jobs are run again below.
-    let swept = engine.swept();
+    // What a killed predecessor left (its sandboxes' processes, cgroups and workspaces) goes before anything runs
+    // again, in particular before interrupted async jobs are run again below.
+    let swept = engine.sweep_leftovers();
     if swept != runbox_engine::Swept::default() {
         tracing::info!(
             cgroups = swept.cgroups,
