@@ -176,13 +176,33 @@ pub fn sweep_leftovers(
         0
     } else {
         crate::cgroup::kill_leftovers(cgroups, cgroup_parent, |group| {
-            names.iter().any(|n| {
-                group
-                    .strip_prefix(n.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
-            })
+            names.iter().any(|n| is_group_of(group, n))
         })
     };
     let workspaces = parents.iter().map(|p| remove_leftovers(p)).sum();
     (groups, workspaces)
+}
+
+/// Whether the cgroup named `group` belongs to the workspace named `workspace`: the sandbox's id is the
+/// workspace's name, or that name, `-` and a stage (`r…-c`, `r…-r`, `r…-t0`).
+fn is_group_of(group: &str, workspace: &str) -> bool {
+    group
+        .strip_prefix(workspace)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_group_of;
+
+    #[test]
+    fn a_cgroup_belongs_to_the_workspace_it_is_named_after() {
+        assert!(is_group_of("wab12", "wab12"));
+        assert!(is_group_of("r7-18ec-0-c", "r7-18ec-0"));
+        assert!(is_group_of("r7-18ec-0-r", "r7-18ec-0"));
+        // Another run whose id merely starts with the same characters is not this one's.
+        assert!(!is_group_of("r7-18ec-01-r", "r7-18ec-0"));
+        assert!(!is_group_of("wab123", "wab12"));
+        assert!(!is_group_of("wab", "wab12"));
+    }
 }
