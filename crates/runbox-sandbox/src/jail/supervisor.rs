@@ -484,6 +484,9 @@ impl Live {
                 .as_ref()
                 .filter(|_| !pending_stdin.is_empty())
                 .map(|fd| push(fd.as_raw_fd(), libc::POLLOUT));
+            // Our stdout reports an error once its reader (the caller) is gone, even while the program is silent:
+            // a caller that died (a server killed outright) must not leave its run going on for nobody.
+            let i_caller = (!caller_gone).then(|| push(out.as_raw_fd(), 0));
             let timeout_ms = match wait {
                 Some(w) => w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 > 0),
                 None => -1,
@@ -494,6 +497,15 @@ impl Live {
                 continue; // EINTR
             }
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
+
+            if ready(i_caller) {
+                caller_gone = true;
+                if stop.is_none() && pid1_status.is_none() {
+                    stop = Some(StopReason::Cancelled);
+                    self.kill_all();
+                    killed = true;
+                }
+            }
 
             if ready(Some(i_sig)) {
                 let info = self.sigfd.read_signal().ok().flatten();
