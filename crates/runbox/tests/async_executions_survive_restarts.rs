@@ -378,6 +378,34 @@ async fn a_run_ends_as_soon_as_its_server_is_killed() {
     .await;
 }
 
+/// A cold run's jail killed outright (SIGKILL, nothing of its own clean-up runs): the sandbox's PID 1 dies with it
+/// (its parent-death signal), and with PID 1 everything in the sandbox. The server reports the run as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ends_when_its_jail_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("runbox-orphan-jail-{}", std::process::id());
+    let server = Server::start(dir.path(), &[]);
+    let code = format!("exec {{'sleep'}} '{marker}', '300';");
+    let location = submit(
+        &server,
+        None,
+        json!({"language": "perl", "code": code, "timeout_ms": 30000}),
+    )
+    .await;
+    let sleeper = started(&marker).await;
+    let pid1 = parent_of(sleeper.0).expect("the sandbox's PID 1");
+    let jail = jail_watching(&server, pid1).expect("the run's jail");
+    signal(jail, libc::SIGKILL);
+    within(2, "the run ends with its jail", async {
+        while !still_running(&[sleeper]).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let view = server.poll_job(&location, None, 10, is_done).await;
+    assert!(view["result"].is_null() && !view["error"].is_null(), "{view}");
+}
+
 /// What a killed server left running — here a run whose jail is stopped, so that it cannot end the run itself (as
 /// a hung jail, or one of an older runbox, would not) — is ended by the next server on the same data directory,
 /// with its cgroup and workspace removed, before that server serves or re-runs anything: then exactly one copy of
