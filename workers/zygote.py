@@ -1,6 +1,7 @@
-# The zygote of a warm pool (run with `python3 -u -c` in a jail of its own, in zygote mode): a pre-initialised
-# interpreter that clones one child per sandbox, so that a sandbox costs a clone instead of an interpreter's
-# start-up and a fresh root filesystem.
+# The zygote of a warm pool (run as `python3 -u /workspace/.runbox/zygote.py [PRELUDE]` in a jail of its own, in
+# zygote mode; files rather than `-c` so that process listings stay short): a pre-initialised interpreter that
+# clones one child per sandbox, so that a sandbox costs a clone instead of an interpreter's start-up and a fresh
+# root filesystem.
 #
 # It never runs user code. It accepts connections on /workspace/zygote.sock from the host's per-run jails; each
 # brings one request (a JSON header and six descriptors: the run's workspace as a detached mount, the program's
@@ -10,9 +11,9 @@
 # it) and waits until the jail has moved it into the run's cgroup. Then it drops every capability, applies Landlock
 # (rules the jail's PID 1 wrote to fd 6, built here on the child's own mounts) and the seccomp filter (compiled by
 # the jail, read from fd 5), and only then starts the program in a child of its own: the pooled Python prelude
-# in-process (argv[1] of the zygote), or `execve` of the request's argv for every other language. From there it
-# behaves like the jail's own PID 1: it reports `running`, forwards SIGINT, reaps, reports how the program ended,
-# kills what is left and reports `reaped`.
+# in-process (the file argv[1] of the zygote names), or `execve` of the request's argv for every other language.
+# From there it behaves like the jail's own PID 1: it reports `running`, forwards SIGINT, reaps, reports how the
+# program ended, kills what is left and reports `reaped`; and it ends the sandbox if its jail goes away.
 #
 # Kernel interfaces Python does not wrap are called through ctypes; every failure is reported to the jail as
 # `error <message>` and ends the child.
@@ -92,7 +93,12 @@ def _runbox_zygote():
         os.close(6)
     except OSError:
         landlock = None
-    inproc_prelude = compile(sys.argv[1], "<string>", "exec") if len(sys.argv) > 1 else None
+    # The in-process prelude, from the file argv[1] names; compiled as `<string>`, the name it filters from
+    # tracebacks.
+    inproc_prelude = None
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "rb") as f:
+            inproc_prelude = compile(f.read(), "<string>", "exec")
     main = sys.modules["__main__"].__dict__
 
     def write_line(fd, text):
@@ -217,7 +223,24 @@ def _runbox_zygote():
         conn.sendmsg([b"pid"])
         if conn.recv(1) != b"\x01":
             os._exit(1)  # the jail went away before the sandbox was in its cgroup
-        conn.close()
+        # The jail keeps its end of the connection for its whole life, and this sandbox must not outlive it: we are
+        # not its child, so no parent-death signal can say it ended. The kernel sends SIGIO (waited for below with
+        # the other signals) when the connection changes; a hung-up connection means the jail is gone.
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGIO])
+        import fcntl
+        import select
+
+        lifeline = conn.detach()
+        fcntl.fcntl(lifeline, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(lifeline, fcntl.F_SETFL, fcntl.fcntl(lifeline, fcntl.F_GETFL) | os.O_ASYNC)
+        watch = select.poll()
+        watch.register(lifeline, select.POLLRDHUP)
+
+        def jail_gone():
+            return any(ev & (select.POLLHUP | select.POLLRDHUP | select.POLLERR) for _, ev in watch.poll(0))
+
+        if jail_gone():
+            os._exit(1)
         check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup namespace")
         os.setsid()
         drop_privileges()
@@ -238,7 +261,12 @@ def _runbox_zygote():
         write_line(report_w, "running")
         status = None
         while status is None:
-            sig = signal.sigwait([signal.SIGCHLD, signal.SIGINT])
+            sig = signal.sigwait([signal.SIGCHLD, signal.SIGINT, signal.SIGIO])
+            if sig == signal.SIGIO:
+                if jail_gone():
+                    # Ending PID 1 ends every process of its namespace.
+                    os._exit(1)
+                continue
             if sig == signal.SIGINT:
                 try:
                     os.kill(-1, signal.SIGINT)

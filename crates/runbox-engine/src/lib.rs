@@ -9,6 +9,7 @@ pub mod data_dir;
 mod error;
 mod execute;
 pub mod files;
+mod owner;
 pub mod paths;
 pub mod pools;
 mod request;
@@ -24,6 +25,7 @@ use std::sync::Mutex;
 
 pub use error::EngineError;
 pub use execute::{ExecEvent, Stage};
+pub use owner::Swept;
 pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
 pub use result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
 pub use runbox_lang::{Availability, Catalogue, CatalogueEntry, Language};
@@ -60,6 +62,8 @@ pub struct Engine {
     availability: Mutex<BTreeMap<String, Availability>>,
     compile_cache: compile_cache::CompileCache,
     pools: std::sync::Arc<pools::Pools>,
+    /// This engine's share of the data directory (see [`owner`]), held for its whole life.
+    owner_lock: Option<std::fs::File>,
 }
 
 impl Engine {
@@ -71,6 +75,7 @@ impl Engine {
             )
         })?;
         let catalogue = Catalogue::load(config.languages_dir.as_deref())?;
+        let owner_lock = owner::claim(&config.data_dir);
         let compile_cache = compile_cache::CompileCache::new(
             config.data_dir.join("cache").join("compile"),
             config.compile_cache_bytes,
@@ -103,7 +108,17 @@ impl Engine {
             availability: Mutex::new(BTreeMap::new()),
             compile_cache,
             pools,
+            owner_lock,
         })
+    }
+
+    /// When no other engine uses the data directory: ends every sandbox a dead predecessor left there and removes
+    /// its cgroups and workspaces (see [`owner`]). A server calls this once, before it runs anything.
+    pub fn sweep_leftovers(&self) -> Swept {
+        match &self.owner_lock {
+            Some(lock) => owner::sweep(lock, &self.config.data_dir, &self.config.policy),
+            None => Swept::default(),
+        }
     }
 
     /// Starts filling the warm pools in the background (servers call this; one-shot CLI runs do not).

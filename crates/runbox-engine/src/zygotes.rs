@@ -18,9 +18,11 @@ use runbox_sandbox::{
 };
 
 const ZYGOTE: &str = include_str!("../../../workers/zygote.py");
-/// The Python program a zygote runs in each child in-process (its argv[1]).
+/// The Python program a zygote runs in each child in-process (the file its argv[1] names).
 const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
 const PYTHON: &str = "/usr/bin/python3";
+/// Where in its workspace a zygote finds its programs.
+const ARTEFACTS: &str = crate::paths::ARTEFACT_DIR_NAME;
 /// How long a zygote may take to announce itself.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a language waits after its zygote failed before trying again.
@@ -163,9 +165,18 @@ impl Zygotes {
         let id = crate::jobs_id("z");
         let owner = Some(self.policy.host_uid);
         let workspace = Workspace::create(&self.dir, &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
-        let mut argv: Vec<String> = vec![PYTHON.into(), "-u".into(), "-c".into(), ZYGOTE.into()];
+        // The programs are files in the zygote's workspace, not `-c` arguments: a process listing shows a short
+        // command line (`python3 -u /workspace/.runbox/zygote.py ...`) for the zygote and every child it forks.
+        let file = |name: &str, content: &str| -> Result<String, String> {
+            let relative = Path::new(ARTEFACTS).join(name);
+            workspace
+                .write_file(&relative, content.as_bytes())
+                .map_err(|e| e.to_string())?;
+            Ok(format!("/workspace/{}", relative.display()))
+        };
+        let mut argv: Vec<String> = vec![PYTHON.into(), "-u".into(), file("zygote.py", ZYGOTE)?];
         if in_process(lang) {
-            argv.push(PYTHON_PRELUDE.into());
+            argv.push(file("python_pooled.py", PYTHON_PRELUDE)?);
         }
         let spec = SandboxSpec {
             id,

@@ -161,3 +161,54 @@ impl Drop for Workspace {
         let _ = fs::remove_dir_all(&self.path);
     }
 }
+
+/// Sweeps what a dead predecessor left under these workspace directories (`runs/`, `sessions/`): first every
+/// process of its sandboxes, found through the cgroups named after the workspaces (a sandbox's cgroup is its
+/// workspace's name, or that name and `-` and a stage), then the groups, then the workspaces and their mounts.
+/// Returns (groups, workspaces) removed. Call it only where no live process owns workspaces under `parents`.
+pub fn sweep_leftovers(
+    parents: &[PathBuf],
+    cgroups: &crate::cgroup::CgroupHost,
+    cgroup_parent: &str,
+) -> (usize, usize) {
+    let names: Vec<String> = parents
+        .iter()
+        .filter_map(|p| fs::read_dir(p).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let groups = if names.is_empty() || !crate::probe::is_root() {
+        0
+    } else {
+        crate::cgroup::kill_leftovers(cgroups, cgroup_parent, |group| {
+            names.iter().any(|n| is_group_of(group, n))
+        })
+    };
+    let workspaces = parents.iter().map(|p| remove_leftovers(p)).sum();
+    (groups, workspaces)
+}
+
+/// Whether the cgroup named `group` belongs to the workspace named `workspace`: the sandbox's id is the
+/// workspace's name, or that name, `-` and a stage (`r…-c`, `r…-r`, `r…-t0`).
+fn is_group_of(group: &str, workspace: &str) -> bool {
+    group
+        .strip_prefix(workspace)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_group_of;
+
+    #[test]
+    fn a_cgroup_belongs_to_the_workspace_it_is_named_after() {
+        assert!(is_group_of("wab12", "wab12"));
+        assert!(is_group_of("r7-18ec-0-c", "r7-18ec-0"));
+        assert!(is_group_of("r7-18ec-0-r", "r7-18ec-0"));
+        // Another run whose id merely starts with the same characters is not this one's.
+        assert!(!is_group_of("r7-18ec-01-r", "r7-18ec-0"));
+        assert!(!is_group_of("wab123", "wab12"));
+        assert!(!is_group_of("wab", "wab12"));
+    }
+}

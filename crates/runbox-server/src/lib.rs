@@ -73,13 +73,15 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
         pools: config.pools.clone(),
     })
     .map_err(|e| e.to_string())?;
-    // The data directory belongs to one server: workspaces a killed predecessor left are unmounted and removed.
-    let leftovers: usize = ["runs", "sessions"]
-        .iter()
-        .map(|d| runbox_sandbox::workspace::remove_leftovers(&config.data_dir.join(d)))
-        .sum();
-    if leftovers > 0 {
-        tracing::info!(leftovers, "removed workspaces left by a server that did not shut down");
+    // What a killed predecessor left (its sandboxes' processes, cgroups and workspaces) goes before anything runs
+    // again, in particular before interrupted async jobs are run again below.
+    let swept = engine.sweep_leftovers();
+    if swept != runbox_engine::Swept::default() {
+        tracing::info!(
+            cgroups = swept.cgroups,
+            workspaces = swept.workspaces,
+            "swept the sandboxes left by a server that did not shut down"
+        );
     }
     let jobs = jobs::JobStore::open(&config.data_dir.join("runbox.sqlite3")).map_err(|e| e.to_string())?;
     let requeued = jobs.requeue_interrupted().map_err(|e| e.to_string())?;

@@ -268,3 +268,251 @@ async fn a_callback_receives_the_finished_record() {
     // It is the record the API shows.
     assert_eq!(server.get(&location).await.expect(200), record);
 }
+
+/// Waits until the python and bash pools hold sandboxes their zygotes forked.
+async fn wait_for_zygote_sandboxes(server: &Server) {
+    within(60, "zygote-built warm sandboxes", async {
+        loop {
+            let health = server.get("/health").await.expect(200);
+            let pools = health["pools"].as_array().cloned().unwrap_or_default();
+            let ready = |lang: &str| {
+                pools
+                    .iter()
+                    .any(|p| p["language"] == lang && p["zygote"] == "running" && p["ready"].as_u64() > Some(0))
+            };
+            if ready("python") && ready("bash") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// The most copies of `marker` seen at once until the job at `location` is done; returns that and the job's view.
+async fn copies_until_done(server: &Server, location: &str, marker: &str, secs: u64) -> (usize, Value) {
+    let mut most = 0;
+    let view = within(secs, "the re-run job", async {
+        loop {
+            most = most.max(processes_named(marker).len());
+            let view = server.get(location).await.expect(200);
+            if is_done(&view) {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    (most, view)
+}
+
+/// Waits until a process named `marker` runs and returns it as (pid, start time).
+async fn started(marker: &str) -> (u32, u64) {
+    within(20, "the sleeper starts", async {
+        loop {
+            if let Some(&pid) = processes_named(marker).first() {
+                if let Some(&(_, _, start)) = processes().iter().find(|p| p.0 == pid) {
+                    return (pid, start);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// The server SIGKILLed with its whole process group (jails included) mid-run: every process it started ends at
+/// once — the run's own (its jail's PID 1 dies with its jail), the zygotes and every sandbox they forked (each
+/// ends with its jail's connection) — so nothing outlives its limits. The restarted server runs the interrupted
+/// job again, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_with_its_process_group_leaves_no_sandbox_and_its_job_runs_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("runbox-orphan-group-{}", std::process::id());
+    let mut first = Server::start_in_own_group(dir.path(), &[]);
+    wait_for_zygote_sandboxes(&first).await;
+    let code = format!("exec -a {marker} sleep 300");
+    let location = submit(
+        &first,
+        None,
+        json!({"language": "bash", "code": code, "timeout_ms": 3000}),
+    )
+    .await;
+    let sleeper = started(&marker).await;
+    let run_started = std::time::Instant::now();
+    let descendants = first.descendants();
+    assert!(
+        descendants.len() > 10,
+        "zygotes, warm sandboxes and the run: {descendants:?}"
+    );
+
+    first.kill_group();
+    // Well within the run's limit plus a second: nothing the server started is left.
+    let left = within(10, "every process of the killed server ends", async {
+        loop {
+            let left = still_running(&descendants);
+            if left.is_empty() || run_started.elapsed() > Duration::from_secs(3 + 1) {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        left.is_empty(),
+        "still running after the server's group was killed: {left:?}"
+    );
+    assert!(processes_named(&marker).is_empty());
+
+    let second = Server::start(dir.path(), &[]);
+    let (copies, view) = copies_until_done(&second, &location, &marker, 30).await;
+    assert_eq!(copies, 1, "the re-run job ran {copies} copies at once");
+    assert_eq!(view["result"]["status"], "timeout", "{view}");
+    assert!(still_running(&[sleeper]).is_empty());
+}
+
+/// The server's process (a descendant) holding a pidfd of `pid`: the jail of the sandbox whose PID 1 that is.
+fn jail_watching(server: &Server, pid: u32) -> Option<u32> {
+    let wanted = format!("Pid:\t{pid}\n");
+    server.descendants().into_iter().map(|(p, _)| p).find(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fdinfo"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_to_string(fd.path()).is_ok_and(|info| info.contains(&wanted)))
+    })
+}
+
+/// The parent pid of `pid`.
+fn parent_of(pid: u32) -> Option<u32> {
+    processes().into_iter().find(|p| p.0 == pid).map(|p| p.1)
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) on a process this test found and checked; no memory is passed.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0, "signal {pid}");
+}
+
+/// The server alone SIGKILLed while a silent cold run (Perl, no pool) sleeps under a 30 s limit: its jail sees its
+/// caller gone and ends the run at once, rather than keeping it to its limit for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ends_as_soon_as_its_server_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("runbox-orphan-caller-{}", std::process::id());
+    let mut first = Server::start(dir.path(), &[]);
+    let code = format!("exec {{'sleep'}} '{marker}', '300';");
+    submit(
+        &first,
+        None,
+        json!({"language": "perl", "code": code, "timeout_ms": 30000}),
+    )
+    .await;
+    let sleeper = started(&marker).await;
+    first.kill();
+    within(2, "the run ends with its server", async {
+        while !still_running(&[sleeper]).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// A cold run's jail killed outright (SIGKILL, nothing of its own clean-up runs): the sandbox's PID 1 dies with it
+/// (its parent-death signal), and with PID 1 everything in the sandbox. The server reports the run as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ends_when_its_jail_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("runbox-orphan-jail-{}", std::process::id());
+    let server = Server::start(dir.path(), &[]);
+    let code = format!("exec {{'sleep'}} '{marker}', '300';");
+    let location = submit(
+        &server,
+        None,
+        json!({"language": "perl", "code": code, "timeout_ms": 30000}),
+    )
+    .await;
+    let sleeper = started(&marker).await;
+    let pid1 = parent_of(sleeper.0).expect("the sandbox's PID 1");
+    let jail = jail_watching(&server, pid1).expect("the run's jail");
+    signal(jail, libc::SIGKILL);
+    within(2, "the run ends with its jail", async {
+        while !still_running(&[sleeper]).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let view = server.poll_job(&location, None, 10, is_done).await;
+    assert!(view["result"].is_null() && !view["error"].is_null(), "{view}");
+}
+
+/// What a killed server left running — here a run whose jail is stopped, so that it cannot end the run itself (as
+/// a hung jail, or one of an older runbox, would not) — is ended by the next server on the same data directory,
+/// with its cgroup and workspace removed, before that server serves or re-runs anything: then exactly one copy of
+/// the job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_ends_what_a_killed_predecessor_left_running_before_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("runbox-orphan-alone-{}", std::process::id());
+    let mut first = Server::start(dir.path(), &[]);
+    let code = format!("exec {{'sleep'}} '{marker}', '300';");
+    let location = submit(
+        &first,
+        None,
+        json!({"language": "perl", "code": code, "timeout_ms": 30000}),
+    )
+    .await;
+    let sleeper = started(&marker).await;
+    let jail = parent_of(sleeper.0)
+        .and_then(|pid1| jail_watching(&first, pid1))
+        .expect("the run's jail");
+    let runs_dir = dir.path().join("runs");
+    let left_workspaces: Vec<_> = std::fs::read_dir(&runs_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    signal(jail, libc::SIGSTOP);
+    first.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        still_running(&[sleeper]),
+        vec![sleeper],
+        "the orphaned run should still be running"
+    );
+
+    let second = Server::start(dir.path(), &[]);
+    // By the time the server listens, the predecessor's run is gone, with its workspaces and their mounts.
+    let gone = still_running(&[sleeper]).is_empty();
+    signal(jail, libc::SIGCONT);
+    assert!(gone, "the orphaned run survived the restart");
+    for ws in &left_workspaces {
+        assert!(!ws.exists(), "{} was left behind", ws.display());
+    }
+    let cgroups = runbox_sandbox::cgroup::detect();
+    for root in [cgroups.v2_mount, cgroups.v1_pids, cgroups.v1_memory]
+        .into_iter()
+        .flatten()
+    {
+        for ws in &left_workspaces {
+            let name = ws.file_name().unwrap().to_string_lossy().into_owned();
+            let groups: Vec<_> = std::fs::read_dir(root.join("runbox"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|g| g.file_name().to_string_lossy().starts_with(&name))
+                .collect();
+            assert!(groups.is_empty(), "cgroups of {name} left behind: {groups:?}");
+        }
+    }
+    // The job runs again: one copy, the new one.
+    let rerun = started(&marker).await;
+    assert_ne!(rerun, sleeper);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(processes_named(&marker), vec![rerun.0]);
+    second.delete(&location).await.expect(200);
+    second
+        .poll_job(&location, None, 10, |v| {
+            v["status"] == "cancelled" && !v["result"].is_null()
+        })
+        .await;
+}

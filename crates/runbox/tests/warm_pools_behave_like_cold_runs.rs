@@ -280,3 +280,52 @@ fn a_language_without_its_runtime_gets_no_pool() {
         .unwrap_err();
     assert_eq!(err.code(), "language_unavailable");
 }
+
+/// A program that exits without reading the stdin it was given is an ordinary run, never a lost one. The jail used
+/// to panic (and so end without a report) when PID 1 ended in the same wake-up in which the stdin pipe became
+/// writable: about one warm run in fifty, four at a time. 1000 runs over pooled (Python in the zygote's interpreter,
+/// Bash) and cold (Perl) sandboxes, four at a time, must all succeed.
+#[test]
+fn a_program_that_ignores_its_stdin_never_loses_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_ready(&e, "python");
+    wait_ready(&e, "bash");
+    let cases = [
+        ("python", "print(1)"),
+        ("python", "print(1)"),
+        ("bash", "echo 1"),
+        ("bash", "echo 1"),
+        ("perl", "print \"1\\n\";"),
+    ];
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= 1000 {
+                    return;
+                }
+                let (lang, code) = cases[i % cases.len()];
+                let mut r = req(lang, code);
+                r.stdin = b"xxxxxxxxxx".to_vec();
+                match e.execute(&r, None, &CancelToken::new(), &mut |_| {}) {
+                    Ok(out) if out.status == ExecutionStatus::Ok && out.stdout == "1\n" => {}
+                    Ok(out) => failures.lock().unwrap().push(format!("{lang}: {out:?}")),
+                    Err(err) => failures.lock().unwrap().push(format!("{lang}: {err}")),
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of 1000 runs failed in {:?}, first: {:#?}",
+        failures.len(),
+        started.elapsed(),
+        &failures[..failures.len().min(3)]
+    );
+    assert!(hits(&e, "python") > 0 && hits(&e, "bash") > 0, "{:?}", e.pool_stats());
+}

@@ -88,7 +88,7 @@ fn zygote_pid(engine: &Engine, lang: &str) -> u32 {
     let init = children(jail)[0];
     children(init)
         .into_iter()
-        .find(|&p| cmdline(p).contains("The zygote of a warm pool"))
+        .find(|&p| cmdline(p).contains("zygote.py"))
         .expect("the zygote under its jail's PID 1")
 }
 
@@ -281,4 +281,120 @@ fn the_zygote_never_runs_user_code() {
         resident(&memory_after) < resident(&memory_before) + 256,
         "the zygote grew: {memory_before} -> {memory_after}"
     );
+}
+
+/// The zygote runs its program from a file, not from a `-c` argument: `ps` shows a short, readable command line for
+/// it and for every sandbox it forks (a fork keeps its parent's command line).
+#[test]
+fn the_zygote_and_its_children_show_a_short_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_for_zygote(&e, "python");
+    let zygote = zygote_pid(&e, "python");
+    assert_eq!(
+        cmdline(zygote),
+        "/usr/bin/python3 -u /workspace/.runbox/zygote.py /workspace/.runbox/python_pooled.py "
+    );
+    std::thread::scope(|s| {
+        let sleeper = s.spawn(|| run(&e, "python", "import time\ntime.sleep(1.5)\nprint('done')"));
+        std::thread::sleep(Duration::from_millis(800));
+        let mut todo = children(zygote);
+        assert!(!todo.is_empty(), "no sandbox under the zygote");
+        while let Some(pid) = todo.pop() {
+            todo.extend(children(pid));
+            let line = cmdline(pid);
+            assert!(line.len() < 200, "process {pid} shows a long command line: {line:.300}");
+        }
+        assert_eq!(ok(&sleeper.join().unwrap()), "done\n");
+    });
+}
+
+/// Host processes whose command line contains `marker`, as (pid, parent pid).
+fn processes_named(marker: &str) -> Vec<(u32, u32)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if !cmdline(pid).contains(marker) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            found.push((pid, ppid));
+        }
+    }
+    found
+}
+
+/// The jail (a child of this test process) that holds a pidfd of `pid`.
+fn jail_watching(pid: u32) -> Option<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let jail: u32 = entry.file_name().to_string_lossy().parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{jail}/stat")).ok()?;
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1))?;
+        if ppid != me {
+            return None;
+        }
+        let fds = std::fs::read_dir(format!("/proc/{jail}/fdinfo")).ok()?;
+        let wanted = format!("Pid:\t{pid}\n");
+        fds.flatten()
+            .any(|fd| std::fs::read_to_string(fd.path()).is_ok_and(|info| info.contains(&wanted)))
+            .then_some(jail)
+    })
+}
+
+/// A sandbox forked by the zygote is not its jail's child, yet it ends with its jail: killed outright (as a killed
+/// server's process group would be), the jail takes the run with it at once, and the zygote lives on.
+#[test]
+fn a_sandbox_forked_by_the_zygote_ends_when_its_jail_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_for_zygote(&e, "bash");
+    let bash_zygote = |e: &Engine| e.zygote_pids().into_iter().find(|(l, _)| l == "bash");
+    let zygote = bash_zygote(&e).expect("the bash zygote");
+    let marker = format!("runbox-jail-lifeline-{}", std::process::id());
+    std::thread::scope(|s| {
+        let code = format!("exec -a {marker} sleep 60");
+        let run = s.spawn(|| {
+            let req = ExecuteRequest {
+                language: "bash".into(),
+                code: Some(code),
+                ..Default::default()
+            };
+            e.execute(&req, None, &CancelToken::new(), &mut |_| {})
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (sleeper, pid1) = loop {
+            if let Some(&found) = processes_named(&marker).first() {
+                break found;
+            }
+            assert!(Instant::now() < deadline, "the sleeper never started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let jail = jail_watching(pid1).expect("the run's jail");
+        assert!(
+            !e.zygote_pids().iter().any(|&(_, z)| z == jail),
+            "that is a zygote's jail"
+        );
+        // SAFETY: kill(2) on a jail this process started, found by its pidfd of the sandbox's PID 1.
+        assert_eq!(unsafe { libc::kill(jail as libc::pid_t, libc::SIGKILL) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while processes_named(&marker).iter().any(|&(p, _)| p == sleeper) {
+            assert!(Instant::now() < deadline, "the run outlived its jail by 2 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let outcome = run.join().unwrap();
+        assert!(
+            outcome.is_err(),
+            "a run whose jail was killed has no result: {outcome:?}"
+        );
+    });
+    assert_eq!(bash_zygote(&e), Some(zygote), "the zygote was replaced");
+    assert_eq!(ok(&run(&e, "bash", "echo still serving")), "still serving\n");
 }

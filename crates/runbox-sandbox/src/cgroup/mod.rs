@@ -255,6 +255,35 @@ pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
     removed
 }
 
+/// Kills every process in the groups under `parent` (in every hierarchy) whose name `left_behind` picks, and
+/// removes those groups: what jails killed outright left, swept by the next owner of their runs. Returns how many
+/// groups were removed.
+pub fn kill_leftovers(host: &CgroupHost, parent: &str, left_behind: impl Fn(&str) -> bool) -> usize {
+    let roots = [&host.v2_mount, &host.v1_pids, &host.v1_memory, &host.v1_cpuacct];
+    let mut removed = 0;
+    for root in roots.into_iter().flatten() {
+        let Ok(entries) = fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir || !left_behind(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            let dir = entry.path();
+            // v2 ends the whole group at once; v1 (and a v2 without cgroup.kill) one listed process at a time.
+            let kill = dir.join("cgroup.kill");
+            if kill.exists() {
+                let _ = write_file(&kill, "1");
+            }
+            kill_procs_until_empty(&dir);
+            remove_dir(&dir);
+            removed += usize::from(!dir.exists());
+        }
+    }
+    removed
+}
+
 /// Pids listed in a `cgroup.procs` file.
 fn procs(dir: &Path) -> Vec<i32> {
     fs::read_to_string(dir.join("cgroup.procs"))

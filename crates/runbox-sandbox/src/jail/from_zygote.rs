@@ -6,7 +6,8 @@
 //! host's workspace mount, so files written on either side are the same files). The zygote forks a child that
 //! builds fresh namespaces around itself; its PID 1 sends one message, to which the kernel attaches its pid as
 //! this jail sees it (SO_PASSCRED), and waits. The jail moves that process into the run's cgroup and only then
-//! releases it: nothing of the sandbox can run outside the cgroup.
+//! releases it: nothing of the sandbox can run outside the cgroup. The connection stays open for the jail's life:
+//! the child is not the jail's child (no parent-death signal can tie them), so it ends when the connection closes.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -108,6 +109,8 @@ pub(super) fn start(
         worker_r: None,
         go_w: Some(go_w),
         cgroup,
+        // The child's PID 1 watches this connection: when it closes (this jail ended, however), the sandbox ends.
+        _lifeline: conn,
         reaped: false,
     })
 }

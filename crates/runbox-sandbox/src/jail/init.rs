@@ -85,8 +85,8 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
         exit(1); // the supervisor went away; nobody to report to
     }
     // SAFETY: closing descriptors this process owns and no longer needs; the supervisor keeps its own copies.
+    // (`sync_r` stays open until the parent-death signal is armed, below.)
     unsafe {
-        libc::close(ctx.sync_r);
         for &fd in &ctx.supervisor_fds {
             libc::close(fd);
         }
@@ -124,6 +124,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid: {e}"))?;
     let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
     caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| format!("raise capabilities: {e}"))?;
+    die_with_the_jail(ctx.sync_r)?;
 
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     nix::unistd::sethostname("runbox").map_err(|e| format!("sethostname: {e}"))?;
@@ -145,6 +146,31 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
         ForkResult::Child => exec_program(ctx),
         ForkResult::Parent { child } => Ok(child),
     }
+}
+
+/// Arms SIGKILL for when the jail (our parent) ends, so that no sandbox outlives the process that enforces its
+/// limits and reports on it, whatever killed that process. PID 1 dying ends its whole PID namespace. The kernel
+/// clears this signal whenever the effective ids change, so it is armed after the last such change (`setresuid`).
+/// The jail keeps the sync pipe's write end for its whole life: if it already ended before the signal was armed,
+/// the pipe shows it (hung up), and PID 1 ends here instead.
+fn die_with_the_jail(sync_r: RawFd) -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    let armed = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    check(armed, "PR_SET_PDEATHSIG")?;
+    let mut fds = [libc::pollfd {
+        fd: sync_r,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: `fds` is a valid one-element array for the duration of the call; `sync_r` is ours to close.
+    unsafe {
+        let n = libc::poll(fds.as_mut_ptr(), 1, 0);
+        libc::close(sync_r);
+        if n != 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            exit(1); // the jail is gone: nobody to report to
+        }
+    }
+    Ok(())
 }
 
 /// Drops every capability from every set, forbids gaining new ones, and hides PID 1 from same-uid tracing.

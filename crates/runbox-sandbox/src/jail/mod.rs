@@ -50,7 +50,7 @@ pub fn main() -> i32 {
             Err(e) => (JailReport::sandbox_error(format!("jail: invalid spec: {e}")), None),
             Ok(spec) => match spec.validate() {
                 Err(e) => (JailReport::sandbox_error(format!("jail: invalid spec: {e}")), None),
-                Ok(()) => supervisor::run(&spec, &mut output),
+                Ok(()) => supervise(&spec, &mut output),
             },
         },
     };
@@ -62,6 +62,19 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(_) => 1,
     }
+}
+
+/// Runs the sandbox; a bug in the supervisor (a panic) still ends in a report that says so, after the unwinding
+/// has killed the sandbox, rather than in a jail that vanishes without one.
+fn supervise(spec: &SandboxSpec, output: &mut File) -> (JailReport, Option<supervisor::Live>) {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervisor::run(spec, output))).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        (JailReport::sandbox_error(format!("jail: internal error: {what}")), None)
+    })
 }
 
 /// Ignores SIGPIPE for the whole process: the jail learns about closed pipes from EPIPE instead of dying.

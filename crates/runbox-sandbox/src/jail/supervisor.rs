@@ -64,6 +64,9 @@ pub struct Live {
     /// Pooled mode: one byte written here starts the program.
     pub(super) go_w: Option<OwnedFd>,
     pub(super) cgroup: Option<Cgroup>,
+    /// Held open for the jail's whole life; PID 1 learns from it closing that the jail is gone (see
+    /// `init::die_with_the_jail` and the zygote's child).
+    pub(super) _lifeline: OwnedFd,
     /// Set once PID 1 has ended: it can no longer be signalled.
     pub(super) reaped: bool,
 }
@@ -318,7 +321,8 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     }
     let pidfd = pidfd_open(pid1).map_err(abort)?;
     nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
-    drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, sync_w, workspace));
+    // `sync_w` stays open as long as this jail lives: PID 1 checks it to know the jail still exists.
+    drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, workspace));
     let worker_r = worker.map(|(r, w)| {
         drop(w);
         r
@@ -341,6 +345,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         worker_r,
         go_w,
         cgroup,
+        _lifeline: sync_w,
         reaped: false,
     })
 }
@@ -491,6 +496,9 @@ impl Live {
                 .as_ref()
                 .filter(|_| !pending_stdin.is_empty())
                 .map(|fd| push(fd.as_raw_fd(), libc::POLLOUT));
+            // Our stdout reports an error once its reader (the caller) is gone, even while the program is silent:
+            // a caller that died (a server killed outright) must not leave its run going on for nobody.
+            let i_caller = (!caller_gone).then(|| push(out.as_raw_fd(), 0));
             let timeout_ms = match wait {
                 Some(w) => w.as_millis().min(i32::MAX as u128) as i32 + i32::from(w.subsec_micros() % 1000 > 0),
                 None => -1,
@@ -501,6 +509,15 @@ impl Live {
                 continue; // EINTR
             }
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
+
+            if ready(i_caller) {
+                caller_gone = true;
+                if stop.is_none() && pid1_status.is_none() {
+                    stop = Some(StopReason::Cancelled);
+                    self.kill_all();
+                    killed = true;
+                }
+            }
 
             if ready(Some(i_sig)) {
                 let info = self.sigfd.read_signal().ok().flatten();
@@ -558,8 +575,7 @@ impl Live {
                     self.stdin_w = None;
                 }
             }
-            if ready(i_rep) {
-                let fd = self.report_r.as_ref().expect("polled");
+            if let Some(fd) = self.report_r.as_ref().filter(|_| ready(i_rep)) {
                 match read_chunk(fd, &mut buf) {
                     Some(0) => self.report_r = None,
                     Some(n) => report_buf.extend_from_slice(&buf[..n]),
@@ -637,8 +653,7 @@ impl Live {
                     }
                 }
             }
-            if worker_ready {
-                let fd = self.worker_r.as_ref().expect("polled");
+            if let Some(fd) = self.worker_r.as_ref().filter(|_| worker_ready) {
                 match read_chunk(fd, &mut buf) {
                     Some(0) => self.worker_r = None,
                     Some(n) if !caller_gone => {
@@ -669,8 +684,9 @@ impl Live {
                     self.stdin_w = None;
                 }
             }
-            if ready(i_stdin_w) {
-                let fd = self.stdin_w.as_ref().expect("polled");
+            // The pipe may be gone since the poll: PID 1 ending in this same wake-up drops it (above). That is
+            // the usual end of a program that exits without reading its input, so it is no error.
+            if let Some(fd) = self.stdin_w.as_ref().filter(|_| ready(i_stdin_w)) {
                 match nix::unistd::write(fd, &pending_stdin) {
                     Ok(n) => {
                         pending_stdin.drain(..n);

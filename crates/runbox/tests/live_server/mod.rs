@@ -47,12 +47,24 @@ pub struct Server {
 impl Server {
     /// Starts `runbox serve` on a free loopback port with `--set` settings, and waits for its address.
     pub fn start(data_dir: &Path, sets: &[&str]) -> Server {
-        Server::start_with_env(data_dir, sets, &[("NO_COLOR", "1")])
+        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], false)
     }
 
     /// Like [`Server::start`], with exactly these variables besides `RUNBOX_LOG` (not even the test's `NO_COLOR`).
     pub fn start_with_env(data_dir: &Path, sets: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, sets, env, false)
+    }
+
+    /// [`Server::start`], in a process group of its own (which [`Server::kill_group`] kills as a whole).
+    pub fn start_in_own_group(data_dir: &Path, sets: &[&str]) -> Server {
+        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], true)
+    }
+
+    fn start_with(data_dir: &Path, sets: &[&str], env: &[(&str, &str)], own_group: bool) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbox"));
+        if own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdin(Stdio::null())
@@ -227,6 +239,15 @@ impl Server {
     /// Kills the server outright (SIGKILL) and reaps it: nothing of its own shutdown runs.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+
+    /// SIGKILLs the server's whole process group (it must have been started with [`Server::start_in_own_group`]),
+    /// as a service manager or a terminal's ^C-then-kill would, and reaps the server.
+    pub fn kill_group(&mut self) {
+        // SAFETY: kill(2) on the process group our own unreaped child leads.
+        let rc = unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        assert_eq!(rc, 0, "SIGKILL the server's process group");
         self.child.wait().expect("reap the server");
     }
 
