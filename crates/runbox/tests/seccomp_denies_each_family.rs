@@ -1,6 +1,8 @@
 //! One test per family of `runbox_sandbox::seccomp::policy::DENIED`: every syscall of the family, called from inside
 //! a sandbox with zero arguments, fails with EPERM. Where a call would succeed without the filter (nested user
 //! namespaces, PTRACE_TRACEME, the x32 ABI), a dedicated test proves the filter, not a missing capability, said no.
+//! Socket families: each refused family of `policy::REFUSED_SOCKET_FAMILIES` has its own test, and one test sweeps
+//! every family number.
 
 mod common;
 use common::*;
