@@ -141,9 +141,10 @@ pub struct SandboxSpec {
     /// SIGUSR1 to the jail interrupts the program (SIGINT) instead of ending the run.
     #[serde(default)]
     pub session: bool,
-    /// Pooled mode (a warm sandbox): the program starts at once but blocks on its fd 3 until the caller sends
-    /// SIGUSR2 (through `sigqueue`, carrying the wall and CPU limits in ms as `(wall << 32) | cpu`); the limits
-    /// count from then. The jail sends a `Ready` frame once the sandbox is built.
+    /// Pooled mode (a warm sandbox): the program starts at once but blocks on its fd 3 until the caller writes a
+    /// go message on the jail's stdin (the wall and CPU limits, [`crate::protocol::Go`]); the jail acknowledges it
+    /// with a `Started` frame and the limits count from then. A message that does not parse ends the run before
+    /// the program is let go. The jail sends a `Ready` frame once the sandbox is built.
     #[serde(default)]
     pub pooled: bool,
     /// Zygote mode (with `session`): the program is a warm pool's zygote (`workers/zygote.py`), which forks one
