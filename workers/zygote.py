@@ -219,6 +219,16 @@ def _runbox_zygote():
             os._exit(1)  # the jail went away before the sandbox was in its cgroup
         conn.close()
         check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup namespace")
+        # Caps on the kernel's per-user counters in this sandbox's own user namespace, and the queue limits of
+        # every process of the sandbox (the values are the jail's: crates/runbox-sandbox/src/jail/counters.rs).
+        for name, value in request["counters"]:
+            with open(f"/proc/sys/user/{name}", "w") as f:
+                f.write(str(value))
+        for resource_id, key in ((resource.RLIMIT_SIGPENDING, "sigpending"), (resource.RLIMIT_MSGQUEUE, "msgqueue")):
+            value, hard = request["rlimits"][key], resource.getrlimit(resource_id)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)  # lowered, never raised
+            resource.setrlimit(resource_id, (value, value))
         os.setsid()
         drop_privileges()
         if landlock is not None:

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const SANDBOX_UID: u32 = 1000;
 /// Host uid/gid that [`SANDBOX_UID`] maps to when runbox runs as root: an id no host account uses.
 pub const DEFAULT_HOST_UID: u32 = 200_000;
+/// First of the host uids that create (and so own) sandboxes' user namespaces when runbox runs as root: each
+/// sandbox's is this plus its jail's pid (see `jail::counters`), so the kernel's per-user counters are charged to a
+/// uid of its own, never to root.
+pub const DEFAULT_NAMESPACE_OWNER_BASE: u32 = 1_000_000_000;
 
 /// Resource limits of one run. Every field has a default that is safe for a Python or shell program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +102,9 @@ pub enum CgroupPreference {
 pub struct HostPolicy {
     /// Host uid (and gid) the sandbox user maps to when running as root.
     pub host_uid: u32,
+    /// When running as root: each sandbox's user namespace is created by host uid `namespace_owner_base + the
+    /// jail's pid`, to which the kernel charges the sandbox's use of its per-user counters.
+    pub namespace_owner_base: u32,
     /// Protections the operator accepts running without.
     pub degraded: BTreeSet<Degradation>,
     pub cgroup: CgroupPreference,
@@ -109,6 +116,7 @@ impl Default for HostPolicy {
     fn default() -> Self {
         HostPolicy {
             host_uid: DEFAULT_HOST_UID,
+            namespace_owner_base: DEFAULT_NAMESPACE_OWNER_BASE,
             degraded: BTreeSet::new(),
             cgroup: CgroupPreference::Auto,
             cgroup_parent: "runbox".to_string(),

@@ -282,3 +282,53 @@ fn the_zygote_never_runs_user_code() {
         "the zygote grew: {memory_before} -> {memory_after}"
     );
 }
+
+/// Signals queued host-wide for host uid 0 (`SigQ` counts the reading process's real user).
+fn signals_queued_for_host_root() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("SigQ:")).expect("SigQ line");
+    line[5..].trim().split('/').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_childs_signal_queue_and_inotify_instances_are_capped_and_never_charged_to_host_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_for_zygote(&e, "python");
+    let before = signals_queued_for_host_root();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                most = most.max(signals_queued_for_host_root());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            most
+        })
+    };
+    let code = py(&[
+        "import ctypes, os, signal, time",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])",
+        "n = 0",
+        "while n < 200000 and libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0:",
+        "    n += 1",
+        "fds = []",
+        "while len(fds) < 300 and libc.inotify_init1(0) >= 0:",
+        "    fds.append(1)",
+        "print(n, len(fds))",
+        "time.sleep(1.5)",
+    ]);
+    let out = run(&e, "python", &code);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let most = sampler.join().unwrap();
+    let counts: Vec<u64> = ok(&out).split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!((1000..=1024).contains(&counts[0]), "{counts:?}");
+    assert_eq!(counts[1], 128, "{counts:?}");
+    assert!(
+        most < before + 500,
+        "a child's signals were charged to host root: {before} before, {most} during"
+    );
+}

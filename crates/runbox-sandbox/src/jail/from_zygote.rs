@@ -64,7 +64,11 @@ pub(super) fn start(
             "file_size": limits.file_size_bytes,
             "open_files": limits.open_files,
             "cpu_s": limits.cpu_ms.div_ceil(1000) + 1,
+            "sigpending": super::counters::SIGPENDING,
+            "msgqueue": super::counters::MSGQUEUE_BYTES,
         },
+        // Caps on the kernel's per-user counters, which the child writes in its own user namespace.
+        "counters": super::counters::sandbox_caps(),
         "argv": if zygote.in_process { None } else { Some(&spec.argv) },
         "env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     });

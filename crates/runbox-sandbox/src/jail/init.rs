@@ -125,6 +125,13 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
     caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| format!("raise capabilities: {e}"))?;
 
+    // This namespace's caps on the kernel's per-user counters, and the signal and message-queue limits of every
+    // process of the sandbox (a zygote's children get theirs from the zygote's request).
+    super::counters::limit_own_namespace(ctx.zygote)?;
+    if !ctx.zygote {
+        super::counters::limit_queues()?;
+    }
+
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     nix::unistd::sethostname("runbox").map_err(|e| format!("sethostname: {e}"))?;
     mounts::enter_new_root(&ctx.plan).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 //!
 //! It is its own process so that no `fork` or `clone` ever happens inside a multi-threaded server.
 
+pub mod counters;
 mod from_zygote;
 mod init;
 mod supervisor;

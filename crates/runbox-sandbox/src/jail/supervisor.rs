@@ -15,6 +15,7 @@ use nix::sys::stat::Mode as FileMode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
+use super::counters;
 use super::init::{self, InitContext};
 use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
@@ -276,10 +277,21 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
     let mut stack = vec![0u8; 1 << 20];
+    // As root, the user namespace is created by a host uid of this sandbox's own, which the kernel charges for
+    // the sandbox's per-user counters (see `counters`); the jail is root again right after the clone.
+    let acting_as = match in_force.mode {
+        Mode::Root => Some(counters::ActingAs::owner(counters::namespace_owner(
+            spec.policy.namespace_owner_base,
+            spec.policy.host_uid,
+            std::process::id(),
+        )?)?),
+        Mode::Unprivileged => None,
+    };
     // SAFETY: the jail is single-threaded, so the child starts with a consistent copy of this address space; the
     // callback only reads `ctx` (its own copy after the clone) and never returns into the parent's frames.
-    let pid1 = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) }
-        .map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
+    let cloned = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) };
+    drop(acting_as);
+    let pid1 = cloned.map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
     // From here on, any error must not leave PID 1 behind.
     let abort = |message: String| -> String {
         let _ = kill(pid1, Signal::SIGKILL);
