@@ -143,7 +143,7 @@ fn signals_queued_for_host_root() -> u64 {
 }
 
 #[test]
-fn a_sandbox_holding_every_inotify_instance_it_may_does_not_starve_host_root() {
+fn a_sandbox_holding_every_inotify_instance_it_may_starves_neither_host_root_nor_another_sandbox() {
     let code = "import ctypes, time\nlibc = ctypes.CDLL(None, use_errno=True)\nfds = []\n\
                 while len(fds) < 300:\n    fd = libc.inotify_init1(0)\n    if fd < 0: break\n    fds.append(fd)\n\
                 print(len(fds), ctypes.get_errno(), flush=True)\ntime.sleep(3)";
@@ -157,6 +157,9 @@ fn a_sandbox_holding_every_inotify_instance_it_may_does_not_starve_host_root() {
         );
         // SAFETY: closing the descriptor we just opened.
         unsafe { libc::close(fd) };
+        // Another sandbox has a quota of its own, too.
+        let other = run("python", code.trim_end_matches("time.sleep(3)"), &[]);
+        assert_eq!(other.stdout, format!("128 {}\n", libc::EMFILE), "{other:#?}");
     });
     // The sandbox got its own quota (128, the host's usual per-user figure), then EMFILE.
     assert_eq!(line, format!("128 {}", libc::EMFILE), "{line}");
