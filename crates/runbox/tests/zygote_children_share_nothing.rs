@@ -332,3 +332,36 @@ fn a_childs_signal_queue_and_inotify_instances_are_capped_and_never_charged_to_h
         "a child's signals were charged to host root: {before} before, {most} during"
     );
 }
+
+#[test]
+fn a_childs_clocks_load_and_boot_id_hide_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let code = py(&[
+        "import time",
+        "up = open('/proc/uptime').read().split()[0]",
+        "print(up, round(time.monotonic(), 1), '|', open('/proc/loadavg').read().strip(), '|',",
+        "      open('/proc/sys/kernel/random/boot_id').read().strip())",
+    ]);
+    let first = run(&e, "python", &code);
+    let second = run(
+        &e,
+        "bash",
+        "cat /proc/sys/kernel/random/boot_id /proc/loadavg; cut -d' ' -f1 /proc/uptime",
+    );
+    let parts: Vec<&str> = ok(&first).trim().split(" | ").collect();
+    for clock in parts[0].split(' ').map(|c| c.parse::<f64>().unwrap()) {
+        // The child's clocks started at 100 s when it was forked (the host has been up far longer).
+        assert!((100.0..130.0).contains(&clock), "{first:#?}");
+    }
+    assert_eq!(parts[1], "0.00 0.00 0.00 1/1 1");
+    let host_boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let lines: Vec<&str> = ok(&second).lines().collect();
+    assert_eq!(lines[1], "0.00 0.00 0.00 1/1 1", "{second:#?}");
+    assert!(lines[2].parse::<f64>().unwrap() < 130.0, "{second:#?}");
+    for boot_id in [parts[2], lines[0]] {
+        assert_eq!(boot_id.len(), 36);
+        assert_ne!(boot_id, host_boot_id.trim());
+    }
+    assert_ne!(parts[2], lines[0], "two children share a boot id");
+}

@@ -125,6 +125,12 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
     caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| format!("raise capabilities: {e}"))?;
 
+    // The program's clocks start at a fixed value, not at the host's uptime (before the counters below cap new
+    // namespaces at 0). Not for a zygote, whose children reckon their own offsets from the host's clocks.
+    if !ctx.zygote && super::host_view::time_namespaces_available() {
+        super::host_view::time_namespace_for_children()?;
+    }
+
     // This namespace's caps on the kernel's per-user counters, and the signal and message-queue limits of every
     // process of the sandbox (a zygote's children get theirs from the zygote's request).
     super::counters::limit_own_namespace(ctx.zygote)?;

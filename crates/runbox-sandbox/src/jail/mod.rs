@@ -7,6 +7,7 @@
 
 pub mod counters;
 mod from_zygote;
+pub mod host_view;
 mod init;
 mod supervisor;
 mod verdict;

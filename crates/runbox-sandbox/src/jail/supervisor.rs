@@ -244,6 +244,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
             host_paths,
             workspace: spec.workspace.clone(),
             tmp_bytes: spec.limits.tmp_bytes,
+            mask_proc: !spec.zygote,
         },
         limits: spec.limits.clone(),
         argv,
