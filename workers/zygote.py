@@ -28,6 +28,7 @@ def _runbox_zygote():
     import socket
     import struct
     import sys
+    import time
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
@@ -44,6 +45,8 @@ def _runbox_zygote():
     CLONE_NEWPID = 0x20000000
     CLONE_NEWNET = 0x40000000
     MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+    MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+    CLONE_NEWTIME = 0x80
     PR_SET_DUMPABLE, PR_SET_KEEPCAPS, PR_SET_SECCOMP = 4, 8, 22
     PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 24, 38, 47
     PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -213,6 +216,27 @@ def _runbox_zygote():
             write_line(report_w, f"error cannot execute {path}: {e.strerror}")
             os._exit(127)
 
+    def hide_the_host(request):
+        """The program's clocks start at a fixed value (a time namespace for our children, its offsets reckoned
+        from the host's clocks, which the zygote shares) and the /proc files that describe the host are masked:
+        the jail's choices (crates/runbox-sandbox/src/jail/host_view.rs), sent in the request."""
+        start = request["clock_start_s"]
+        if start is not None:
+            check(libc.unshare(CLONE_NEWTIME), "unshare time namespace")
+            monotonic = int(time.clock_gettime(time.CLOCK_MONOTONIC))
+            boottime = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+            # /proc/self is ours to write only while we are dumpable; drop_privileges() clears it again.
+            check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "PR_SET_DUMPABLE")
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(f"monotonic {start - monotonic} 0\nboottime {start - boottime} 0\n")
+        source = "/tmp/.proc-mask"
+        for name, content in request["proc_masks"]:
+            with open(source, "w") as f:
+                f.write(content)
+            mount(source, f"/proc/{name}", None, MS_BIND, None)
+            mount(None, f"/proc/{name}", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+            os.unlink(source)
+
     def pid1(conn, request, fds):
         """PID 1 of the new namespaces: finish the sandbox, start the program, reap, report."""
         report_w = fds[4]
@@ -242,6 +266,17 @@ def _runbox_zygote():
         if jail_gone():
             os._exit(1)
         check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup namespace")
+        hide_the_host(request)
+        # Caps on the kernel's per-user counters in this sandbox's own user namespace, and the queue limits of
+        # every process of the sandbox (the values are the jail's: crates/runbox-sandbox/src/jail/counters.rs).
+        for name, value in request["counters"]:
+            with open(f"/proc/sys/user/{name}", "w") as f:
+                f.write(str(value))
+        for resource_id, key in ((resource.RLIMIT_SIGPENDING, "sigpending"), (resource.RLIMIT_MSGQUEUE, "msgqueue")):
+            value, hard = request["rlimits"][key], resource.getrlimit(resource_id)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)  # lowered, never raised
+            resource.setrlimit(resource_id, (value, value))
         os.setsid()
         drop_privileges()
         if landlock is not None:

@@ -279,7 +279,9 @@ impl Jail {
                     stderr.extend_from_slice(&data);
                 }
                 // Only session-mode jails send worker frames; a plain run has no worker.
-                Ok(Some((FrameKind::Worker, _))) | Ok(Some((FrameKind::Ready, _))) => {}
+                Ok(Some((FrameKind::Worker, _)))
+                | Ok(Some((FrameKind::Ready, _)))
+                | Ok(Some((FrameKind::Started, _))) => {}
                 Ok(Some((FrameKind::Report, data))) => {
                     match serde_json::from_slice::<JailReport>(&data) {
                         Ok(r) => report = Some(r),

@@ -84,6 +84,9 @@ pub struct RootPlan {
     /// What is mounted at /workspace.
     pub workspace: WorkspaceSource,
     pub tmp_bytes: u64,
+    /// Mount over the /proc files that describe the host (`jail::host_view`); not in a zygote, whose children
+    /// mount a /proc of their own (which the kernel refuses where /proc has files mounted over).
+    pub mask_proc: bool,
 }
 
 /// A detached clone (`open_tree(OPEN_TREE_CLONE)`, not recursive, like a plain bind) of the mount at `path`, opened
@@ -252,6 +255,29 @@ enum Reached {
     Opened(OwnedFd),
 }
 
+/// Mounts a file of the sandbox's own over each /proc file that describes the host, read-only. The source file
+/// is made in the sandbox's /tmp and removed once mounted: only the mount holds it. (Not in the staging root, which
+/// cannot become read-only while it holds a removed file still in use.)
+fn mask_proc_files(proc_dir: &Path) -> Result<(), MountError> {
+    let source = target(Path::new("/tmp/.proc-mask"));
+    for (file, content) in crate::jail::host_view::proc_masks() {
+        let dest = proc_dir.join(file);
+        fs::write(&source, content).map_err(io("write a /proc mask"))?;
+        mount(Some(&source), &dest, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(err(format!("mask /proc/{file}")))?;
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        mount(None::<&str>, &dest, None::<&str>, flags, None::<&str>)
+            .map_err(err(format!("make the mask of /proc/{file} read-only")))?;
+        fs::remove_file(&source).map_err(io("remove a /proc mask's source"))?;
+    }
+    Ok(())
+}
+
 /// Builds the new root and pivots into it. Runs as PID 1 of the new namespaces, with capabilities in the new user
 /// namespace. Afterwards the host's root is detached and gone from this mount namespace.
 pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
@@ -347,6 +373,9 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
         None::<&str>,
     )
     .map_err(err("mount /proc"))?;
+    if plan.mask_proc {
+        mask_proc_files(&proc_dir)?;
+    }
 
     build_dev()?;
     let shm = target(Path::new("/dev/shm"));

@@ -1,5 +1,6 @@
-//! A warm sandbox: a jail in pooled mode, built ahead of time, whose program waits for the go signal. Taking one
-//! costs a signal and a few writes instead of namespaces, mounts and an interpreter's start-up.
+//! A warm sandbox: a jail in pooled mode, built ahead of time, whose program waits for its go. Taking one costs a
+//! few writes instead of namespaces, mounts and an interpreter's start-up. The go is a message on the jail's stdin
+//! carrying the run's limits, which the jail acknowledges before the program runs (see [`protocol`]).
 
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin};
@@ -15,6 +16,8 @@ use crate::protocol::{self, FrameKind};
 use crate::{CancelToken, Jail, JailReport, Outcome, OutputStream, SandboxError, SandboxSpec};
 
 enum Frame {
+    /// The jail's acknowledgement of the go: the limits it applied.
+    Started(Vec<u8>),
     Output(OutputStream, Vec<u8>),
     Report(Result<JailReport, String>),
 }
@@ -57,6 +60,7 @@ impl Jail {
                     Ok(Some((FrameKind::Stdout, d))) => Frame::Output(OutputStream::Stdout, d),
                     Ok(Some((FrameKind::Stderr, d))) => Frame::Output(OutputStream::Stderr, d),
                     Ok(Some((FrameKind::Worker, _))) => continue,
+                    Ok(Some((FrameKind::Started, d))) => Frame::Started(d),
                     Ok(Some((FrameKind::Report, d))) => {
                         Frame::Report(serde_json::from_slice(&d).map_err(|e| format!("invalid report: {e}")))
                     }
@@ -120,28 +124,18 @@ impl PooledJail {
         on_output: &mut dyn FnMut(OutputStream, &[u8]),
         cancel: &CancelToken,
     ) -> Result<Outcome, SandboxError> {
-        let value = (wall_ms.min(u32::MAX as u64) << 32) | cpu_ms.min(u32::MAX as u64);
-        let child_id = self.child.as_ref().expect("present until go returns").id();
-        let pid = child_id as libc::pid_t;
-        // SAFETY: sigqueue sends a signal with an integer payload (carried as a pointer-sized value, never
-        // dereferenced) to our own child, which is alive (unreaped) here.
-        let sent = unsafe {
-            libc::sigqueue(
-                pid,
-                libc::SIGUSR2,
-                libc::sigval {
-                    sival_ptr: value as usize as *mut libc::c_void,
-                },
-            )
+        let go = protocol::Go {
+            wall_ms: wall_ms.max(1),
+            cpu_ms: cpu_ms.max(1),
         };
-        if sent != 0 {
-            return Err(SandboxError::Protocol(format!(
-                "start the pooled program: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        cancel.watch(child_id);
+        let child_id = self.child.as_ref().expect("present until go returns").id();
         let mut jail_stdin = self.stdin.take().expect("go is called once");
+        // Nothing was written to this pipe before: the message (far below PIPE_BUF) goes in whole at once.
+        jail_stdin
+            .write_all(&protocol::encode_go(&go))
+            .and_then(|_| jail_stdin.flush())
+            .map_err(|e| SandboxError::Protocol(format!("start the pooled program: {e}")))?;
+        cancel.watch(child_id);
         let writer = std::thread::spawn(move || {
             if let Some(mut input) = stdin {
                 let _ = std::io::copy(&mut input, &mut jail_stdin);
@@ -150,8 +144,21 @@ impl PooledJail {
         });
         drop(writer);
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut acknowledged = false;
         let report = loop {
             match self.frames.recv_timeout(Duration::from_secs(3600)) {
+                Ok(Frame::Started(applied)) => {
+                    if serde_json::from_slice::<protocol::Go>(&applied).ok() != Some(go) {
+                        break Err(format!(
+                            "the jail applied other limits than asked: {}",
+                            String::from_utf8_lossy(&applied)
+                        ));
+                    }
+                    acknowledged = true;
+                }
+                Ok(Frame::Output(..)) if !acknowledged => {
+                    break Err("the program ran before the jail acknowledged its limits".into());
+                }
                 Ok(Frame::Output(stream, data)) => {
                     on_output(stream, &data);
                     match stream {

@@ -4,6 +4,11 @@
 //! then the program's stdin as raw bytes until EOF. Jail → caller (jail's stdout): frames of one tag byte, a
 //! 4-byte little-endian length and the payload; output chunks as they happen, and exactly one final report.
 //! Length prefixes keep the user's bytes from ever being parsed as protocol.
+//!
+//! Pooled mode adds one message each way: the caller starts a warm run by writing a [`Go`] (a 4-byte little-endian
+//! length and the run's limits as JSON) before the program's stdin, and the jail answers with a `Started` frame
+//! holding the limits it applied. A pipe loses nothing (a signal's payload can be dropped when the signal queue is
+//! full), and the jail lets the program go only once the whole message arrived and parsed.
 
 use std::io::{self, Read, Write};
 
@@ -23,6 +28,8 @@ pub enum FrameKind {
     Worker = 4,
     /// Pooled mode: the sandbox is built and its program waits for the go signal. Empty.
     Ready = 5,
+    /// Pooled mode: the [`Go`] the jail applied, as JSON, written before the program is let go.
+    Started = 6,
 }
 
 impl FrameKind {
@@ -33,6 +40,7 @@ impl FrameKind {
             3 => Some(FrameKind::Report),
             4 => Some(FrameKind::Worker),
             5 => Some(FrameKind::Ready),
+            6 => Some(FrameKind::Started),
             _ => None,
         }
     }
@@ -96,6 +104,42 @@ pub fn read_spec(r: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Largest go message the jail accepts.
+pub const MAX_GO_BYTES: u32 = 4096;
+
+/// Pooled mode: the limits of a warm run, which count from its arrival. Both must be positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Go {
+    pub wall_ms: u64,
+    pub cpu_ms: u64,
+}
+
+/// The go message as the caller writes it: one buffer, so one write of far less than PIPE_BUF (atomic).
+pub fn encode_go(go: &Go) -> Vec<u8> {
+    let json = serde_json::to_vec(go).expect("a go always serialises");
+    let mut out = (json.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out
+}
+
+/// Reads a go message from the start of `buf`: `Ok(None)` while it is incomplete, else the limits and how many
+/// bytes they took (what follows is the program's stdin). An error for anything else.
+pub fn decode_go(buf: &[u8]) -> Result<Option<(Go, usize)>, String> {
+    let Some(len) = buf.get(..4) else { return Ok(None) };
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes"));
+    if len > MAX_GO_BYTES {
+        return Err(format!("a go message of {len} bytes"));
+    }
+    let end = 4 + len as usize;
+    let Some(json) = buf.get(4..end) else { return Ok(None) };
+    let go: Go = serde_json::from_slice(json).map_err(|e| format!("invalid go message: {e}"))?;
+    if go.wall_ms == 0 || go.cpu_ms == 0 {
+        return Err("a go message without wall or CPU limit".into());
+    }
+    Ok(Some((go, end)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +166,31 @@ mod tests {
         write_frame(&mut buf, FrameKind::Ready, &[]).unwrap();
         let mut r = &buf[..];
         assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::Ready, vec![])));
+    }
+
+    #[test]
+    fn a_go_message_is_read_only_once_whole_and_leaves_what_follows() {
+        let go = Go {
+            wall_ms: 1500,
+            cpu_ms: 700,
+        };
+        let mut bytes = encode_go(&go);
+        let whole = bytes.len();
+        for cut in 0..whole {
+            assert_eq!(decode_go(&bytes[..cut]), Ok(None), "cut at {cut}");
+        }
+        bytes.extend_from_slice(b"stdin");
+        assert_eq!(decode_go(&bytes), Ok(Some((go, whole))));
+    }
+
+    #[test]
+    fn a_go_message_without_limits_or_too_long_is_refused() {
+        let zero = encode_go(&Go { wall_ms: 0, cpu_ms: 5 });
+        assert!(decode_go(&zero).is_err());
+        let mut garbage = 8u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(b"not json");
+        assert!(decode_go(&garbage).is_err());
+        assert!(decode_go(&u32::MAX.to_le_bytes()).is_err());
     }
 
     #[test]

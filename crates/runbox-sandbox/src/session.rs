@@ -63,7 +63,7 @@ impl Jail {
                     Ok(Some((FrameKind::Stdout, d))) => SessionEvent::Stdout(d),
                     Ok(Some((FrameKind::Stderr, d))) => SessionEvent::Stderr(d),
                     Ok(Some((FrameKind::Worker, d))) => SessionEvent::Worker(d),
-                    Ok(Some((FrameKind::Ready, _))) => continue,
+                    Ok(Some((FrameKind::Ready, _))) | Ok(Some((FrameKind::Started, _))) => continue,
                     Ok(Some((FrameKind::Report, d))) => {
                         let r = serde_json::from_slice::<JailReport>(&d).map_err(|e| format!("invalid report: {e}"));
                         let _ = tx.send(SessionEvent::Ended(r));

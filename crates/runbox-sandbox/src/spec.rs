@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const SANDBOX_UID: u32 = 1000;
 /// Host uid/gid that [`SANDBOX_UID`] maps to when runbox runs as root: an id no host account uses.
 pub const DEFAULT_HOST_UID: u32 = 200_000;
+/// First of the host uids that create (and so own) sandboxes' user namespaces when runbox runs as root: each
+/// sandbox's is this plus its jail's pid (see `jail::counters`), so the kernel's per-user counters are charged to a
+/// uid of its own, never to root.
+pub const DEFAULT_NAMESPACE_OWNER_BASE: u32 = 1_000_000_000;
 
 /// Resource limits of one run. Every field has a default that is safe for a Python or shell program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +102,9 @@ pub enum CgroupPreference {
 pub struct HostPolicy {
     /// Host uid (and gid) the sandbox user maps to when running as root.
     pub host_uid: u32,
+    /// When running as root: each sandbox's user namespace is created by host uid `namespace_owner_base + the
+    /// jail's pid`, to which the kernel charges the sandbox's use of its per-user counters.
+    pub namespace_owner_base: u32,
     /// Protections the operator accepts running without.
     pub degraded: BTreeSet<Degradation>,
     pub cgroup: CgroupPreference,
@@ -109,6 +116,7 @@ impl Default for HostPolicy {
     fn default() -> Self {
         HostPolicy {
             host_uid: DEFAULT_HOST_UID,
+            namespace_owner_base: DEFAULT_NAMESPACE_OWNER_BASE,
             degraded: BTreeSet::new(),
             cgroup: CgroupPreference::Auto,
             cgroup_parent: "runbox".to_string(),
@@ -141,9 +149,10 @@ pub struct SandboxSpec {
     /// SIGUSR1 to the jail interrupts the program (SIGINT) instead of ending the run.
     #[serde(default)]
     pub session: bool,
-    /// Pooled mode (a warm sandbox): the program starts at once but blocks on its fd 3 until the caller sends
-    /// SIGUSR2 (through `sigqueue`, carrying the wall and CPU limits in ms as `(wall << 32) | cpu`); the limits
-    /// count from then. The jail sends a `Ready` frame once the sandbox is built.
+    /// Pooled mode (a warm sandbox): the program starts at once but blocks on its fd 3 until the caller writes a
+    /// go message on the jail's stdin (the wall and CPU limits, [`crate::protocol::Go`]); the jail acknowledges it
+    /// with a `Started` frame and the limits count from then. A message that does not parse ends the run before
+    /// the program is let go. The jail sends a `Ready` frame once the sandbox is built.
     #[serde(default)]
     pub pooled: bool,
     /// Zygote mode (with `session`): the program is a warm pool's zygote (`workers/zygote.py`), which forks one

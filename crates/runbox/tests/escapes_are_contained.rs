@@ -125,3 +125,25 @@ fn the_sandbox_sees_only_its_own_processes() {
     assert!(count <= 6, "saw {count} processes: {}", out.stdout);
     assert_eq!(lines[2], "runbox");
 }
+
+/// What a program reads of the host's uptime, load and boot id: `uptime monotonic | loadavg | boot_id`.
+const HOST_VIEW_PROBE: &str = "import time\n\
+    up = open('/proc/uptime').read().split()[0]\n\
+    print(up, round(time.monotonic(), 1), '|', open('/proc/loadavg').read().strip(), '|', \
+    open('/proc/sys/kernel/random/boot_id').read().strip())";
+
+#[test]
+fn the_hosts_uptime_load_and_boot_id_are_hidden() {
+    let out = run("python", HOST_VIEW_PROBE, &[]);
+    assert_status(&out, Status::Ok);
+    let parts: Vec<&str> = out.stdout.trim().split(" | ").collect();
+    let clocks: Vec<f64> = parts[0].split(' ').map(|c| c.parse().unwrap()).collect();
+    // The sandbox's clocks started at 100 s when it was made (the host has been up far longer).
+    for clock in clocks {
+        assert!((100.0..130.0).contains(&clock), "{out:#?}");
+    }
+    assert_eq!(parts[1], "0.00 0.00 0.00 1/1 1");
+    let host_boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_ne!(parts[2], host_boot_id.trim());
+    assert_eq!(parts[2].len(), 36, "{out:#?}");
+}

@@ -624,3 +624,30 @@ async fn a_language_without_sessions_or_an_unknown_one_is_refused() {
         .unwrap()
         .is_empty());
 }
+
+/// Signals queued host-wide for host uid 0 (`SigQ` counts the reading process's real user).
+fn signals_queued_for_host_root() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("SigQ:")).expect("SigQ line");
+    line[5..].trim().split('/').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_queued_signals_are_capped_and_not_charged_to_host_root() {
+    let api = Api::plain();
+    let id = api.create("python").await;
+    let before = signals_queued_for_host_root();
+    // The signals stay queued (blocked) in the session's interpreter after the cell.
+    let code = "import ctypes, os, signal\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+                signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])\nn = 0\n\
+                while n < 200000 and libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0:\n\
+                \x20   n += 1\nprint(n)";
+    let r = api.exec_ok(&id, code).await;
+    let queued: u64 = r["stdout"].as_str().unwrap().trim().parse().unwrap();
+    assert!((1000..=1024).contains(&queued), "{r}");
+    let during = signals_queued_for_host_root();
+    assert!(
+        during < before + 500,
+        "charged to host root: {before} before, {during} after"
+    );
+}

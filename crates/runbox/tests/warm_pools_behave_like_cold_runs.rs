@@ -136,6 +136,91 @@ fn limits_count_from_the_go_signal_and_still_bite() {
 }
 
 #[test]
+fn a_warm_runs_limits_arrive_even_when_no_signal_can_be_queued_to_its_jail() {
+    // With RLIMIT_SIGPENDING at 0 (as when a sandbox has used up the queue of the jail's user), a signal sent with
+    // `sigqueue` arrives without its payload: limits carried in one were silently lost and the pool's caps applied.
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new(EngineConfig {
+        languages_dir: None,
+        data_dir: dir.path().to_path_buf(),
+        policy: Default::default(),
+        caps: Default::default(),
+        jail: Jail::new(
+            "/usr/bin/prlimit",
+            vec![
+                "--sigpending=0:0".into(),
+                env!("CARGO_BIN_EXE_runbox").into(),
+                "jail".into(),
+            ],
+        ),
+        compile_cache_bytes: 0,
+        pools: PoolConfig {
+            min: [("python".to_string(), 1)].into(),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    e.start_pools();
+    let mut r = req("python", "import time\ntime.sleep(5)\nprint('slept')");
+    r.limits = LimitOverrides {
+        timeout_ms: Some(1500),
+        ..Default::default()
+    };
+    let out = warm(&e, r);
+    assert_eq!(out.status, ExecutionStatus::Timeout, "{out:#?}");
+    assert!(out.wall_ms < 4000, "{out:#?}");
+}
+
+#[test]
+fn a_warm_sandbox_whose_limits_do_not_arrive_intact_never_runs_its_program() {
+    use runbox_sandbox::protocol::{self, FrameKind};
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = runbox_sandbox::SandboxSpec {
+        id: format!("garbled-go-{}", std::process::id()),
+        argv: vec!["sh".into(), "-c".into(), "head -c1 <&3 >/dev/null; echo ran".into()],
+        env: Default::default(),
+        workspace: dir.path().to_path_buf(),
+        extra_paths: vec![],
+        limits: Default::default(),
+        policy: Default::default(),
+        session: false,
+        pooled: true,
+        zygote: false,
+        from_zygote: None,
+    };
+    let mut jail = std::process::Command::new(env!("CARGO_BIN_EXE_runbox"))
+        .arg("jail")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = jail.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(jail.stdout.take().unwrap());
+    protocol::write_spec(&mut stdin, &serde_json::to_vec(&spec).unwrap()).unwrap();
+    let (kind, _) = protocol::read_frame(&mut stdout).unwrap().unwrap();
+    assert_eq!(kind, FrameKind::Ready);
+    // A complete message whose limits do not parse, then stdin for the program.
+    let mut garbled = 11u32.to_le_bytes().to_vec();
+    garbled.extend_from_slice(b"{\"wall\": 1}stdin bytes");
+    stdin.write_all(&garbled).unwrap();
+    let mut frames = vec![];
+    while let Some((kind, data)) = protocol::read_frame(&mut stdout).unwrap() {
+        frames.push((kind, String::from_utf8_lossy(&data).into_owned()));
+    }
+    let _ = jail.wait();
+    assert!(
+        frames.iter().all(|(k, _)| *k == FrameKind::Report),
+        "the program ran or was acknowledged: {frames:?}"
+    );
+    let report = &frames.last().expect("a report").1;
+    assert!(report.contains("sandbox_error"), "{report}");
+    assert!(report.contains("limits did not arrive"), "{report}");
+}
+
+#[test]
 fn node_and_bash_run_warm_with_their_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path());

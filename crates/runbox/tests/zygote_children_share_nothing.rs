@@ -398,3 +398,86 @@ fn a_sandbox_forked_by_the_zygote_ends_when_its_jail_is_killed() {
     assert_eq!(bash_zygote(&e), Some(zygote), "the zygote was replaced");
     assert_eq!(ok(&run(&e, "bash", "echo still serving")), "still serving\n");
 }
+
+/// Signals queued host-wide for host uid 0 (`SigQ` counts the reading process's real user).
+fn signals_queued_for_host_root() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("SigQ:")).expect("SigQ line");
+    line[5..].trim().split('/').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_childs_signal_queue_and_inotify_instances_are_capped_and_never_charged_to_host_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    wait_for_zygote(&e, "python");
+    let before = signals_queued_for_host_root();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                most = most.max(signals_queued_for_host_root());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            most
+        })
+    };
+    let code = py(&[
+        "import ctypes, os, signal, time",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])",
+        "n = 0",
+        "while n < 200000 and libc.sigqueue(os.getpid(), signal.SIGRTMIN, ctypes.c_void_p(0)) == 0:",
+        "    n += 1",
+        "fds = []",
+        "while len(fds) < 300 and libc.inotify_init1(0) >= 0:",
+        "    fds.append(1)",
+        "print(n, len(fds))",
+        "time.sleep(1.5)",
+    ]);
+    let out = run(&e, "python", &code);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let most = sampler.join().unwrap();
+    let counts: Vec<u64> = ok(&out).split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!((1000..=1024).contains(&counts[0]), "{counts:?}");
+    assert_eq!(counts[1], 128, "{counts:?}");
+    assert!(
+        most < before + 500,
+        "a child's signals were charged to host root: {before} before, {most} during"
+    );
+}
+
+#[test]
+fn a_childs_clocks_load_and_boot_id_hide_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let code = py(&[
+        "import time",
+        "up = open('/proc/uptime').read().split()[0]",
+        "print(up, round(time.monotonic(), 1), '|', open('/proc/loadavg').read().strip(), '|',",
+        "      open('/proc/sys/kernel/random/boot_id').read().strip())",
+    ]);
+    let first = run(&e, "python", &code);
+    let second = run(
+        &e,
+        "bash",
+        "cat /proc/sys/kernel/random/boot_id /proc/loadavg; cut -d' ' -f1 /proc/uptime",
+    );
+    let parts: Vec<&str> = ok(&first).trim().split(" | ").collect();
+    for clock in parts[0].split(' ').map(|c| c.parse::<f64>().unwrap()) {
+        // The child's clocks started at 100 s when it was forked (the host has been up far longer).
+        assert!((100.0..130.0).contains(&clock), "{first:#?}");
+    }
+    assert_eq!(parts[1], "0.00 0.00 0.00 1/1 1");
+    let host_boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let lines: Vec<&str> = ok(&second).lines().collect();
+    assert_eq!(lines[1], "0.00 0.00 0.00 1/1 1", "{second:#?}");
+    assert!(lines[2].parse::<f64>().unwrap() < 130.0, "{second:#?}");
+    for boot_id in [parts[2], lines[0]] {
+        assert_eq!(boot_id.len(), 36);
+        assert_ne!(boot_id, host_boot_id.trim());
+    }
+    assert_ne!(parts[2], lines[0], "two children share a boot id");
+}

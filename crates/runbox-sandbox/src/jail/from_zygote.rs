@@ -63,7 +63,14 @@ pub(super) fn start(
             "file_size": limits.file_size_bytes,
             "open_files": limits.open_files,
             "cpu_s": limits.cpu_ms.div_ceil(1000) + 1,
+            "sigpending": super::counters::SIGPENDING,
+            "msgqueue": super::counters::MSGQUEUE_BYTES,
         },
+        // Caps on the kernel's per-user counters, which the child writes in its own user namespace.
+        "counters": super::counters::sandbox_caps(),
+        // What the child hides of the host: its own clocks (when the kernel has time namespaces) and /proc files.
+        "clock_start_s": super::host_view::time_namespaces_available().then_some(super::host_view::CLOCK_START_S),
+        "proc_masks": super::host_view::proc_masks(),
         "argv": if zygote.in_process { None } else { Some(&spec.argv) },
         "env": env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     });

@@ -126,6 +126,19 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| format!("raise capabilities: {e}"))?;
     die_with_the_jail(ctx.sync_r)?;
 
+    // The program's clocks start at a fixed value, not at the host's uptime (before the counters below cap new
+    // namespaces at 0). Not for a zygote, whose children reckon their own offsets from the host's clocks.
+    if !ctx.zygote && super::host_view::time_namespaces_available() {
+        super::host_view::time_namespace_for_children()?;
+    }
+
+    // This namespace's caps on the kernel's per-user counters, and the signal and message-queue limits of every
+    // process of the sandbox (a zygote's children get theirs from the zygote's request).
+    super::counters::limit_own_namespace(ctx.zygote)?;
+    if !ctx.zygote {
+        super::counters::limit_queues()?;
+    }
+
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     nix::unistd::sethostname("runbox").map_err(|e| format!("sethostname: {e}"))?;
     mounts::enter_new_root(&ctx.plan).map_err(|e| e.to_string())?;

@@ -5,7 +5,9 @@
 //!
 //! It is its own process so that no `fork` or `clone` ever happens inside a multi-threaded server.
 
+pub mod counters;
 mod from_zygote;
+pub mod host_view;
 mod init;
 mod supervisor;
 mod verdict;

@@ -15,6 +15,7 @@ use nix::sys::stat::Mode as FileMode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
+use super::counters;
 use super::init::{self, InitContext};
 use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
@@ -258,6 +259,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
             host_paths,
             workspace: workspace_source,
             tmp_bytes: spec.limits.tmp_bytes,
+            mask_proc: !spec.zygote,
         },
         limits: spec.limits.clone(),
         argv,
@@ -291,10 +293,21 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
     let mut stack = vec![0u8; 1 << 20];
+    // As root, the user namespace is created by a host uid of this sandbox's own, which the kernel charges for
+    // the sandbox's per-user counters (see `counters`); the jail is root again right after the clone.
+    let acting_as = match in_force.mode {
+        Mode::Root => Some(counters::ActingAs::owner(counters::namespace_owner(
+            spec.policy.namespace_owner_base,
+            spec.policy.host_uid,
+            std::process::id(),
+        )?)?),
+        Mode::Unprivileged => None,
+    };
     // SAFETY: the jail is single-threaded, so the child starts with a consistent copy of this address space; the
     // callback only reads `ctx` (its own copy after the clone) and never returns into the parent's frames.
-    let pid1 = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) }
-        .map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
+    let cloned = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) };
+    drop(acting_as);
+    let pid1 = cloned.map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
     // From here on, any error must not leave PID 1 behind.
     let abort = |message: String| -> String {
         let _ = kill(pid1, Signal::SIGKILL);
@@ -387,6 +400,8 @@ impl Live {
         let mut report_buf = Vec::new();
         let mut input_open = true;
         let mut pending_stdin: Vec<u8> = Vec::new();
+        // Pooled mode: the go message read so far.
+        let mut go_buf: Vec<u8> = Vec::new();
         let mut streams = [
             Stream {
                 kind: FrameKind::Stdout,
@@ -523,28 +538,8 @@ impl Live {
                 let info = self.sigfd.read_signal().ok().flatten();
                 let signal = info.map(|s| s.ssi_signo as i32);
                 if signal == Some(libc::SIGUSR2) {
-                    // A pooled sandbox's go: limits from the signal's value, clocks from now, then the byte that
-                    // lets the program run.
-                    if let (Some(go), Some(info), None) = (self.go_w.take(), info, started) {
-                        let (wall, cpu) = (info.ssi_ptr >> 32, info.ssi_ptr & 0xffff_ffff);
-                        if wall > 0 {
-                            limits.wall_ms = wall;
-                        }
-                        if cpu > 0 {
-                            limits.cpu_ms = cpu;
-                        }
-                        cpu_baseline = self.cgroup.as_ref().and_then(|c| c.cpu_usage()).unwrap_or_default();
-                        started = Some(Instant::now());
-                        next_cpu_check = Instant::now() + CPU_POLL;
-                        let _ = nix::unistd::write(&go, &[1]);
-                        // Normal priority again, right after the program was let go (it would wait otherwise).
-                        if let Some(cg) = &self.cgroup {
-                            for pid in cg.pids().into_iter().chain([0]) {
-                                // SAFETY: setpriority on a process of our sandbox (or ourselves, pid 0).
-                                unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, 0) };
-                            }
-                        }
-                    }
+                    // The go once came as this signal; it is now a message on stdin (a signal's payload can be
+                    // lost). Ignored, so that a stray one neither starts nor ends the run.
                 } else if signal == Some(libc::SIGUSR1) {
                     // A session's interrupt: PID 1 forwards SIGINT to every process of the sandbox.
                     if pid1_status.is_none() {
@@ -664,7 +659,54 @@ impl Live {
             }
             if ready(i_in) {
                 let room = CHUNK - pending_stdin.len();
-                match read_chunk(&OwnedFdRef(0).owned(), &mut buf[..room]) {
+                let chunk = read_chunk(&OwnedFdRef(0).owned(), &mut buf[..room]);
+                // A warm sandbox's first input is its go message: the limits, then the program may run.
+                let chunk = match chunk {
+                    Some(n) if n > 0 && self.go_w.is_some() => {
+                        go_buf.extend_from_slice(&buf[..n]);
+                        match protocol::decode_go(&go_buf) {
+                            Ok(None) => None,
+                            Ok(Some((go, used))) => {
+                                limits.wall_ms = go.wall_ms;
+                                limits.cpu_ms = go.cpu_ms;
+                                let ack = serde_json::to_vec(&go).expect("a go always serialises");
+                                if !caller_gone {
+                                    caller_gone = protocol::write_frame(out, FrameKind::Started, &ack).is_err();
+                                }
+                                cpu_baseline = self.cgroup.as_ref().and_then(|c| c.cpu_usage()).unwrap_or_default();
+                                started = Some(Instant::now());
+                                next_cpu_check = Instant::now() + CPU_POLL;
+                                let go_w = self.go_w.take().expect("checked");
+                                let _ = nix::unistd::write(&go_w, &[1]);
+                                // Normal priority again, right after the program was let go.
+                                if let Some(cg) = &self.cgroup {
+                                    for pid in cg.pids().into_iter().chain([0]) {
+                                        // SAFETY: setpriority on a process of our sandbox (or ourselves, pid 0).
+                                        unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, 0) };
+                                    }
+                                }
+                                // What followed the message is the program's stdin.
+                                let rest = go_buf.split_off(used);
+                                if self.stdin_w.is_some() {
+                                    pending_stdin.extend_from_slice(&rest);
+                                }
+                                None
+                            }
+                            Err(e) => {
+                                // Limits that did not arrive intact: the program never starts.
+                                self.go_w = None;
+                                if stop.is_none() && pid1_status.is_none() {
+                                    setup_error = Some(format!("the run's limits did not arrive: {e}"));
+                                    self.kill_all();
+                                    killed = true;
+                                }
+                                None
+                            }
+                        }
+                    }
+                    other => other,
+                };
+                match chunk {
                     Some(0) => {
                         input_open = false;
                         // A warm sandbox whose caller went away before using it has no one to run for, and a session
@@ -677,7 +719,9 @@ impl Live {
                             killed = true;
                         }
                     }
-                    Some(n) if self.stdin_w.is_some() => pending_stdin.extend_from_slice(&buf[..n]),
+                    Some(n) if self.stdin_w.is_some() && self.go_w.is_none() => {
+                        pending_stdin.extend_from_slice(&buf[..n])
+                    }
                     _ => {} // the program closed its stdin: keep draining ours so the caller never blocks
                 }
                 if !input_open && pending_stdin.is_empty() {

@@ -2,7 +2,8 @@
 //! starts the program (the program inherits it).
 //!
 //! Two filters are stacked: a small hand-written one that refuses the x32 syscall ABI (whose numbers alias the
-//! x86-64 ones and would slip past a number-based deny list), and the deny list compiled with `seccompiler`.
+//! x86-64 ones and would slip past a number-based deny list), and the deny list compiled with `seccompiler`, plus
+//! the argument checks (`clone3`, socket families) that answer with another errno than EPERM.
 
 pub mod policy;
 
@@ -39,6 +40,16 @@ fn masked_eq(arg: u8, mask: u64, value: u64) -> Result<SeccompCondition, Seccomp
 fn eq(arg: u8, value: u64) -> Result<SeccompCondition, SeccompError> {
     SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
         .map_err(|e| SeccompError::Compile(e.to_string()))
+}
+
+fn ne(arg: u8, value: u64) -> Result<SeccompCondition, SeccompError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, value)
+        .map_err(|e| SeccompError::Compile(e.to_string()))
+}
+
+/// One rule that matches when argument `arg` is none of `allowed` (the conditions of a rule must all hold).
+fn none_of(arg: u8, allowed: impl Iterator<Item = u64>) -> Result<Vec<SeccompRule>, SeccompError> {
+    Ok(vec![rule(allowed.map(|v| ne(arg, v)).collect::<Result<Vec<_>, _>>()?)?])
 }
 
 fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SeccompError> {
@@ -97,10 +108,24 @@ impl CompiledFilter {
             .map(|&(_, req)| rule(vec![eq(1, req)?]))
             .collect::<Result<Vec<_>, _>>()?;
         deny.insert(libc::SYS_ioctl, ioctl_rules);
+        let personalities = policy::ALLOWED_PERSONALITIES.iter().map(|&(_, p)| p);
+        deny.insert(libc::SYS_personality, none_of(0, personalities)?);
+        // The address family is the first argument of both calls.
+        let families = || policy::ALLOWED_SOCKET_FAMILIES.iter().map(|f| f.family as u64);
+        let sockets: BTreeMap<i64, Vec<SeccompRule>> = [
+            (libc::SYS_socket, none_of(0, families())?),
+            (libc::SYS_socketpair, none_of(0, families())?),
+        ]
+        .into_iter()
+        .collect();
 
         let clone3: BTreeMap<i64, Vec<SeccompRule>> = [(libc::SYS_clone3, vec![])].into_iter().collect();
 
-        let mut programs = vec![compile(deny, libc::EPERM)?, compile(clone3, policy::CLONE3_ERRNO)?];
+        let mut programs = vec![
+            compile(deny, libc::EPERM)?,
+            compile(clone3, policy::CLONE3_ERRNO)?,
+            compile(sockets, policy::SOCKET_FAMILY_ERRNO)?,
+        ];
         // Order does not matter: the kernel runs every filter and applies the most restrictive verdict.
         #[cfg(target_arch = "x86_64")]
         programs.push(x32_guard());

@@ -131,7 +131,110 @@ pub const DENIED: &[Family] = &[
             SYS_move_pages,
         ],
     },
+    Family {
+        name: "numa",
+        why: "NUMA placement is the host's decision (Docker's default profile grants it only with CAP_SYS_NICE); no \
+              runtime we ship sets a memory policy unless asked (the JVM only with -XX:+UseNUMA), and a refused \
+              call leaves the default policy in place. get_mempolicy (a read) stays open",
+        syscalls: sys![SYS_mbind, SYS_set_mempolicy, SYS_set_mempolicy_home_node],
+    },
+    Family {
+        name: "memfd_secret",
+        why: "memory removed from the kernel's direct map: no runtime uses it, and it fragments the host's direct \
+              map (the reason it is off by default); a program has nothing in a sandbox to hide from the kernel",
+        syscalls: sys![SYS_memfd_secret],
+    },
 ];
+
+/// A socket address family and why a program may (or may not) open it.
+pub struct SocketFamily {
+    pub name: &'static str,
+    pub family: i32,
+    pub why: &'static str,
+}
+
+/// The only address families `socket` and `socketpair` accept; every other family fails with
+/// [`SOCKET_FAMILY_ERRNO`]. Namespaces do not cover every family (vsock reaches the hypervisor whatever the network
+/// namespace), so an allow-list, not a deny-list: a family added to a future kernel stays closed.
+pub const ALLOWED_SOCKET_FAMILIES: &[SocketFamily] = &[
+    SocketFamily {
+        name: "AF_UNIX",
+        family: libc::AF_UNIX,
+        why: "local IPC inside the sandbox: multiprocessing, socketpair, language servers, test frameworks",
+    },
+    SocketFamily {
+        name: "AF_INET",
+        family: libc::AF_INET,
+        why: "TCP/UDP on the sandbox's own loopback (its network namespace has nothing else)",
+    },
+    SocketFamily {
+        name: "AF_INET6",
+        family: libc::AF_INET6,
+        why: "the same over IPv6; runtimes probe it at start-up (Go, Java) and want a socket or EAFNOSUPPORT",
+    },
+];
+
+/// Families refused although a program might try them, each with the reason; every one has its own test
+/// (`socket_family_*` in `tests/seccomp_denies_each_family.rs`). Families not listed here are refused all the same.
+pub const REFUSED_SOCKET_FAMILIES: &[SocketFamily] = &[
+    SocketFamily {
+        name: "AF_VSOCK",
+        family: libc::AF_VSOCK,
+        why: "vsock ignores network namespaces: on a VM host it reaches the hypervisor and other guests",
+    },
+    SocketFamily {
+        name: "AF_PACKET",
+        family: libc::AF_PACKET,
+        why: "raw link-layer frames; a frequent source of kernel exploits",
+    },
+    SocketFamily {
+        name: "AF_NETLINK",
+        family: libc::AF_NETLINK,
+        why: "talks to the kernel's subsystems (routing, netfilter, audit, ...), a large attack surface; no runtime \
+              needs it to run: glibc's getaddrinfo assumes IPv4 and IPv6 when it is refused, only interface \
+              listings (getifaddrs, os.networkInterfaces) fail, and the sandbox has only loopback to list",
+    },
+    SocketFamily {
+        name: "AF_ALG",
+        family: libc::AF_ALG,
+        why: "the kernel's crypto API, a repeated source of kernel bugs; programs have their own crypto libraries",
+    },
+    SocketFamily {
+        name: "AF_KEY",
+        family: libc::AF_KEY,
+        why: "IPsec key management of the host's kernel",
+    },
+    SocketFamily {
+        name: "AF_BLUETOOTH",
+        family: libc::AF_BLUETOOTH,
+        why: "host hardware",
+    },
+    SocketFamily {
+        name: "AF_XDP",
+        family: libc::AF_XDP,
+        why: "raw packet I/O bypassing the network stack",
+    },
+    SocketFamily {
+        name: "AF_RDS",
+        family: libc::AF_RDS,
+        why: "a rarely used protocol with a history of exploits",
+    },
+    SocketFamily {
+        name: "AF_TIPC",
+        family: libc::AF_TIPC,
+        why: "cluster IPC with a history of exploits",
+    },
+];
+
+/// What `socket`/`socketpair` return for a refused family: the kernel's own answer for a family it lacks, which
+/// runtimes already handle.
+pub const SOCKET_FAMILY_ERRNO: i32 = libc::EAFNOSUPPORT;
+
+/// `personality` values a program may set; any other fails with EPERM. 0 is the normal Linux personality (what
+/// `personality(PER_LINUX)` restores), 0xffffffff only queries. Refused flags such as `ADDR_NO_RANDOMIZE`,
+/// `READ_IMPLIES_EXEC` and `MMAP_PAGE_ZERO` switch off ASLR, make data executable or map page zero: they help
+/// exploits, and no runtime sets them.
+pub const ALLOWED_PERSONALITIES: &[(&str, u64)] = &[("PER_LINUX", 0), ("query", 0xffff_ffff)];
 
 /// Namespace flags whose presence makes `clone` fail: the program may start processes and threads, never
 /// namespaces.
