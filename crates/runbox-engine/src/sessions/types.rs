@@ -73,6 +73,11 @@ pub struct SessionLimits {
     pub default_memory_mb: u64,
     /// Bytes of stdout, and of stderr, kept per execution.
     pub output_bytes: usize,
+    /// Rich outputs (`display()` calls, figures, the result's rich forms) kept per execution; later ones are
+    /// dropped and the result says `outputs_truncated`.
+    pub rich_outputs_per_cell: usize,
+    /// Bytes of rich output data (the result's MIME bundle included) kept per execution.
+    pub rich_output_bytes: usize,
     /// Sessions started ahead of time per language, so that creating one (with default settings) only takes it.
     pub warm: BTreeMap<String, usize>,
 }
@@ -90,6 +95,8 @@ impl Default for SessionLimits {
             default_timeout_ms: 30_000,
             default_memory_mb: 512,
             output_bytes: 1 << 20,
+            rich_outputs_per_cell: 64,
+            rich_output_bytes: 8 << 20,
             warm: [("python".to_string(), 1)].into(),
         }
     }
@@ -192,6 +199,9 @@ pub struct CellResult {
     pub result: Option<BTreeMap<String, String>>,
     /// Rich outputs in order: `display()` calls, figures, then the result's richest forms.
     pub outputs: Vec<RichOutput>,
+    /// True when rich outputs (or forms of the result) were dropped because the cell produced more than the
+    /// server keeps per execution (`sessions.rich_outputs_per_cell` outputs, `sessions.rich_output_bytes` bytes).
+    pub outputs_truncated: bool,
     pub error: Option<CellError>,
     pub exit_code: Option<i32>,
     pub execution_count: u64,
