@@ -48,6 +48,13 @@ pub struct ServerConfig {
     pub max_queue: usize,
     /// Async executions waiting in the database before new submissions get 503.
     pub max_async_queued: usize,
+    /// Largest result one async execution stores; longer outputs are cut and the record says `result_truncated`.
+    pub async_result_bytes: u64,
+    /// Async execution records (any status) one key may hold; more submissions get 429 `async_quota_exceeded`.
+    pub async_jobs_per_key: u64,
+    /// Bytes of async execution records (requests, results; a job not yet finished counts `async_result_bytes`)
+    /// one key may hold.
+    pub async_bytes_per_key: u64,
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; empty disables CORS.
     pub cors_origins: Vec<String>,
@@ -100,6 +107,9 @@ impl Default for ServerConfig {
             max_concurrent: std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8),
             max_queue: 256,
             max_async_queued: 10_000,
+            async_result_bytes: 2 << 20,
+            async_jobs_per_key: 1000,
+            async_bytes_per_key: 256 << 20,
             body_limit_bytes: 16 << 20,
             cors_origins: Vec::new(),
             retention_hours: 24,
@@ -216,6 +226,11 @@ impl ServerConfig {
         }
         if !matches!(self.log_format.as_str(), "human" | "json") {
             return Err(ConfigError::Invalid("log_format must be human or json".into()));
+        }
+        if self.async_bytes_per_key < self.async_result_bytes {
+            return Err(ConfigError::Invalid(
+                "async_bytes_per_key must be at least async_result_bytes".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for k in &self.api_keys {

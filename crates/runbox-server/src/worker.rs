@@ -79,9 +79,22 @@ async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))
     }
     .await;
-    let (result, error) = match &outcome {
-        Ok(r) => (Some(r.to_string()), None),
-        Err(e) => (None, Some(e.to_string())),
+    let cap = state.config.async_result_bytes as usize;
+    let (result, error, truncated) = match outcome.clone() {
+        // A result longer than a job may store is cut (its longest strings); one that cannot be cut to fit is
+        // replaced by an error saying so. Either way the record stays within what the key's quota reserved.
+        Ok(mut r) => match crate::jobs::shrink_result(&mut r, cap) {
+            Some((text, cut)) => (Some(text), None, cut),
+            None => {
+                let e = serde_json::json!({"code": "result_too_large", "message":
+                    format!("the result does not fit in the {cap} bytes an async execution stores")});
+                (None, Some(e.to_string()), true)
+            }
+        },
+        Err(e) => {
+            let mut e = e;
+            (None, crate::jobs::shrink_result(&mut e, cap).map(|(t, _)| t), false)
+        }
     };
     if state.draining.load(std::sync::atomic::Ordering::Relaxed)
         && outcome.as_ref().is_ok_and(|r| r["status"] == "killed")
@@ -90,7 +103,10 @@ async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
         let _ = state.jobs.requeue_interrupted();
         return;
     }
-    if let Err(e) = state.jobs.finish(&job.id, result.as_deref(), error.as_deref()) {
+    if let Err(e) = state
+        .jobs
+        .finish_stored(&job.id, result.as_deref(), error.as_deref(), truncated)
+    {
         tracing::error!(job = %job.id, error = %e, "cannot store a job's result");
         return;
     }
