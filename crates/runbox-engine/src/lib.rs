@@ -8,6 +8,7 @@ pub mod compile_cache;
 mod error;
 mod execute;
 pub mod files;
+pub mod machine;
 pub mod paths;
 pub mod pools;
 mod request;

@@ -40,6 +40,8 @@ struct Session {
     process: SessionProcess,
     workspace: Workspace,
     owner_uid: Option<u32>,
+    /// The session's memory limit in bytes; uploads count against it too (see [`Sessions::upload`]).
+    memory_limit: u64,
     created_at: u64,
     created: Instant,
     idle_timeout: Duration,
@@ -165,6 +167,8 @@ pub struct Sessions {
     warm_extra: Mutex<HashMap<String, (usize, Instant)>>,
     /// Set by [`Sessions::close_all`]: no warm session is started after it.
     closed: std::sync::atomic::AtomicBool,
+    /// Held while an upload is checked against the quotas and written, so that two uploads cannot both fit.
+    uploads: Mutex<()>,
 }
 
 /// A sandbox whose worker is ready, not yet handed to an owner.
@@ -177,6 +181,32 @@ struct Started {
     pending: Vec<u8>,
 }
 
+/// Bytes a workspace holds: the tmpfs's used blocks when it is one (as root), else the sizes of its files.
+fn workspace_bytes(path: &Path) -> u64 {
+    if probe::is_root() {
+        if let Ok(st) = nix::sys::statvfs::statvfs(path) {
+            return (st.blocks() - st.blocks_free()) * st.fragment_size();
+        }
+    }
+    fn walk(dir: &Path, budget: &mut usize) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        let mut total = 0;
+        for entry in entries.flatten() {
+            if *budget == 0 {
+                break;
+            }
+            *budget -= 1;
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => total += walk(&entry.path(), budget),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+        total
+    }
+    walk(path, &mut 100_000)
+}
+
 impl Sessions {
     pub fn new(engine: Arc<Engine>, limits: SessionLimits) -> Sessions {
         Sessions {
@@ -187,6 +217,7 @@ impl Sessions {
             warm_wake: (Mutex::new(false), std::sync::Condvar::new()),
             warm_extra: Mutex::new(HashMap::new()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            uploads: Mutex::new(()),
         }
     }
 
@@ -275,6 +306,7 @@ impl Sessions {
             process,
             workspace,
             owner_uid,
+            memory_limit: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
             created_at: now_ms(),
             created: Instant::now(),
             idle_timeout: Duration::from_secs(idle),
@@ -510,6 +542,61 @@ impl Sessions {
             s.mark_dead("the server shut down");
             s.process.terminate();
         }
+    }
+
+    /// Writes an uploaded file into the session's workspace, charging it to the session and its key. Workspaces
+    /// live in memory (a tmpfs each) and the server writes uploads, so the kernel charges them to the server, not
+    /// to the session's cgroup: the quotas are checked here instead. After the upload, the session's workspace
+    /// holds no more than the session's memory limit, the key's sessions no more than `files_per_key_mb`, and all
+    /// sessions no more than `files_total_mb` (a file replaced is counted as freed).
+    pub fn upload(&self, owner: &str, id: &str, path: &str, content: &[u8]) -> Result<(), SessionError> {
+        let session = self.lookup(owner, id)?;
+        if let Some(reason) = session.dead_reason() {
+            return Err(SessionError::Dead(reason));
+        }
+        let _one_at_a_time = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let replaced = crate::files::existing_size(session.workspace.path(), path);
+        let (mut mine, mut all) = (0u64, 0u64);
+        let sessions: Vec<Arc<Session>> = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.dead_reason().is_none())
+            .cloned()
+            .collect();
+        for s in &sessions {
+            let used = workspace_bytes(s.workspace.path());
+            all += used;
+            if s.owner == owner {
+                mine += used;
+            }
+        }
+        let this = workspace_bytes(session.workspace.path());
+        let grow = (content.len() as u64).saturating_sub(replaced);
+        let checks = [
+            (
+                this,
+                session.memory_limit,
+                "this session's workspace (its memory limit)",
+            ),
+            (
+                mine,
+                self.limits.files_per_key_mb * MIB,
+                "this key's session workspaces",
+            ),
+            (all, self.limits.files_total_mb * MIB, "the server's session workspaces"),
+        ];
+        for (used, cap, what) in checks {
+            if used.saturating_add(grow) > cap {
+                return Err(SessionError::QuotaExceeded(format!(
+                    "{what} hold {used} bytes; {} more would pass the maximum of {cap}",
+                    grow
+                )));
+            }
+        }
+        crate::files::write(session.workspace.path(), path, content, session.owner_uid)?;
+        Ok(())
     }
 
     /// The session's workspace directory and the uid owning its files, for the file routes.

@@ -30,6 +30,10 @@ pub enum SessionError {
     Engine(#[from] EngineError),
     #[error("file: {0}")]
     Io(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
 }
 
 impl SessionError {
@@ -45,6 +49,8 @@ impl SessionError {
             SessionError::FileNotFound => "not_found",
             SessionError::Engine(e) => e.code(),
             SessionError::Io(_) => "file_error",
+            SessionError::QuotaExceeded(_) => "workspace_quota_exceeded",
+            SessionError::File(_) => "file_error",
         }
     }
 
@@ -78,6 +84,11 @@ pub struct SessionLimits {
     pub rich_outputs_per_cell: usize,
     /// Bytes of rich output data (the result's MIME bundle included) kept per execution.
     pub rich_output_bytes: usize,
+    /// MiB of files all the sessions of one key may hold in their workspaces (uploads past it get 413
+    /// `workspace_quota_exceeded`). Default: an eighth of the machine's memory (workspaces live in memory).
+    pub files_per_key_mb: u64,
+    /// MiB of files all sessions together may hold in their workspaces. Default: a quarter of the machine's memory.
+    pub files_total_mb: u64,
     /// Sessions started ahead of time per language, so that creating one (with default settings) only takes it.
     pub warm: BTreeMap<String, usize>,
 }
@@ -97,6 +108,8 @@ impl Default for SessionLimits {
             output_bytes: 1 << 20,
             rich_outputs_per_cell: 64,
             rich_output_bytes: 8 << 20,
+            files_per_key_mb: (crate::machine::memory_bytes() >> 20) / 8,
+            files_total_mb: (crate::machine::memory_bytes() >> 20) / 4,
             warm: [("python".to_string(), 1)].into(),
         }
     }
