@@ -79,6 +79,9 @@ pub struct ServerConfig {
     pub compile_cache_mb: u64,
     /// Warm pools of pre-started sandboxes per language.
     pub pools: runbox_engine::pools::PoolConfig,
+    /// Caps on all of runbox (its parent cgroup) and on each key's sandboxes together; defaults sized from the
+    /// machine.
+    pub aggregate: runbox_engine::ledger::AggregateLimits,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -123,6 +126,7 @@ impl Default for ServerConfig {
             sessions: SessionLimits::default(),
             compile_cache_mb: 512,
             pools: Default::default(),
+            aggregate: Default::default(),
         }
     }
 }
@@ -232,6 +236,7 @@ impl ServerConfig {
                 "async_bytes_per_key must be at least async_result_bytes".into(),
             ));
         }
+        self.aggregate.validate().map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for k in &self.api_keys {
             if k.key.len() < 16 {

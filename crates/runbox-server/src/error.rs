@@ -129,6 +129,7 @@ impl From<SessionError> for ApiError {
             SessionError::StartFailed(_) | SessionError::Io(_) => ApiError::internal(e),
             SessionError::QuotaExceeded(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
             SessionError::File(f) => f.into(),
+            SessionError::KeyCapacity(m) => ApiError::rate_limited("key_capacity_exceeded", m, 1),
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct RunPermit {
     state: Arc<AppState>,
     id: u64,
     pub cancel: CancelToken,
+    /// The key's share of memory and processes this run holds (see `runbox_engine::ledger`).
+    pub budget: Option<runbox_engine::ledger::Reservation>,
 }
 
 impl Drop for RunPermit {
@@ -211,6 +213,7 @@ impl AppState {
             state: self.clone(),
             id,
             cancel,
+            budget: None,
         })
     }
 

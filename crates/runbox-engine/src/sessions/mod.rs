@@ -26,6 +26,9 @@ use worker::{ready_line_end, worker_for, Worker};
 
 const MIB: u64 = 1 << 20;
 
+/// Processes a session may have when its request names no limit.
+const SESSION_PROCESSES: u32 = 64;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -55,6 +58,8 @@ struct Session {
     interrupt: Mutex<Interrupt>,
     /// Worker bytes not yet forming a whole line.
     pending: Mutex<Vec<u8>>,
+    /// The key's share this session holds (memory and process limits), returned when the session dies.
+    reservation: Mutex<Option<crate::ledger::Reservation>>,
 }
 
 /// Longest worker message kept while its end has not arrived (a cell's PNG figures make the largest ones).
@@ -105,6 +110,8 @@ impl Session {
         if dead.is_none() {
             *dead = Some(reason.into());
         }
+        drop(dead);
+        self.reservation.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     fn info(&self) -> SessionInfo {
@@ -287,6 +294,16 @@ impl Sessions {
             }
         }
 
+        let memory_limit = req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB;
+        let reservation = self
+            .engine
+            .ledger()
+            .reserve(
+                owner,
+                memory_limit,
+                u64::from(req.limits.processes.unwrap_or(SESSION_PROCESSES)),
+            )
+            .map_err(SessionError::KeyCapacity)?;
         let started = match self.take_warm(lang.id(), req) {
             Some(started) => started,
             None => self.start(lang, req)?,
@@ -306,7 +323,7 @@ impl Sessions {
             process,
             workspace,
             owner_uid,
-            memory_limit: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
+            memory_limit,
             created_at: now_ms(),
             created: Instant::now(),
             idle_timeout: Duration::from_secs(idle),
@@ -318,6 +335,7 @@ impl Sessions {
             dead: Mutex::new(None),
             interrupt: Mutex::new(Interrupt::default()),
             pending: Mutex::new(pending),
+            reservation: Mutex::new(Some(reservation)),
         };
         let info = session.info();
         self.map
@@ -361,7 +379,7 @@ impl Sessions {
             wall_ms: lifetime_ms,
             cpu_ms: lifetime_ms.saturating_mul(4),
             memory_bytes: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
-            processes: req.limits.processes.unwrap_or(64),
+            processes: req.limits.processes.unwrap_or(SESSION_PROCESSES),
             output_bytes: u64::MAX,
             file_size_bytes: req
                 .limits

@@ -32,6 +32,8 @@ pub enum SessionError {
     Io(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("{0}")]
+    KeyCapacity(String),
     #[error(transparent)]
     File(#[from] crate::files::FileError),
 }
@@ -50,6 +52,7 @@ impl SessionError {
             SessionError::Engine(e) => e.code(),
             SessionError::Io(_) => "file_error",
             SessionError::QuotaExceeded(_) => "workspace_quota_exceeded",
+            SessionError::KeyCapacity(_) => "key_capacity_exceeded",
             SessionError::File(_) => "file_error",
         }
     }
