@@ -299,10 +299,10 @@ async fn rich_outputs_are_capped_per_cell_in_count_and_bytes_and_say_so() {
         outputs_brief(&r)
     );
 
-    // More bytes than the byte cap (2.5 MiB displayed, and a 64 KiB result; 256 KiB kept): the server keeps no
-    // more than the cap.
+    // More bytes than the byte cap (24 MiB displayed, and a 1 MiB result; 256 KiB kept): the server keeps no more
+    // than the cap, and the session survives the flood.
     let r = api
-        .exec(&id, "s = 'x' * (64 << 10)\nfor i in range(40):\n    display(s)\ns")
+        .exec(&id, "s = 'x' * (1 << 20)\nfor i in range(24):\n    display(s)\ns")
         .await;
     assert_eq!(r["status"], "ok", "{}", outputs_brief(&r));
     let kept: usize = r["outputs"]

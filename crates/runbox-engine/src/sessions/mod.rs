@@ -146,10 +146,14 @@ impl Session {
     /// Complete JSON lines the worker wrote so far.
     fn worker_lines(&self, bytes: &[u8]) -> Vec<serde_json::Value> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
+        // frames) linear rather than rescanned with every frame.
+        let mut from = pending.len();
         pending.extend_from_slice(bytes);
         let mut lines = Vec::new();
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
             let line: Vec<u8> = pending.drain(..=pos).collect();
+            from = 0;
             if let Ok(v) = serde_json::from_slice(&line) {
                 lines.push(v);
             }
