@@ -221,7 +221,8 @@ async fn aggregate_caps_are_in_the_parent_cgroup_and_a_key_past_its_share_is_ref
 
     api.state.sessions.close_all();
     drop(api);
-    for (file, _) in files {
+    let cpuacct = host.v1_cpuacct.clone().map(|root| root.join(&parent).join("x"));
+    for file in files.into_iter().map(|(f, _)| f).chain(cpuacct) {
         let dir = file.parent().unwrap().to_path_buf();
         for _ in 0..100 {
             if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
@@ -229,5 +230,36 @@ async fn aggregate_caps_are_in_the_parent_cgroup_and_a_key_past_its_share_is_ref
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+}
+
+#[test]
+fn a_server_whose_aggregate_caps_cannot_be_applied_does_not_start() {
+    let probe = runbox_sandbox::probe::decide(&runbox_sandbox::probe::host(), &Default::default());
+    if !probe.is_ok_and(|p| p.cgroup.is_some()) {
+        eprintln!("skipped: this host runs without cgroups");
+        return;
+    }
+    // A parent whose last step is a file of the cgroup filesystem cannot hold the caps.
+    let group = format!("runbox-test-{}", unique_mark());
+    let dir = tempfile::tempdir().unwrap();
+    let config = runbox_server::ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        aggregate: runbox_engine::ledger::AggregateLimits {
+            cgroup_parent: format!("{group}/cgroup.procs"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let err = runbox_server::build_state(config, jail())
+        .err()
+        .expect("the server refuses to start");
+    assert!(err.contains("aggregate"), "{err}");
+    let host = runbox_sandbox::cgroup::detect();
+    for root in [host.v2_mount, host.v1_memory, host.v1_pids, host.v1_cpuacct]
+        .into_iter()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(root.join(&group));
     }
 }
