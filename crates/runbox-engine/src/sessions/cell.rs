@@ -205,6 +205,7 @@ impl Sessions {
                                     }
                                 }
                             }
+                            Some("dropped") => outputs.truncated = true,
                             Some("done") if msg["id"].as_u64() == Some(cell) => {
                                 let result = bundle_of(&msg["result"]).map(|b| outputs.charge_bundle(b));
                                 if let Some(bundle) = &result {

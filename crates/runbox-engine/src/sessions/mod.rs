@@ -158,9 +158,11 @@ impl Session {
                 lines.push(v);
             }
         }
-        // A line longer than any message the workers send is not protocol: it is dropped, not held.
+        // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
+        // was most likely a rich output too large to keep).
         if pending.len() > MAX_WORKER_LINE {
             pending.clear();
+            lines.push(serde_json::json!({"event": "dropped"}));
         }
         lines
     }
