@@ -79,8 +79,9 @@ async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))
     }
     .await;
+    let killed = outcome.as_ref().is_ok_and(|r| r["status"] == "killed");
     let cap = state.config.async_result_bytes as usize;
-    let (result, error, truncated) = match outcome.clone() {
+    let (result, error, truncated) = match outcome {
         // A result longer than a job may store is cut (its longest strings); one that cannot be cut to fit is
         // replaced by an error saying so. Either way the record stays within what the key's quota reserved.
         Ok(mut r) => match crate::jobs::shrink_result(&mut r, cap) {
@@ -91,14 +92,9 @@ async fn run_job(state: &Arc<AppState>, job: crate::jobs::Claimed) {
                 (None, Some(e.to_string()), true)
             }
         },
-        Err(e) => {
-            let mut e = e;
-            (None, crate::jobs::shrink_result(&mut e, cap).map(|(t, _)| t), false)
-        }
+        Err(mut e) => (None, crate::jobs::shrink_result(&mut e, cap).map(|(t, _)| t), false),
     };
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed)
-        && outcome.as_ref().is_ok_and(|r| r["status"] == "killed")
-    {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) && killed {
         // Cancelled by shutdown, not by its owner: it runs again after the restart.
         let _ = state.jobs.requeue_interrupted();
         return;
