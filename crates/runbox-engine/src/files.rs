@@ -149,6 +149,18 @@ pub fn write(root: &Path, raw: &str, content: &[u8], owner: Option<u32>) -> Resu
     })
 }
 
+/// Size of the regular file at `raw` if there is one (0 otherwise), found without following symlinks.
+pub fn existing_size(root: &Path, raw: &str) -> u64 {
+    let size = || -> Result<u64, FileError> {
+        let rel = confined("path", raw)?;
+        let dir = open_parent(root, &rel, None)?;
+        let st = fstatat(&dir, file_name(&rel)?, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno("stat", &rel))?;
+        let regular = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+        Ok(if regular { st.st_size as u64 } else { 0 })
+    };
+    size().unwrap_or(0)
+}
+
 /// Reads a file of at most `max_bytes`.
 pub fn read(root: &Path, raw: &str, max_bytes: u64) -> Result<Vec<u8>, FileError> {
     let rel = confined("path", raw)?;

@@ -10,6 +10,8 @@ mod error;
 mod execute;
 pub mod files;
 mod owner;
+pub mod ledger;
+pub mod machine;
 pub mod paths;
 pub mod pools;
 mod request;
@@ -64,6 +66,8 @@ pub struct Engine {
     pools: std::sync::Arc<pools::Pools>,
     /// This engine's share of the data directory (see [`owner`]), held for its whole life.
     owner_lock: Option<std::fs::File>,
+    /// What each key's sandboxes reserve (see [`ledger`]).
+    ledger: std::sync::Arc<ledger::Ledger>,
 }
 
 impl Engine {
@@ -109,6 +113,7 @@ impl Engine {
             compile_cache,
             pools,
             owner_lock,
+            ledger: Default::default(),
         })
     }
 
@@ -156,6 +161,27 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// What each key's sandboxes reserve; the server sets its caps.
+    pub fn ledger(&self) -> &std::sync::Arc<ledger::Ledger> {
+        &self.ledger
+    }
+
+    /// Reserves for `owner` the memory and processes a run of `req` may use (its largest stage), or says which of
+    /// the key's caps it would pass. A request naming no known language reserves nothing (it fails later).
+    pub fn reserve_run(&self, owner: &str, req: &ExecuteRequest) -> Result<Option<ledger::Reservation>, String> {
+        let Ok(lang) = self.resolve(&req.language) else {
+            return Ok(None);
+        };
+        let run = execute::stage_limits(lang.run().limits(), Some(&req.limits));
+        let (mut memory, mut processes) = (run.memory_bytes, u64::from(run.processes));
+        if let Some(compile) = lang.compile() {
+            let c = execute::stage_limits(compile.limits(), None);
+            memory = memory.max(c.memory_bytes);
+            processes = processes.max(u64::from(c.processes));
+        }
+        self.ledger.reserve(owner, memory, processes).map(Some)
     }
 
     pub fn catalogue(&self) -> &Catalogue {

@@ -48,6 +48,13 @@ pub struct ServerConfig {
     pub max_queue: usize,
     /// Async executions waiting in the database before new submissions get 503.
     pub max_async_queued: usize,
+    /// Largest result one async execution stores; longer outputs are cut and the record says `result_truncated`.
+    pub async_result_bytes: u64,
+    /// Async execution records (any status) one key may hold; more submissions get 429 `async_quota_exceeded`.
+    pub async_jobs_per_key: u64,
+    /// Bytes of async execution records (requests, results; a job not yet finished counts `async_result_bytes`)
+    /// one key may hold.
+    pub async_bytes_per_key: u64,
     pub body_limit_bytes: usize,
     /// Web origins (`https://app.example`) whose pages may call the API: CORS for HTTP, and the `Origin` check of
     /// `/ws`. `["*"]` allows every origin (without credentials); empty disables CORS (`/ws` then still accepts
@@ -77,6 +84,9 @@ pub struct ServerConfig {
     pub compile_cache_mb: u64,
     /// Warm pools of pre-started sandboxes per language.
     pub pools: runbox_engine::pools::PoolConfig,
+    /// Caps on all of runbox (its parent cgroup) and on each key's sandboxes together; defaults sized from the
+    /// machine.
+    pub aggregate: runbox_engine::ledger::AggregateLimits,
 }
 
 /// The shortest API key accepted: a short key is guessed quickly, and keyed servers listen beyond loopback.
@@ -111,6 +121,9 @@ impl Default for ServerConfig {
             max_concurrent: std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8),
             max_queue: 256,
             max_async_queued: 10_000,
+            async_result_bytes: 2 << 20,
+            async_jobs_per_key: 1000,
+            async_bytes_per_key: 256 << 20,
             body_limit_bytes: 16 << 20,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -125,6 +138,7 @@ impl Default for ServerConfig {
             sessions: SessionLimits::default(),
             compile_cache_mb: 512,
             pools: Default::default(),
+            aggregate: Default::default(),
         }
     }
 }
@@ -256,6 +270,12 @@ impl ServerConfig {
             return Err(ConfigError::Invalid("log_format must be human or json".into()));
         }
         crate::origins::validate(&self.cors_origins).map_err(ConfigError::Invalid)?;
+        if self.async_bytes_per_key < self.async_result_bytes {
+            return Err(ConfigError::Invalid(
+                "async_bytes_per_key must be at least async_result_bytes".into(),
+            ));
+        }
+        self.aggregate.validate().map_err(ConfigError::Invalid)?;
         // Every key, `RUNBOX_API_KEY` (named `default`) included: a key's name is its owner identity (sessions and
         // async jobs belong to it), so two keys may never share one, and none may take the keyless owner's name.
         let mut names = std::collections::HashSet::new();

@@ -127,6 +127,9 @@ impl From<SessionError> for ApiError {
             SessionError::InvalidField { field, message } => ApiError::invalid_field(&field, message),
             SessionError::Engine(inner) => inner.into(),
             SessionError::StartFailed(_) | SessionError::Io(_) => ApiError::internal(e),
+            SessionError::QuotaExceeded(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
+            SessionError::File(f) => f.into(),
+            SessionError::KeyCapacity(m) => ApiError::rate_limited("key_capacity_exceeded", m, 1),
         }
     }
 }

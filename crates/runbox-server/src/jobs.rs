@@ -1,5 +1,8 @@
 //! Async executions kept in SQLite so that results survive a restart and queued jobs run after one. A job is
-//! `queued`, then `running`, then `done` (with a result) or `cancelled`; records expire after the retention.
+//! `queued`, then `running`, then `done` (with a result) or `cancelled`; records expire after the retention, and
+//! `DELETE` removes one at once. Each record knows its size (request, result, error); a key's records are held to a
+//! count and a number of bytes, a queued or running job counting as its request plus the largest result a job
+//! may store, so that checking at submission bounds what the key can ever make the database hold.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -34,6 +37,43 @@ pub struct JobView {
     pub result: Option<serde_json::Value>,
     /// Why the job failed before producing a result (invalid request, internal error).
     pub error: Option<serde_json::Value>,
+    /// True when the stored result was shortened to the server's `async_result_bytes`: its longest strings (stdout,
+    /// stderr, collected files) were cut.
+    pub result_truncated: bool,
+}
+
+/// What one key may keep in the job store.
+#[derive(Debug, Clone, Copy)]
+pub struct JobQuota {
+    /// Records of any status.
+    pub jobs: u64,
+    /// Bytes of requests, results and errors, a job not yet finished counting `result_bytes` for its result.
+    pub bytes: u64,
+    /// Largest result one job may store.
+    pub result_bytes: u64,
+}
+
+impl JobQuota {
+    pub const UNLIMITED: JobQuota = JobQuota {
+        jobs: u64::MAX,
+        bytes: u64::MAX,
+        result_bytes: 0,
+    };
+}
+
+/// Why a submission was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("{0}")]
+    Quota(String),
+    #[error(transparent)]
+    Store(#[from] JobError),
+}
+
+impl From<rusqlite::Error> for InsertError {
+    fn from(e: rusqlite::Error) -> Self {
+        InsertError::Store(e.into())
+    }
 }
 
 pub struct Claimed {
@@ -112,8 +152,20 @@ impl JobStore {
                  started_at INTEGER,
                  finished_at INTEGER
              );
-             CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);",
+             CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+             CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner);",
         )?;
+        // Columns added after the first release: a database from before gets them (an existing one is kept).
+        for column in [
+            "size INTEGER NOT NULL DEFAULT 0",
+            "result_truncated INTEGER NOT NULL DEFAULT 0",
+        ] {
+            if let Err(e) = conn.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []) {
+                if !e.to_string().contains("duplicate column") {
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(JobStore { conn: Mutex::new(conn) })
     }
 
@@ -122,12 +174,67 @@ impl JobStore {
     }
 
     pub fn insert(&self, owner: &str, request: &str, callback_url: Option<&str>) -> Result<String, JobError> {
+        self.insert_within(owner, request, callback_url, &JobQuota::UNLIMITED)
+            .map_err(|e| match e {
+                InsertError::Store(e) => e,
+                InsertError::Quota(m) => JobError(m),
+            })
+    }
+
+    /// Stores a new queued job unless `owner` would then hold more than `quota` allows. The check and the insert
+    /// happen under one lock, so concurrent submissions cannot overshoot.
+    pub fn insert_within(
+        &self,
+        owner: &str,
+        request: &str,
+        callback_url: Option<&str>,
+        quota: &JobQuota,
+    ) -> Result<String, InsertError> {
+        let conn = self.conn();
+        let (jobs, bytes): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM jobs WHERE owner = ?1",
+            params![owner],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if jobs as u64 >= quota.jobs {
+            return Err(InsertError::Quota(format!(
+                "this key holds its maximum of {} async execution records; delete some (DELETE /executions/{{id}}) \
+                 or wait for them to expire",
+                quota.jobs
+            )));
+        }
+        let size = (request.len() as u64).saturating_add(quota.result_bytes);
+        if (bytes as u64).saturating_add(size) > quota.bytes {
+            return Err(InsertError::Quota(format!(
+                "this key's async execution records hold {bytes} bytes, and this one may take {size} more (its \
+                 request and the largest result a job stores); the maximum is {}",
+                quota.bytes
+            )));
+        }
         let id = random_id("exec_");
-        self.conn().execute(
-            "INSERT INTO jobs (id, owner, status, request, callback_url, created_at) VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
-            params![id, owner, request, callback_url, now_ms()],
+        conn.execute(
+            "INSERT INTO jobs (id, owner, status, request, callback_url, created_at, size)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
+            params![
+                id,
+                owner,
+                request,
+                callback_url,
+                now_ms(),
+                size.min(i64::MAX as u64) as i64
+            ],
         )?;
         Ok(id)
+    }
+
+    /// Removes the job of `owner` and returns it as it was, or None if there is no such job.
+    pub fn delete(&self, id: &str, owner: &str) -> Result<Option<JobView>, JobError> {
+        let view = self.get(id, owner)?;
+        if view.is_some() {
+            self.conn()
+                .execute("DELETE FROM jobs WHERE id = ?1 AND owner = ?2", params![id, owner])?;
+        }
+        Ok(view)
     }
 
     /// The job, if it exists and belongs to `owner`.
@@ -135,7 +242,8 @@ impl JobStore {
         let row = self
             .conn()
             .query_row(
-                "SELECT id, status, created_at, started_at, finished_at, result, error FROM jobs WHERE id = ?1 AND owner = ?2",
+                "SELECT id, status, created_at, started_at, finished_at, result, error, result_truncated
+                 FROM jobs WHERE id = ?1 AND owner = ?2",
                 params![id, owner],
                 |r| {
                     Ok((
@@ -146,12 +254,13 @@ impl JobStore {
                         r.get::<_, Option<i64>>(4)?,
                         r.get::<_, Option<String>>(5)?,
                         r.get::<_, Option<String>>(6)?,
+                        r.get::<_, i64>(7)? != 0,
                     ))
                 },
             )
             .optional()?;
         Ok(row.map(
-            |(id, status, created_at, started_at, finished_at, result, error)| JobView {
+            |(id, status, created_at, started_at, finished_at, result, error, result_truncated)| JobView {
                 id,
                 status,
                 created_at,
@@ -159,6 +268,7 @@ impl JobStore {
                 finished_at,
                 result: result.and_then(|r| serde_json::from_str(&r).ok()),
                 error: error.and_then(|e| serde_json::from_str(&e).ok()),
+                result_truncated,
             },
         ))
     }
@@ -205,11 +315,25 @@ impl JobStore {
     }
 
     /// Stores the outcome of a job unless it was cancelled meanwhile (then the result is kept, status stays).
+    /// The caller keeps `result` within the quota's `result_bytes` ([`shrink_result`]).
     pub fn finish(&self, id: &str, result: Option<&str>, error: Option<&str>) -> Result<(), JobError> {
+        self.finish_stored(id, result, error, false)
+    }
+
+    /// [`JobStore::finish`], saying whether `result` was shortened to fit.
+    pub fn finish_stored(
+        &self,
+        id: &str,
+        result: Option<&str>,
+        error: Option<&str>,
+        truncated: bool,
+    ) -> Result<(), JobError> {
+        let outcome = result.map_or(0, str::len) + error.map_or(0, str::len);
         self.conn().execute(
             "UPDATE jobs SET status = CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'done' END,
-                             result = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
-            params![id, result, error, now_ms()],
+                             result = ?2, error = ?3, finished_at = ?4, result_truncated = ?5,
+                             size = LENGTH(CAST(request AS BLOB)) + ?6 WHERE id = ?1",
+            params![id, result, error, now_ms(), truncated, outcome as i64],
         )?;
         Ok(())
     }
@@ -255,6 +379,51 @@ impl JobStore {
                 r.get(0)
             })
             .unwrap_or(0)
+    }
+}
+
+/// Serialises `result` in at most `cap` bytes, cutting its longest strings (halving at most, so several long
+/// streams share what is left) and keeping base64 fields whole groups of four. Returns the JSON and whether anything
+/// was cut, or None when even cutting every long string cannot make it fit.
+pub fn shrink_result(result: &mut serde_json::Value, cap: usize) -> Option<(String, bool)> {
+    let mut cut = false;
+    for _ in 0..256 {
+        let text = result.to_string();
+        if text.len() <= cap {
+            return Some((text, cut));
+        }
+        let excess = text.len() - cap;
+        let (longest, base64) = longest_string(result, false)?;
+        let len = longest.len();
+        if len < 64 {
+            return None;
+        }
+        let mut keep = len.saturating_sub(excess).max(len / 2).min(len - 1);
+        if base64 {
+            keep -= keep % 4;
+        }
+        while !longest.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        longest.truncate(keep);
+        cut = true;
+    }
+    None
+}
+
+/// The longest string in `v`, and whether it sits under a key ending in `_base64`.
+fn longest_string(v: &mut serde_json::Value, base64: bool) -> Option<(&mut String, bool)> {
+    match v {
+        serde_json::Value::String(s) => Some((s, base64)),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .filter_map(|i| longest_string(i, base64))
+            .max_by_key(|(s, _)| s.len()),
+        serde_json::Value::Object(map) => map
+            .iter_mut()
+            .filter_map(|(k, i)| longest_string(i, k.ends_with("_base64")))
+            .max_by_key(|(s, _)| s.len()),
+        _ => None,
     }
 }
 
@@ -338,5 +507,48 @@ mod tests {
         s.unclaim(&a1).unwrap();
         assert_eq!(s.get(&a1, "a").unwrap().unwrap().status, "queued");
         assert_eq!(s.claim_next().unwrap().unwrap().id, a1);
+    }
+
+    #[test]
+    fn a_key_is_held_to_its_count_and_bytes_and_delete_frees_them() {
+        let s = JobStore::in_memory().unwrap();
+        let quota = JobQuota {
+            jobs: 2,
+            bytes: 1000,
+            result_bytes: 300,
+        };
+        let a = s.insert_within("k", &"x".repeat(100), None, &quota).unwrap();
+        // 400 bytes reserved; another 600-byte request plus its 300-byte result would pass 1000.
+        let err = s.insert_within("k", &"x".repeat(600), None, &quota).unwrap_err();
+        assert!(matches!(err, InsertError::Quota(_)), "{err}");
+        s.insert_within("k", "{}", None, &quota).unwrap();
+        let err = s.insert_within("k", "{}", None, &quota).unwrap_err();
+        assert!(err.to_string().contains("maximum of 2"), "{err}");
+        // Another key has its own quota.
+        s.insert_within("other", "{}", None, &quota).unwrap();
+        // Deleting a record removes it and frees its share.
+        assert_eq!(s.delete(&a, "k").unwrap().unwrap().status, "queued");
+        assert!(s.get(&a, "k").unwrap().is_none());
+        assert!(s.delete(&a, "k").unwrap().is_none());
+        s.insert_within("k", "{}", None, &quota).unwrap();
+    }
+
+    #[test]
+    fn long_results_are_cut_to_the_cap_and_say_so() {
+        let mut v = serde_json::json!({
+            "status": "ok",
+            "stdout": "a".repeat(100_000),
+            "stderr": "é".repeat(50_000),
+            "stdout_base64": "QUFB".repeat(10_000),
+        });
+        let (text, cut) = shrink_result(&mut v, 10_000).unwrap();
+        assert!(cut && text.len() <= 10_000, "{} bytes", text.len());
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["status"], "ok");
+        assert_eq!(back["stdout_base64"].as_str().unwrap().len() % 4, 0);
+        let mut small = serde_json::json!({"stdout": "hi"});
+        assert_eq!(shrink_result(&mut small, 10_000), Some((small.to_string(), false)));
+        let mut many = serde_json::Value::Array(vec![serde_json::json!("short"); 10_000]);
+        assert_eq!(shrink_result(&mut many, 1000), None);
     }
 }

@@ -47,6 +47,7 @@ pub fn policy(config: &ServerConfig) -> Result<HostPolicy, String> {
         "v2" => CgroupPreference::V2,
         other => return Err(format!("unknown cgroup version {other:?}")),
     };
+    policy.cgroup_parent = config.aggregate.cgroup_parent.clone();
     Ok(policy)
 }
 
@@ -63,6 +64,23 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
             tracing::info!(removed, "removed empty cgroups left by jails that were killed");
         }
     }
+    // All of runbox under one parent cgroup, capped as a whole; with cgroups in force and the caps not applicable,
+    // the server does not start (fail closed).
+    if let Ok(runbox_sandbox::probe::InForce {
+        cgroup: Some(version), ..
+    }) = &protections
+    {
+        let a = &config.aggregate;
+        let written = runbox_sandbox::cgroup::limit_parent(
+            &host.cgroups,
+            *version,
+            &a.cgroup_parent,
+            a.memory_mb << 20,
+            a.processes,
+        )
+        .map_err(|e| format!("cannot cap all sandboxes together (aggregate): {e}"))?;
+        tracing::info!(memory_mb = a.memory_mb, processes = a.processes, files = ?written, "aggregate caps in force");
+    }
     let engine = Engine::new(EngineConfig {
         languages_dir: config.languages_dir.clone(),
         data_dir: config.data_dir.clone(),
@@ -73,6 +91,9 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
         pools: config.pools.clone(),
     })
     .map_err(|e| e.to_string())?;
+    engine
+        .ledger()
+        .set_caps(config.aggregate.key_memory_mb << 20, config.aggregate.key_processes);
     // What a killed predecessor left (its sandboxes' processes, cgroups and workspaces) goes before anything runs
     // again, in particular before interrupted async jobs are run again below.
     let swept = engine.sweep_leftovers();

@@ -89,6 +89,8 @@ pub struct RunPermit {
     pub cancel: CancelToken,
     /// Who runs: the engine scopes what a run may learn of earlier runs (compile cache hits) to it.
     pub owner: String,
+    /// The key's share of memory and processes this run holds (see `runbox_engine::ledger`).
+    pub budget: Option<runbox_engine::ledger::Reservation>,
 }
 
 impl Drop for RunPermit {
@@ -243,6 +245,7 @@ impl AppState {
             id,
             cancel,
             owner: String::new(),
+            budget: None,
         })
     }
 

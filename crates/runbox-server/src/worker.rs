@@ -139,8 +139,14 @@ async fn run_job(
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
         let req = body.into_request(&state.config.limits).map_err(to_json)?;
         precheck(state, &req).map_err(to_json)?;
+        // The key's aggregate caps hold for async runs as for every other run.
+        let budget = state.engine.reserve_run(&job.owner, &req).map_err(|m| {
+            state.metrics.record_rejection("key_capacity");
+            to_json(crate::error::ApiError::rate_limited("key_capacity_exceeded", m, 1))
+        })?;
         let mut permit = state.acquire_run_with(key_slot).await.map_err(to_json)?;
         permit.owner = job.owner.clone();
+        permit.budget = budget;
         state.register_job(&job.id, permit.cancel.clone());
         let result = run_admitted(state, permit, req, None, |_| true).await;
         state.unregister_job(&job.id);
@@ -149,18 +155,30 @@ async fn run_job(
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))
     }
     .await;
-    let (result, error) = match &outcome {
-        Ok(r) => (Some(r.to_string()), None),
-        Err(e) => (None, Some(e.to_string())),
+    let killed = outcome.as_ref().is_ok_and(|r| r["status"] == "killed");
+    let cap = state.config.async_result_bytes as usize;
+    let (result, error, truncated) = match outcome {
+        // A result longer than a job may store is cut (its longest strings); one that cannot be cut to fit is
+        // replaced by an error saying so. Either way the record stays within what the key's quota reserved.
+        Ok(mut r) => match crate::jobs::shrink_result(&mut r, cap) {
+            Some((text, cut)) => (Some(text), None, cut),
+            None => {
+                let e = serde_json::json!({"code": "result_too_large", "message":
+                    format!("the result does not fit in the {cap} bytes an async execution stores")});
+                (None, Some(e.to_string()), true)
+            }
+        },
+        Err(mut e) => (None, crate::jobs::shrink_result(&mut e, cap).map(|(t, _)| t), false),
     };
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed)
-        && outcome.as_ref().is_ok_and(|r| r["status"] == "killed")
-    {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) && killed {
         // Cancelled by shutdown, not by its owner: it runs again after the restart.
         let _ = state.jobs.requeue_interrupted();
         return;
     }
-    if let Err(e) = state.jobs.finish(&job.id, result.as_deref(), error.as_deref()) {
+    if let Err(e) = state
+        .jobs
+        .finish_stored(&job.id, result.as_deref(), error.as_deref(), truncated)
+    {
         tracing::error!(job = %job.id, error = %e, "cannot store a job's result");
         return;
     }

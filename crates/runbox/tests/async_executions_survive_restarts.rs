@@ -64,11 +64,8 @@ async fn async_executions_run_and_can_be_cancelled() {
     .await;
     let cancelled = server.delete(&location).await.expect(200);
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
-    let view = server
-        .poll_job(&location, None, 10, |v| !v["result"].is_null() || !v["error"].is_null())
-        .await;
-    assert_eq!(view["status"], "cancelled", "{view}");
-    assert_eq!(view["result"]["status"], "killed", "{view}");
+    // DELETE removed the record: it is gone at once, and the killed run does not bring it back.
+    server.get(&location).await.expect_error(404, "not_found");
     within(10, "the sleeper ends", async {
         while !processes_named(&marker).is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -77,6 +74,7 @@ async fn async_executions_run_and_can_be_cancelled() {
     .await;
     let metrics = server.get("/metrics").await.text();
     assert!(metrics.contains("runbox_async_jobs_running 0"), "{metrics}");
+    server.get(&location).await.expect_error(404, "not_found");
 
     // A request the engine refuses is refused at submission (422) or recorded with the reason.
     let bad = json!({"language": "python", "files": [{"path": "../escape.py", "content": "print(1)"}]});
@@ -132,6 +130,75 @@ async fn async_executions_wait_for_their_key_max_concurrent_and_are_not_failed()
             "a job that waited for its slot was failed: {view}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_records_are_bounded_per_job_and_per_key_and_delete_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = two_keys_setting();
+    let sets = [
+        keys.as_str(),
+        "async_result_bytes=65536",
+        "async_jobs_per_key=3",
+        "async_bytes_per_key=1048576",
+    ];
+    let server = Server::start(dir.path(), &sets);
+    // A job printing 4 MiB stores at most 64 KiB, and says it was cut.
+    let big = json!({"language": "bash", "code": "head -c 4194304 /dev/zero | tr '\\0' x",
+                     "limits": {"output_bytes": 8388608}});
+    let location = submit(&server, Some(KEY_A), big).await;
+    let view = server.poll_job(&location, Some(KEY_A), 30, is_done).await;
+    let stored = view["result"].to_string();
+    assert!(stored.len() <= 65536, "{} bytes stored", stored.len());
+    assert_eq!(view["result"]["status"], "ok", "the verdict is kept");
+    assert_eq!(view["result_truncated"], true);
+    assert!(stdout_of(&view).starts_with("xxxx"));
+
+    // Three records per key: the fourth submission is refused with a JSON code, another key is unaffected.
+    let second = submit(&server, Some(KEY_A), json!({"language": "bash", "code": "echo 2"})).await;
+    submit(&server, Some(KEY_A), json!({"language": "bash", "code": "echo 3"})).await;
+    server
+        .call(
+            "POST",
+            "/executions",
+            Some(KEY_A),
+            Some(json!({"language": "bash", "code": "echo 4"})),
+        )
+        .await
+        .expect_error(429, "async_quota_exceeded");
+    submit(&server, Some(KEY_B), json!({"language": "bash", "code": "echo b"})).await;
+    let view = server.poll_job(&second, Some(KEY_A), 30, is_done).await;
+    assert_eq!(view["result_truncated"], false, "{view}");
+
+    // DELETE removes a finished record (GET is a 404 after it) and frees its share of the quota.
+    let removed = server.call("DELETE", &location, Some(KEY_A), None).await.expect(200);
+    assert_eq!(removed["status"], "done");
+    server
+        .call("GET", &location, Some(KEY_A), None)
+        .await
+        .expect_error(404, "not_found");
+    server
+        .call("DELETE", &location, Some(KEY_A), None)
+        .await
+        .expect_error(404, "not_found");
+    submit(&server, Some(KEY_A), json!({"language": "bash", "code": "echo again"})).await;
+
+    // Bytes per key: a request larger than what is left of the key's bytes is refused too.
+    let code = format!("# {}\necho big", "y".repeat(1000 << 10));
+    server
+        .call(
+            "POST",
+            "/executions",
+            Some(KEY_B),
+            Some(json!({"language": "bash", "code": code})),
+        )
+        .await
+        .expect_error(429, "async_quota_exceeded");
+
+    // The database holds the records left, not the deleted one: its size stays bounded.
+    let db = std::fs::metadata(dir.path().join("runbox.sqlite3")).unwrap().len()
+        + std::fs::metadata(dir.path().join("runbox.sqlite3-wal")).map_or(0, |m| m.len());
+    assert!(db < 8 << 20, "the database holds {db} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -397,3 +397,72 @@ async fn uploads_beyond_the_workspace_quota_are_refused() {
         "no partial file is left: {r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_charged_to_the_session_memory_its_key_and_the_server() {
+    // A 32 MiB session cannot be handed more files than its memory: 12 + 12 MiB fit, a third 12 MiB does not.
+    let api = Api::plain();
+    let (id, _) = api
+        .create_marked(
+            None,
+            serde_json::json!({"language": "python", "limits": {"memory_mb": 32}}),
+        )
+        .await;
+    let files = format!("/sessions/{id}/files");
+    for name in ["a.bin", "b.bin"] {
+        api.put(&format!("{files}/{name}"), vec![1; 12 << 20])
+            .send()
+            .await
+            .expect(201);
+    }
+    api.put(&format!("{files}/c.bin"), vec![1; 12 << 20])
+        .send()
+        .await
+        .expect_error(413, "workspace_quota_exceeded");
+    // Replacing a file counts the old one as freed.
+    api.put(&format!("{files}/a.bin"), vec![2; 14 << 20])
+        .send()
+        .await
+        .expect(201);
+    let r = api.exec_ok(&id, "import os\nsorted(os.listdir('.'))").await;
+    assert_eq!(r["result"]["text/plain"], "['.runbox', 'a.bin', 'b.bin']", "{r}");
+
+    // Per key and in total: key a may hold 8 MiB across its sessions, the server 12 MiB.
+    let api = Api::with_two_keys(|c| {
+        c.sessions.files_per_key_mb = 8;
+        c.sessions.files_total_mb = 12;
+    });
+    let (a1, _) = api.create_marked(None, serde_json::json!({"language": "bash"})).await;
+    let (a2, _) = api.create_marked(None, serde_json::json!({"language": "bash"})).await;
+    let (b1, _) = api
+        .create_marked(Some(KEY_B), serde_json::json!({"language": "bash"}))
+        .await;
+    api.put(&format!("/sessions/{a1}/files/x.bin"), vec![1; 5 << 20])
+        .send()
+        .await
+        .expect(201);
+    let r = api
+        .put(&format!("/sessions/{a2}/files/x.bin"), vec![1; 5 << 20])
+        .send()
+        .await;
+    r.expect_error(413, "workspace_quota_exceeded");
+    api.put(&format!("/sessions/{b1}/files/x.bin"), vec![1; 5 << 20])
+        .key(KEY_B)
+        .send()
+        .await
+        .expect(201);
+    // Key b is within its own 8 MiB, but the server's 12 MiB would be passed.
+    let r = api
+        .put(&format!("/sessions/{b1}/files/y.bin"), vec![1; 3 << 20])
+        .key(KEY_B)
+        .send()
+        .await;
+    r.expect_error(413, "workspace_quota_exceeded");
+    // Deleting files frees the quota.
+    let r = api.delete(&format!("/sessions/{a1}/files/x.bin")).send().await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    api.put(&format!("/sessions/{a2}/files/x.bin"), vec![1; 5 << 20])
+        .send()
+        .await
+        .expect(201);
+}

@@ -20,8 +20,10 @@ fn outputs_brief(r: &Value) -> String {
             d.len()
         ));
     }
-    if let Some(png) = r["result"]["image/png"].as_str().map(|d| d.len()) {
-        r["result"]["image/png"] = json!(format!("({png} chars)"));
+    for (_, v) in r["result"].as_object_mut().into_iter().flatten() {
+        if let Some(len) = v.as_str().map(str::len).filter(|&n| n > 200) {
+            *v = json!(format!("({len} chars)"));
+        }
     }
     format!("{r:#}")
 }
@@ -263,4 +265,61 @@ async fn streamed_output_arrives_before_the_cell_ends() {
         .send()
         .await;
     r.expect_error(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_outputs_are_capped_per_cell_in_count_and_bytes_and_say_so() {
+    let api = Api::new(|c| {
+        c.sessions.rich_outputs_per_cell = 10;
+        c.sessions.rich_output_bytes = 256 << 10;
+    });
+    let id = api.create("python").await;
+    let r = api.exec_ok(&id, "display([1, 2])").await;
+    assert_eq!(r["outputs_truncated"], false, "{}", outputs_brief(&r));
+
+    // More outputs than the count cap: the first ones are kept, in order, and the result says so.
+    let r = api.exec_ok(&id, "for i in range(50):\n    display(i)\n'end'").await;
+    let shown: Vec<&str> = r["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        shown,
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        "{}",
+        outputs_brief(&r)
+    );
+    assert_eq!(r["outputs_truncated"], true, "{}", outputs_brief(&r));
+    assert_eq!(
+        r["result"]["text/plain"],
+        "'end'",
+        "the result still arrives: {}",
+        outputs_brief(&r)
+    );
+
+    // More bytes than the byte cap (6 MiB displayed, and a 1 MiB result; 256 KiB kept): the server keeps no more
+    // than the cap. (Kept under the 8 MiB the session reader holds unread, so that a slow test host cannot end the
+    // session for flooding instead.)
+    let r = api
+        .exec(&id, "s = 'x' * (1 << 20)\nfor i in range(6):\n    display(s)\ns")
+        .await;
+    assert_eq!(r["status"], "ok", "{}", outputs_brief(&r));
+    let kept: usize = r["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["data"].as_str().unwrap().len())
+        .sum::<usize>()
+        + r["result"]
+            .as_object()
+            .map_or(0, |m| m.values().map(|v| v.as_str().unwrap().len()).sum());
+    assert!(kept <= 256 << 10, "{kept} bytes kept: {}", outputs_brief(&r));
+    assert_eq!(r["outputs_truncated"], true, "{}", outputs_brief(&r));
+
+    // The session lives on, and a small cell afterwards is complete again.
+    let r = api.exec_ok(&id, "display('small')").await;
+    assert_eq!(output_of(&r, "text/plain"), Some("'small'"), "{r}");
+    assert_eq!(r["outputs_truncated"], false, "{r}");
 }

@@ -189,3 +189,130 @@ async fn concurrent_creations_never_exceed_the_per_key_cap() {
     }
     wait_processes_gone(&mark, 10).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_caps_are_in_the_parent_cgroup_and_a_key_past_its_share_is_refused() {
+    use runbox_sandbox::cgroup::{detect, CgroupVersion};
+    let parent = format!("runbox-test-{}", unique_mark());
+    let api = Api::with_two_keys(|c| {
+        c.aggregate.cgroup_parent = parent.clone();
+        c.aggregate.memory_mb = 3000;
+        c.aggregate.processes = 1500;
+        c.aggregate.key_memory_mb = 600;
+        c.aggregate.key_processes = 200;
+    });
+    // The kernel holds the caps of all of runbox, in the parent of every sandbox's cgroup.
+    let version = api.state.protections.as_ref().ok().and_then(|p| p.cgroup);
+    let host = detect();
+    let files = match version {
+        Some(CgroupVersion::V1) => vec![
+            (
+                host.v1_memory
+                    .clone()
+                    .unwrap()
+                    .join(&parent)
+                    .join("memory.limit_in_bytes"),
+                3000u64 << 20,
+            ),
+            (host.v1_pids.clone().unwrap().join(&parent).join("pids.max"), 1500),
+        ],
+        Some(CgroupVersion::V2) => {
+            let dir = host.v2_mount.clone().unwrap().join(&parent);
+            vec![(dir.join("memory.max"), 3000u64 << 20), (dir.join("pids.max"), 1500)]
+        }
+        None => {
+            eprintln!("skipped the cgroup files: this host runs without cgroups");
+            Vec::new()
+        }
+    };
+    for (file, want) in &files {
+        let got = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(got.trim(), want.to_string(), "{}", file.display());
+    }
+
+    // Key a reserves 512 of its 600 MiB with one session; a second one of 128 MiB is refused, clearly.
+    let (big, _) = api
+        .create_marked(Some(KEY_A), json!({"language": "bash", "limits": {"memory_mb": 512}}))
+        .await;
+    if let Some((file, _)) = files.last() {
+        let groups = std::fs::read_dir(file.parent().unwrap()).unwrap().flatten();
+        assert!(
+            groups.filter(|e| e.path().is_dir()).count() > 0,
+            "the session's sandbox is under the capped parent"
+        );
+    }
+    let refused = api
+        .post("/sessions", json!({"language": "bash", "limits": {"memory_mb": 128}}))
+        .send()
+        .await
+        .expect_error(429, "key_capacity_exceeded");
+    assert!(refused["message"].as_str().unwrap().contains("600 MiB"), "{refused}");
+    // Runs count too: memory past the key's share, or processes past it, are refused; within it, a run runs.
+    let run = |limits: serde_json::Value| json!({"language": "bash", "code": "echo ran", "limits": limits});
+    api.post("/execute", run(json!({"memory_mb": 128})))
+        .send()
+        .await
+        .expect_error(429, "key_capacity_exceeded");
+    api.post("/execute", run(json!({"memory_mb": 64, "processes": 150})))
+        .send()
+        .await
+        .expect_error(429, "key_capacity_exceeded");
+    let ok = api
+        .post("/execute", run(json!({"memory_mb": 64, "processes": 16})))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(ok["stdout"], "ran\n", "{ok}");
+    // Another key has its own share.
+    api.create_marked(Some(KEY_B), json!({"language": "bash", "limits": {"memory_mb": 512}}))
+        .await;
+    // Ending the session returns its share.
+    let r = api.delete(&format!("/sessions/{big}")).send().await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    api.create_marked(Some(KEY_A), json!({"language": "bash", "limits": {"memory_mb": 128}}))
+        .await;
+
+    api.state.sessions.close_all();
+    drop(api);
+    let cpuacct = host.v1_cpuacct.clone().map(|root| root.join(&parent).join("x"));
+    for file in files.into_iter().map(|(f, _)| f).chain(cpuacct) {
+        let dir = file.parent().unwrap().to_path_buf();
+        for _ in 0..100 {
+            if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_server_whose_aggregate_caps_cannot_be_applied_does_not_start() {
+    let probe = runbox_sandbox::probe::decide(&runbox_sandbox::probe::host(), &Default::default());
+    if !probe.is_ok_and(|p| p.cgroup.is_some()) {
+        eprintln!("skipped: this host runs without cgroups");
+        return;
+    }
+    // A parent whose last step is a file of the cgroup filesystem cannot hold the caps.
+    let group = format!("runbox-test-{}", unique_mark());
+    let dir = tempfile::tempdir().unwrap();
+    let config = runbox_server::ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        aggregate: runbox_engine::ledger::AggregateLimits {
+            cgroup_parent: format!("{group}/cgroup.procs"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let err = runbox_server::build_state(config, jail())
+        .err()
+        .expect("the server refuses to start");
+    assert!(err.contains("aggregate"), "{err}");
+    let host = runbox_sandbox::cgroup::detect();
+    for root in [host.v2_mount, host.v1_memory, host.v1_pids, host.v1_cpuacct]
+        .into_iter()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(root.join(&group));
+    }
+}

@@ -79,7 +79,7 @@ impl Sessions {
         let cap = self.limits.output_bytes;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let (mut out_cut, mut err_cut) = (false, false);
-        let mut outputs = Vec::new();
+        let mut outputs = RichOutputs::new(self.limits.rich_outputs_per_cell, self.limits.rich_output_bytes);
         let deadline = started + Duration::from_millis(timeout_ms);
         let grace = Duration::from_millis(self.limits.interrupt_grace_ms);
         let mut timed_out = false;
@@ -90,7 +90,7 @@ impl Sessions {
                       error,
                       exit_code,
                       count,
-                      outputs: Vec<RichOutput>,
+                      outputs: RichOutputs,
                       stdout: &[u8],
                       stderr: &[u8],
                       out_cut,
@@ -101,7 +101,8 @@ impl Sessions {
             stdout_truncated: out_cut,
             stderr_truncated: err_cut,
             result,
-            outputs,
+            outputs_truncated: outputs.truncated,
+            outputs: outputs.kept,
             error,
             exit_code,
             execution_count: count,
@@ -198,16 +199,19 @@ impl Sessions {
                             Some("display") => {
                                 if let Some(bundle) = bundle_of(&msg["data"]) {
                                     for out in outputs_of(&bundle) {
-                                        on_event(CellEvent::Display(&out));
-                                        outputs.push(out);
+                                        if let Some(kept) = outputs.push(out) {
+                                            on_event(CellEvent::Display(kept));
+                                        }
                                     }
                                 }
                             }
+                            Some("dropped") => outputs.truncated = true,
                             Some("done") if msg["id"].as_u64() == Some(cell) => {
-                                let result = bundle_of(&msg["result"]);
+                                let result = bundle_of(&msg["result"]).map(|b| outputs.charge_bundle(b));
                                 if let Some(bundle) = &result {
-                                    outputs
-                                        .extend(outputs_of(bundle).into_iter().filter(|o| o.mime_type != "text/plain"));
+                                    for out in outputs_of(bundle).into_iter().filter(|o| o.mime_type != "text/plain") {
+                                        outputs.push(out);
+                                    }
                                 }
                                 let error: Option<CellError> = serde_json::from_value(msg["error"].clone()).ok();
                                 let exit_code = msg["exit_code"].as_i64().map(|c| c as i32);
@@ -283,6 +287,54 @@ fn push_capped<'a>(buf: &mut Vec<u8>, data: &'a [u8], cap: usize, truncated: &mu
     let kept = &data[..data.len().min(room)];
     buf.extend_from_slice(kept);
     kept
+}
+
+/// The rich outputs of one cell, kept up to a count and a number of bytes: past either, outputs are dropped (not
+/// held, not streamed) and `truncated` says so.
+struct RichOutputs {
+    kept: Vec<RichOutput>,
+    count_left: usize,
+    bytes_left: usize,
+    truncated: bool,
+}
+
+impl RichOutputs {
+    fn new(count: usize, bytes: usize) -> RichOutputs {
+        RichOutputs {
+            kept: Vec::new(),
+            count_left: count,
+            bytes_left: bytes,
+            truncated: false,
+        }
+    }
+
+    /// Keeps `out` if it fits and returns it as kept.
+    fn push(&mut self, out: RichOutput) -> Option<&RichOutput> {
+        let size = out.data.len() + out.mime_type.len();
+        if self.count_left == 0 || size > self.bytes_left {
+            self.truncated = true;
+            return None;
+        }
+        self.count_left -= 1;
+        self.bytes_left -= size;
+        self.kept.push(out);
+        self.kept.last()
+    }
+
+    /// Charges the forms of the cell's result against the byte budget, dropping those that do not fit.
+    fn charge_bundle(&mut self, bundle: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut kept = BTreeMap::new();
+        for (mime, data) in bundle {
+            let size = mime.len() + data.len();
+            if size > self.bytes_left {
+                self.truncated = true;
+                continue;
+            }
+            self.bytes_left -= size;
+            kept.insert(mime, data);
+        }
+        kept
+    }
 }
 
 fn bundle_of(value: &serde_json::Value) -> Option<BTreeMap<String, String>> {

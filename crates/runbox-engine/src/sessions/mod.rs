@@ -26,6 +26,9 @@ use worker::{ready_line_end, worker_for, Worker};
 
 const MIB: u64 = 1 << 20;
 
+/// Processes a session may have when its request names no limit.
+const SESSION_PROCESSES: u32 = 64;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -40,6 +43,8 @@ struct Session {
     process: SessionProcess,
     workspace: Workspace,
     owner_uid: Option<u32>,
+    /// The session's memory limit in bytes; uploads count against it too (see [`Sessions::upload`]).
+    memory_limit: u64,
     created_at: u64,
     created: Instant,
     idle_timeout: Duration,
@@ -53,6 +58,8 @@ struct Session {
     interrupt: Mutex<Interrupt>,
     /// Worker bytes not yet forming a whole line.
     pending: Mutex<Vec<u8>>,
+    /// The key's share this session holds (memory and process limits), returned when the session dies.
+    reservation: Mutex<Option<crate::ledger::Reservation>>,
 }
 
 /// Longest worker message kept while its end has not arrived (a cell's PNG figures make the largest ones).
@@ -103,6 +110,8 @@ impl Session {
         if dead.is_none() {
             *dead = Some(reason.into());
         }
+        drop(dead);
+        self.reservation.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     fn info(&self) -> SessionInfo {
@@ -137,17 +146,23 @@ impl Session {
     /// Complete JSON lines the worker wrote so far.
     fn worker_lines(&self, bytes: &[u8]) -> Vec<serde_json::Value> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
+        // frames) linear rather than rescanned with every frame.
+        let mut from = pending.len();
         pending.extend_from_slice(bytes);
         let mut lines = Vec::new();
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
             let line: Vec<u8> = pending.drain(..=pos).collect();
+            from = 0;
             if let Ok(v) = serde_json::from_slice(&line) {
                 lines.push(v);
             }
         }
-        // A line longer than any message the workers send is not protocol: it is dropped, not held.
+        // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
+        // was most likely a rich output too large to keep).
         if pending.len() > MAX_WORKER_LINE {
             pending.clear();
+            lines.push(serde_json::json!({"event": "dropped"}));
         }
         lines
     }
@@ -168,15 +183,17 @@ pub struct Sessions {
     /// Places held by creations still starting their sandbox, per owner. They count against the caps like live
     /// sessions, so the caps hold however many creations race. Locked only while `map` is held.
     starting: Mutex<HashMap<String, usize>>,
+    /// Held while an upload is checked against the quotas and written, so that two uploads cannot both fit.
+    uploads: Mutex<()>,
 }
 
 /// A place reserved for a session being created; given back on drop (failure), or when the session is inserted.
-struct Reservation<'a> {
+struct Place<'a> {
     sessions: &'a Sessions,
     owner: String,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Place<'_> {
     fn drop(&mut self) {
         let mut starting = self.sessions.starting.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = starting.get_mut(&self.owner) {
@@ -198,6 +215,32 @@ struct Started {
     pending: Vec<u8>,
 }
 
+/// Bytes a workspace holds: the tmpfs's used blocks when it is one (as root), else the sizes of its files.
+fn workspace_bytes(path: &Path) -> u64 {
+    if probe::is_root() {
+        if let Ok(st) = nix::sys::statvfs::statvfs(path) {
+            return (st.blocks() - st.blocks_free()) * st.fragment_size();
+        }
+    }
+    fn walk(dir: &Path, budget: &mut usize) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        let mut total = 0;
+        for entry in entries.flatten() {
+            if *budget == 0 {
+                break;
+            }
+            *budget -= 1;
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => total += walk(&entry.path(), budget),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+        total
+    }
+    walk(path, &mut 100_000)
+}
+
 impl Sessions {
     pub fn new(engine: Arc<Engine>, limits: SessionLimits) -> Sessions {
         Sessions {
@@ -209,6 +252,7 @@ impl Sessions {
             warm_extra: Mutex::new(HashMap::new()),
             closed: std::sync::atomic::AtomicBool::new(false),
             starting: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(()),
         }
     }
 
@@ -262,8 +306,18 @@ impl Sessions {
                 format!("must be between 1 and {}", self.limits.max_idle_timeout_s),
             ));
         }
-        let reservation = self.reserve(owner)?;
+        let place = self.reserve(owner)?;
 
+        let memory_limit = req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB;
+        let capacity = self
+            .engine
+            .ledger()
+            .reserve(
+                owner,
+                memory_limit,
+                u64::from(req.limits.processes.unwrap_or(SESSION_PROCESSES)),
+            )
+            .map_err(SessionError::KeyCapacity)?;
         let started = match self.take_warm(lang.id(), req) {
             Some(started) => started,
             None => self.start(lang, req)?,
@@ -283,6 +337,7 @@ impl Sessions {
             process,
             workspace,
             owner_uid,
+            memory_limit,
             created_at: now_ms(),
             created: Instant::now(),
             idle_timeout: Duration::from_secs(idle),
@@ -294,18 +349,19 @@ impl Sessions {
             dead: Mutex::new(None),
             interrupt: Mutex::new(Interrupt::default()),
             pending: Mutex::new(pending),
+            reservation: Mutex::new(Some(capacity)),
         };
         let info = session.info();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.insert(id, Arc::new(session));
-        // The place passes from the reservation to the session under one lock: never counted twice, or not at all.
-        drop(reservation);
+        // The place passes from the creation to the session under one lock: never counted twice, or not at all.
+        drop(place);
         Ok(info)
     }
 
     /// Reserves a place for a new session of `owner`, or says which cap is reached. Live sessions and creations
     /// still starting both count.
-    fn reserve(&self, owner: &str) -> Result<Reservation<'_>, SessionError> {
+    fn reserve(&self, owner: &str) -> Result<Place<'_>, SessionError> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let mut starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
         let alive = map.values().filter(|s| s.dead_reason().is_none());
@@ -323,7 +379,7 @@ impl Sessions {
             )));
         }
         *starting.entry(owner.to_string()).or_insert(0) += 1;
-        Ok(Reservation {
+        Ok(Place {
             sessions: self,
             owner: owner.to_string(),
         })
@@ -363,7 +419,7 @@ impl Sessions {
             wall_ms: lifetime_ms,
             cpu_ms: lifetime_ms.saturating_mul(4),
             memory_bytes: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
-            processes: req.limits.processes.unwrap_or(64),
+            processes: req.limits.processes.unwrap_or(SESSION_PROCESSES),
             output_bytes: u64::MAX,
             file_size_bytes: req
                 .limits
@@ -544,6 +600,61 @@ impl Sessions {
             s.mark_dead("the server shut down");
             s.process.terminate();
         }
+    }
+
+    /// Writes an uploaded file into the session's workspace, charging it to the session and its key. Workspaces
+    /// live in memory (a tmpfs each) and the server writes uploads, so the kernel charges them to the server, not
+    /// to the session's cgroup: the quotas are checked here instead. After the upload, the session's workspace
+    /// holds no more than the session's memory limit, the key's sessions no more than `files_per_key_mb`, and all
+    /// sessions no more than `files_total_mb` (a file replaced is counted as freed).
+    pub fn upload(&self, owner: &str, id: &str, path: &str, content: &[u8]) -> Result<(), SessionError> {
+        let session = self.lookup(owner, id)?;
+        if let Some(reason) = session.dead_reason() {
+            return Err(SessionError::Dead(reason));
+        }
+        let _one_at_a_time = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let replaced = crate::files::existing_size(session.workspace.path(), path);
+        let (mut mine, mut all) = (0u64, 0u64);
+        let sessions: Vec<Arc<Session>> = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.dead_reason().is_none())
+            .cloned()
+            .collect();
+        for s in &sessions {
+            let used = workspace_bytes(s.workspace.path());
+            all += used;
+            if s.owner == owner {
+                mine += used;
+            }
+        }
+        let this = workspace_bytes(session.workspace.path());
+        let grow = (content.len() as u64).saturating_sub(replaced);
+        let checks = [
+            (
+                this,
+                session.memory_limit,
+                "this session's workspace (its memory limit)",
+            ),
+            (
+                mine,
+                self.limits.files_per_key_mb * MIB,
+                "this key's session workspaces",
+            ),
+            (all, self.limits.files_total_mb * MIB, "the server's session workspaces"),
+        ];
+        for (used, cap, what) in checks {
+            if used.saturating_add(grow) > cap {
+                return Err(SessionError::QuotaExceeded(format!(
+                    "{what} hold {used} bytes; {} more would pass the maximum of {cap}",
+                    grow
+                )));
+            }
+        }
+        crate::files::write(session.workspace.path(), path, content, session.owner_uid)?;
+        Ok(())
     }
 
     /// The session's workspace directory and the uid owning its files, for the file routes.

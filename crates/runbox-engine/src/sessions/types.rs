@@ -30,6 +30,12 @@ pub enum SessionError {
     Engine(#[from] EngineError),
     #[error("file: {0}")]
     Io(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("{0}")]
+    KeyCapacity(String),
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
 }
 
 impl SessionError {
@@ -45,6 +51,9 @@ impl SessionError {
             SessionError::FileNotFound => "not_found",
             SessionError::Engine(e) => e.code(),
             SessionError::Io(_) => "file_error",
+            SessionError::QuotaExceeded(_) => "workspace_quota_exceeded",
+            SessionError::KeyCapacity(_) => "key_capacity_exceeded",
+            SessionError::File(_) => "file_error",
         }
     }
 
@@ -73,6 +82,16 @@ pub struct SessionLimits {
     pub default_memory_mb: u64,
     /// Bytes of stdout, and of stderr, kept per execution.
     pub output_bytes: usize,
+    /// Rich outputs (`display()` calls, figures, the result's rich forms) kept per execution; later ones are
+    /// dropped and the result says `outputs_truncated`.
+    pub rich_outputs_per_cell: usize,
+    /// Bytes of rich output data (the result's MIME bundle included) kept per execution.
+    pub rich_output_bytes: usize,
+    /// MiB of files all the sessions of one key may hold in their workspaces (uploads past it get 413
+    /// `workspace_quota_exceeded`). Default: an eighth of the machine's memory (workspaces live in memory).
+    pub files_per_key_mb: u64,
+    /// MiB of files all sessions together may hold in their workspaces. Default: a quarter of the machine's memory.
+    pub files_total_mb: u64,
     /// Sessions started ahead of time per language, so that creating one (with default settings) only takes it.
     pub warm: BTreeMap<String, usize>,
 }
@@ -90,6 +109,10 @@ impl Default for SessionLimits {
             default_timeout_ms: 30_000,
             default_memory_mb: 512,
             output_bytes: 1 << 20,
+            rich_outputs_per_cell: 64,
+            rich_output_bytes: 8 << 20,
+            files_per_key_mb: (crate::machine::memory_bytes() >> 20) / 8,
+            files_total_mb: (crate::machine::memory_bytes() >> 20) / 4,
             warm: [("python".to_string(), 1)].into(),
         }
     }
@@ -192,6 +215,9 @@ pub struct CellResult {
     pub result: Option<BTreeMap<String, String>>,
     /// Rich outputs in order: `display()` calls, figures, then the result's richest forms.
     pub outputs: Vec<RichOutput>,
+    /// True when rich outputs (or forms of the result) were dropped because the cell produced more than the
+    /// server keeps per execution (`sessions.rich_outputs_per_cell` outputs, `sessions.rich_output_bytes` bytes).
+    pub outputs_truncated: bool,
     pub error: Option<CellError>,
     pub exit_code: Option<i32>,
     pub execution_count: u64,

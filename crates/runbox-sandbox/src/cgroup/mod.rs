@@ -2,6 +2,7 @@
 //! tree. Hosts differ (pure v2 on most production machines, v1 controllers on older or hybrid ones), so both are
 //! implemented behind one type and [`detect`] says which one this host offers.
 
+mod parent;
 mod v1;
 mod v2;
 
@@ -320,6 +321,7 @@ fn remove_dir(dir: &Path) {
     }
 }
 
+pub use parent::limit_parent;
 pub use v2::CgroupV2;
 
 #[cfg(test)]

@@ -22,7 +22,13 @@ pub fn precheck(state: &AppState, req: &ExecuteRequest) -> Result<(), ApiError> 
 /// Prechecks a request and waits for a run slot for it.
 pub async fn admit(state: &Arc<AppState>, caller: &Caller, req: &ExecuteRequest) -> ApiResult<RunPermit> {
     precheck(state, req)?;
+    // The key's aggregate caps: a run whose limits would take the key's sandboxes past them is refused.
+    let budget = state.engine.reserve_run(&caller.owner, req).map_err(|m| {
+        state.metrics.record_rejection("key_capacity");
+        ApiError::rate_limited("key_capacity_exceeded", m, 1)
+    })?;
     let mut permit = state.acquire_run(caller.key).await?;
+    permit.budget = budget;
     permit.owner = caller.owner.clone();
     Ok(permit)
 }

@@ -1,5 +1,6 @@
 //! Async executions: `POST /executions` queues a request and answers 202 at once; the worker runs it; `GET`
-//! shows it, `DELETE` cancels it. Records belong to the key that created them: other keys get 404.
+//! shows it, `DELETE` cancels it and removes its record. Records belong to the key that created them: other keys get
+//! 404. A key holds a bounded number of records and bytes (429 `async_quota_exceeded` past them).
 
 use std::sync::Arc;
 
@@ -70,10 +71,21 @@ pub async fn create(
         state.metrics.record_rejection("overloaded");
         return Err(ApiError::unavailable("overloaded", "the async queue is full"));
     }
+    let quota = crate::jobs::JobQuota {
+        jobs: state.config.async_jobs_per_key,
+        bytes: state.config.async_bytes_per_key,
+        result_bytes: state.config.async_result_bytes,
+    };
     let id = state
         .jobs
-        .insert(&caller.owner, &stored, callback.as_deref())
-        .map_err(ApiError::internal)?;
+        .insert_within(&caller.owner, &stored, callback.as_deref(), &quota)
+        .map_err(|e| match e {
+            crate::jobs::InsertError::Quota(m) => {
+                state.metrics.record_rejection("async_quota_exceeded");
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "async_quota_exceeded", m)
+            }
+            crate::jobs::InsertError::Store(e) => ApiError::internal(e),
+        })?;
     state.wake_worker();
     let location = format!("/executions/{id}");
     Ok((
@@ -101,7 +113,8 @@ pub async fn get(
     view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
 }
 
-/// Cancel a queued or running async execution.
+/// Cancel an async execution (a queued one never runs, a running one is killed) and remove its record; the answer is
+/// the record as it was removed.
 #[utoipa::path(delete, path = "/executions/{id}", operation_id = "cancelExecution", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
     responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -116,6 +129,6 @@ pub async fn cancel(
         return Err(ApiError::not_found("execution"));
     }
     state.cancel_job(&id);
-    let view = state.jobs.get(&id, &caller.owner).map_err(ApiError::internal)?;
+    let view = state.jobs.delete(&id, &caller.owner).map_err(ApiError::internal)?;
     view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
 }

@@ -35,22 +35,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, files::FileEr
     Ok(tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)??)
 }
 
-/// Upload a file (the raw request body); parent directories are created.
+/// Upload a file (the raw request body); parent directories are created. Uploads are charged to the session (its
+/// workspace holds no more than its memory limit), to its key and to the server (413 `workspace_quota_exceeded`).
 #[utoipa::path(put, path = "/sessions/{id}/files/{path}", operation_id = "uploadFile", tag = "files",
     params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, description = "Written", body = FileEntry), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, path)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<FileEntry>)> {
-    let (root, owner) = workspace(&state, &caller, &id).await?;
     let size = body.len() as u64;
     let name = path.clone();
-    blocking(move || files::write(&root, &path, &body, owner)).await?;
+    let sessions = state.sessions.clone();
+    let owner = caller.owner.clone();
+    tokio::task::spawn_blocking(move || sessions.upload(&owner, &id, &path, &body))
+        .await
+        .map_err(ApiError::internal)??;
     let modified = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
