@@ -44,6 +44,7 @@ python_sdk() {
     else
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$repo/clients/python"
     fi
+    (cd "$repo/clients/python" && "$venv/bin/python" -m mypy --strict --cache-dir=/dev/null src/runbox)
     (cd "$repo/clients/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider)
 }
 

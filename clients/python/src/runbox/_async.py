@@ -169,7 +169,8 @@ class AsyncRunbox:
         return [Language.from_dict(d) for d in await self._json("GET", "/languages")]
 
     async def health(self) -> Dict[str, Any]:
-        return await self._json("GET", "/health")
+        health: Dict[str, Any] = await self._json("GET", "/health")
+        return health
 
     async def submit(
         self, code: Optional[str] = None, language: str = "python", *, callback_url: Optional[str] = None, **kwargs: Any

@@ -52,7 +52,7 @@ def session_url(session_id: str, rest: str = "") -> str:
 
 def _source_files(files: Optional[FileSpec]) -> List[Dict[str, str]]:
     items: Iterable[Tuple[str, Union[str, bytes]]] = (
-        files.items() if isinstance(files, Mapping) else (files or [])  # type: ignore[assignment]
+        files.items() if isinstance(files, Mapping) else (files or [])
     )
     out = []
     for path, content in items:
@@ -163,7 +163,7 @@ def backoff(attempt: int, retry_after: Optional[float]) -> float:
     with jitter (0.25 s, 0.5 s, 1 s, ...)."""
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_WAIT)
-    return min(0.25 * (2**attempt) * (0.5 + random.random()), MAX_RETRY_WAIT)
+    return min(0.25 * float(2**attempt) * (0.5 + random.random()), MAX_RETRY_WAIT)
 
 
 class SSEParser:

@@ -192,7 +192,9 @@ class Runbox:
         return [Language.from_dict(d) for d in self._json("GET", "/languages")]
 
     def health(self) -> Dict[str, Any]:
-        return self._json("GET", "/health")
+        """Readiness: `status`, the protections in force, pools and counts (no key needed)."""
+        health: Dict[str, Any] = self._json("GET", "/health")
+        return health
 
     # -- async executions ------------------------------------------------------------------------------------------
 

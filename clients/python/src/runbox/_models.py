@@ -436,9 +436,8 @@ class StreamEvent:
     @property
     def text(self) -> str:
         """For output events: the text written (lossy when the bytes were not UTF-8)."""
-        if isinstance(self.data, dict) and isinstance(self.data.get("data"), str):
-            return self.data["data"]
-        return ""
+        text = self.data.get("data") if isinstance(self.data, dict) else None
+        return text if isinstance(text, str) else ""
 
     @property
     def bytes(self) -> bytes:
