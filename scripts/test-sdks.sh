@@ -10,14 +10,13 @@ repo="$(pwd)"
 
 log() { printf 'test-sdks: %s\n' "$*" >&2; }
 
-# A missing tool: fatal in CI, a loud skip elsewhere. Returns 1 so the caller skips.
+# A missing tool: fatal in CI, a loud skip elsewhere (the caller then returns).
 missing() {
     if [ "${CI:-}" = "true" ]; then
         log "FAIL: $* (CI=true: a missing tool fails, never skips)"
         exit 1
     fi
     log "SKIPPED: $*"
-    return 1
 }
 
 export RUNBOX_REQUIRE_RUNTIMES=1
@@ -29,9 +28,11 @@ python_sdk() {
     [ -x "$py" ] || { missing "no $py for the Python SDK"; return 0; }
     if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null ||
+                { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null; }
         else
-            missing "python3-venv is not installed (apt-get install python3-venv)" || return 0
+            missing "python3-venv is not installed (apt-get install python3-venv)"
+            return 0
         fi
     fi
     # The venv is kept between runs while pyproject.toml is unchanged; the SDK itself is always reinstalled.
