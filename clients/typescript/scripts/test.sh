@@ -20,18 +20,20 @@ if [ ! -x "$bin" ]; then
     (cd "$repo" && cargo build -p runbox)
 fi
 
-data="$(mktemp -d)"
-chmod 755 "$data"
+work="$(mktemp -d "${TMPDIR:-/tmp}/runbox-ts-test.XXXXXX")"
+chmod 755 "$work"  # the sandboxes' unprivileged users must reach the workspaces under it
+data="$work/data"
+mkdir -m 755 "$data"
 key="ts-client-test-key-$RANDOM$RANDOM$RANDOM"
-printf '[[api_keys]]\nname = "ts"\nkey = "%s"\n' "$key" >"$data/runbox.toml"
-out="$data/server.out"
-env -u RUNBOX_API_KEY -u RUNBOX_URL -u RUNBOX_CONFIG "$bin" serve --config "$data/runbox.toml" \
-    --listen "127.0.0.$((RANDOM % 240 + 2)):0" --data-dir "$data" >"$out" 2>"$data/server.err" &
+printf '[[api_keys]]\nname = "ts"\nkey = "%s"\n' "$key" >"$work/runbox.toml"
+out="$work/server.out"
+env -u RUNBOX_API_KEY -u RUNBOX_URL -u RUNBOX_CONFIG "$bin" serve --config "$work/runbox.toml" \
+    --listen "127.0.0.$((RANDOM % 240 + 2)):0" --data-dir "$data" >"$out" 2>"$work/server.err" &
 server=$!
 cleanup() {
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
-    rm -rf "$data"
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -44,7 +46,7 @@ for _ in $(seq 1 300); do
 done
 if [ -z "$url" ]; then
     echo "runbox serve did not start:" >&2
-    tail -20 "$data/server.err" >&2
+    tail -20 "$work/server.err" >&2
     exit 1
 fi
 
