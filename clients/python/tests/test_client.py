@@ -43,6 +43,14 @@ def test_other_languages_and_compile_errors(rb: Runbox) -> None:
     assert broken.compile is not None and broken.compile.stderr
 
 
+def test_collected_files_come_back_as_bytes(rb: Runbox, tmp_path: Path) -> None:
+    result = rb.execute("open('out.bin', 'wb').write(bytes([0, 1, 254]))", collect=["*.bin"])
+    assert result.files is not None and [f.path for f in result.files] == ["out.bin"]
+    assert result.files[0].content == b"\x00\x01\xfe"
+    result.files[0].save(tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == b"\x00\x01\xfe"
+
+
 def test_languages_lists_the_catalogue(rb: Runbox) -> None:
     langs = {lang.id: lang for lang in rb.languages()}
     assert langs["python"].available and langs["python"].sessions
@@ -63,6 +71,13 @@ def test_judge_gives_a_verdict_per_case(rb: Runbox) -> None:
     assert result.tests is not None
     assert [t.verdict for t in result.tests] == ["passed", "wrong_output", "ran"]
     assert result.summary is not None and result.summary.total == 3 and result.summary.verdict == "wrong_output"
+
+
+def test_a_streamed_judge_run_yields_a_verdict_per_case(rb: Runbox) -> None:
+    events = list(rb.stream("print(input())", tests=[("a\n", "a"), ("b\n", "x")]))
+    verdicts = [e.data["verdict"] for e in events if e.type == "test_case"]
+    assert verdicts == ["passed", "wrong_output"]
+    assert events[-1].result is not None and events[-1].result.summary is not None
 
 
 def test_submit_returns_a_job_that_waits_for_its_result(rb: Runbox) -> None:
