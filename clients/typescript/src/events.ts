@@ -46,6 +46,8 @@ export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerato
       buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
       let newline: number;
       while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
+        // A CR ending the buffer may be the first half of a CRLF split across chunks: wait for the next one.
+        if (!done && newline === buffer.length - 1 && buffer.endsWith('\r')) break;
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
         if (line === '') {
