@@ -12,3 +12,6 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# The Python SDK and the TypeScript client, each against a real server (see the script's header).
+bash scripts/test-sdks.sh
