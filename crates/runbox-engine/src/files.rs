@@ -56,6 +56,7 @@ fn errno<'a>(what: &str, path: &'a Path) -> impl FnOnce(Errno) -> FileError + 'a
         Errno::EISDIR => FileError::Conflict(format!("{} is a directory", path.display())),
         Errno::ENXIO => FileError::Invalid(format!("{} is not a regular file", path.display())),
         Errno::ENOSPC | Errno::EDQUOT => FileError::Conflict("the workspace is full".into()),
+        Errno::ENAMETOOLONG => FileError::Invalid(format!("{}: a name in the path is too long", path.display())),
         other => FileError::Io(format!("{what} {}: {}", path.display(), other.desc())),
     }
 }

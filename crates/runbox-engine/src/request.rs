@@ -41,20 +41,39 @@ impl SourceFile {
     }
 }
 
-/// Limits a client may ask for; each is capped by the engine's maxima. Absent fields take the language's
-/// defaults.
+/// Limits a client may ask for. Absent fields take the language's defaults. The bounds below are those of the
+/// default configuration: the operator sets the maxima (`limits.*` in the server's configuration), and a value
+/// outside the server's own bounds is refused with 422 naming the field.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
+    /// Wall time, milliseconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60_000))]
     pub timeout_ms: Option<u64>,
+    /// CPU time, milliseconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60_000))]
     pub cpu_ms: Option<u64>,
+    /// Memory, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 2048))]
     pub memory_mb: Option<u64>,
+    /// Processes and threads.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 512))]
     pub processes: Option<u32>,
+    /// Bytes of stdout, and of stderr, kept.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 16_777_216))]
     pub output_bytes: Option<u64>,
+    /// Largest file the program may write, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
     pub file_size_mb: Option<u64>,
+    /// Size of `/tmp`, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 512))]
     pub tmp_mb: Option<u64>,
+    /// Size of the workspace, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 512))]
     pub workspace_mb: Option<u64>,
+    /// Open file descriptors.
+    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 4096))]
     pub open_files: Option<u64>,
 }
 

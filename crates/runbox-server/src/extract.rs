@@ -89,8 +89,16 @@ where
     }
 }
 
-/// Parses JSON bytes into `T` with the API's error mapping.
+/// Parses JSON bytes into `T` with the API's error mapping. Every body of the API is a JSON object: anything
+/// else (an array, which serde would otherwise take as the fields in order, a string, a number) is refused.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => {}
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            return Err(ApiError::invalid_field("body", "the body must be a JSON object"));
+        }
+        Some(_) => {} // malformed JSON: reported below as such
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => v,

@@ -29,7 +29,7 @@ impl Modify for Security {
         description = "Fast, secure execution of untrusted code. With API keys configured, every route but /health \
                        and the documentation (/openapi.json, /docs, /redoc) needs `Authorization: Bearer KEY` or \
                        `X-API-Key: KEY`. Errors are JSON `{code, message, details?}`.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
         handlers::info::root,
@@ -70,9 +70,24 @@ impl Modify for Security {
 )]
 pub struct ApiDoc;
 
+/// Operations whose body may be left out: an empty `POST /sessions` starts a default session, an empty upload
+/// makes an empty file.
+const OPTIONAL_BODIES: &[(&str, &str)] = &[("/sessions", "post"), ("/sessions/{id}/files/{path}", "put")];
+
 /// The document with the version of this build.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    for (path, method) in OPTIONAL_BODIES {
+        let item = doc.paths.paths.get_mut(*path);
+        let op = item.and_then(|item| match *method {
+            "post" => item.post.as_mut(),
+            "put" => item.put.as_mut(),
+            _ => None,
+        });
+        if let Some(body) = op.and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
     doc
 }

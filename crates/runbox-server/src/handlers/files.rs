@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use runbox_engine::files::{self, FileEntry};
 
@@ -27,6 +27,12 @@ pub struct ListQuery {
     pub path: String,
 }
 
+/// A file's bytes, sent as they are (`application/octet-stream`), never as JSON: what generated clients need to
+/// upload a file unchanged.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
 async fn workspace(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(std::path::PathBuf, Option<u32>)> {
     Ok(state.sessions.workspace(&caller.owner, id)?)
 }
@@ -35,10 +41,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, files::FileEr
     Ok(tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)??)
 }
 
-/// Upload a file (the raw request body); parent directories are created.
+/// Upload a file: the request body is its exact bytes (`application/octet-stream`; an empty or absent body makes an
+/// empty file). Parent directories are created.
 #[utoipa::path(put, path = "/sessions/{id}/files/{path}", operation_id = "uploadFile", tag = "files",
     params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = FileBytes, content_type = "application/octet-stream"),
     responses((status = 201, description = "Written", body = FileEntry), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn upload(

@@ -12,9 +12,10 @@ use std::io::Read;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -63,9 +64,24 @@ type Runs = Arc<Mutex<HashMap<String, RunHandle>>>;
 /// Interactive executions over a WebSocket.
 #[utoipa::path(get, path = "/ws", operation_id = "websocket", tag = "execution",
     responses((status = 101, description = "Switching to the WebSocket protocol described above"),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn socket(State(state): State<Arc<AppState>>, caller: Caller, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| handle(socket, state, caller))
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn socket(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => ws.on_upgrade(move |socket| handle(socket, state, caller)),
+        // Without a handshake the answer is the API's JSON error, not axum's text.
+        Err(rejection) => ApiError::new(
+            rejection.status(),
+            "websocket_upgrade_required",
+            format!("this route speaks WebSocket only: {}", rejection.body_text()),
+        )
+        .into_response(),
+    }
 }
 
 fn error_message(id: &str, e: &ApiError) -> Value {
