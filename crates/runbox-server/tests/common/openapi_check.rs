@@ -3,7 +3,7 @@
 //!
 //! The validator is our own, for the subset of JSON Schema the document uses (`$ref` to `#/components/schemas`,
 //! `type` (also as a list), `enum`, `const`, `properties`, `required`, `additionalProperties`, `propertyNames`,
-//! `items`, `oneOf`, `anyOf`, `allOf`, `minimum`, `maximum`, `nullable`). A keyword it does not know makes the
+//! `items`, `oneOf`, `anyOf`, `allOf`, `minimum`, `exclusiveMinimum`, `maximum`, `nullable`). A keyword it does not know makes the
 //! check fail rather than pass silently, so the document cannot outgrow the validator unnoticed.
 //!
 //! Shared by the test crates of `runbox-server` and `runbox` (the latter includes this file by path).
@@ -285,6 +285,13 @@ impl Document {
                     if let (Some(min), Some(v)) = (arg.as_f64(), value.as_f64()) {
                         if v < min {
                             errors.push(format!("{at}: {v} is below the minimum {min}"));
+                        }
+                    }
+                }
+                "exclusiveMinimum" => {
+                    if let (Some(min), Some(v)) = (arg.as_f64(), value.as_f64()) {
+                        if v <= min {
+                            errors.push(format!("{at}: {v} is not above the exclusive minimum {min}"));
                         }
                     }
                 }
