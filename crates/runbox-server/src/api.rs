@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use runbox_engine::{ExecuteRequest, LimitOverrides, SourceFile, TestCase};
+use runbox_engine::{ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -42,7 +42,7 @@ pub struct ExecuteBody {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Wall time limit in milliseconds (shorthand for `limits.timeout_ms`; same bounds, which the operator sets).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "runbox_engine::whole::opt_u64")]
     #[schema(minimum = 1, maximum = 60_000)]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
@@ -70,6 +70,18 @@ fn magic_language(magic: &str) -> Option<&'static str> {
 }
 
 impl ExecuteBody {
+    /// `timeout_ms` overrides `limits.timeout_ms`; a value it shadows must still be one the server accepts, so
+    /// that a request the document calls invalid is never run.
+    pub fn check_shadowed(&self, caps: &LimitCaps) -> Result<(), ApiError> {
+        match (self.timeout_ms, self.limits.timeout_ms) {
+            (Some(_), Some(t)) if t == 0 || t > caps.timeout_ms => Err(ApiError::invalid_field(
+                "limits.timeout_ms",
+                format!("must be between 1 and {}, got {t}", caps.timeout_ms),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The engine request this body asks for.
     pub fn into_request(self) -> Result<ExecuteRequest, ApiError> {
         let mut language = self.language;

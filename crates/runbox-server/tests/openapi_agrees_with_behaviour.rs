@@ -70,7 +70,11 @@ fn documented_limit_bounds_are_the_ones_the_server_enforces_by_default() {
     let timeout = &props["timeout_ms"];
     for (schema, field) in [("ExecuteBody", "timeout_ms"), ("SessionExecuteBody", "timeout_ms")] {
         let p = property(&doc, schema, field);
-        assert_eq!((&p["minimum"], &p["maximum"]), (&timeout["minimum"], &timeout["maximum"]), "{schema}");
+        assert_eq!(
+            (&p["minimum"], &p["maximum"]),
+            (&timeout["minimum"], &timeout["maximum"]),
+            "{schema}"
+        );
     }
     let seconds = property(&doc, "InterpreterBody", "timeout");
     assert_eq!(seconds["exclusiveMinimum"], 0);
@@ -93,7 +97,10 @@ async fn the_interpreter_route_checks_its_own_fields() {
         .await
         .expect_invalid("invalid_field", "timeot");
     let doc = doc();
-    assert_eq!(doc["components"]["schemas"]["InterpreterBody"]["additionalProperties"], false);
+    assert_eq!(
+        doc["components"]["schemas"]["InterpreterBody"]["additionalProperties"],
+        false
+    );
     assert!(!property(&doc, "InterpreterResponse", "exitCode").is_null());
 }
 
@@ -165,7 +172,10 @@ async fn a_json_array_or_scalar_is_refused_as_a_body() {
 async fn command_is_documented_as_an_alias_of_code() {
     let doc = doc();
     let command = property(&doc, "ExecuteBody", "command");
-    assert!(command["description"].as_str().unwrap().contains("Alias of `code`"), "{command}");
+    assert!(
+        command["description"].as_str().unwrap().contains("Alias of `code`"),
+        "{command}"
+    );
     let app = app();
     app.post("/execute", json!({"code": "print(1)", "command": "print(2)"}))
         .send()
@@ -195,7 +205,11 @@ fn file_uploads_are_documented_as_binary() {
     if let Some(r) = schema["$ref"].as_str() {
         schema = doc.pointer(r.trim_start_matches('#')).unwrap().clone();
     }
-    assert_eq!((&schema["type"], &schema["format"]), (&json!("string"), &json!("binary")), "{schema}");
+    assert_eq!(
+        (&schema["type"], &schema["format"]),
+        (&json!("string"), &json!("binary")),
+        "{schema}"
+    );
 }
 
 #[test]

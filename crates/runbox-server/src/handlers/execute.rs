@@ -75,6 +75,7 @@ pub async fn execute(
     if body.callback_url.is_some() {
         return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
     }
+    body.check_shadowed(&state.config.limits)?;
     let req = body.into_request()?;
     let permit = admit(&state, &caller, &req).await?;
     Ok(Json(run_admitted(&state, permit, req, None, |_| true).await?))

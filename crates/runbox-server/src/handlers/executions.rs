@@ -63,6 +63,7 @@ pub async fn create(
     if let Some(url) = &body.callback_url {
         check_callback_url(url, state.config.callback_allow_private)?;
     }
+    body.check_shadowed(&state.config.limits)?;
     let callback = body.callback_url.clone();
     let stored = serde_json::to_string(&body).map_err(ApiError::internal)?;
     precheck(&state, &body.into_request()?)?;

@@ -44,7 +44,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, files::FileEr
 /// Upload a file: the request body is its exact bytes (`application/octet-stream`; an empty or absent body makes an
 /// empty file). Parent directories are created.
 #[utoipa::path(put, path = "/sessions/{id}/files/{path}", operation_id = "uploadFile", tag = "files",
-    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
+    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
     request_body(content = FileBytes, content_type = "application/octet-stream"),
     responses((status = 201, description = "Written", body = FileEntry), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -75,7 +75,7 @@ pub async fn upload(
 
 /// Download a file.
 #[utoipa::path(get, path = "/sessions/{id}/files/{path}", operation_id = "downloadFile", tag = "files",
-    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
+    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
     responses((status = 200, description = "The file's bytes, with a content type from its extension",
         content_type = "application/octet-stream"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -92,7 +92,7 @@ pub async fn download(
 
 /// Delete a file or a directory (with its contents).
 #[utoipa::path(delete, path = "/sessions/{id}/files/{path}", operation_id = "deleteFile", tag = "files",
-    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
+    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(

@@ -32,7 +32,7 @@ pub struct SessionExecuteBody {
     /// Time limit of this cell; past it the cell is interrupted (status `timeout`) and the session survives.
     /// Bounds of the default configuration (the operator sets the maximum). The environment is set when the
     /// session is created, not per cell.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "runbox_engine::whole::opt_u64")]
     #[schema(minimum = 1, maximum = 60_000)]
     pub timeout_ms: Option<u64>,
 }

@@ -93,6 +93,7 @@ pub async fn execute_stream(
     if body.callback_url.is_some() {
         return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
     }
+    body.check_shadowed(&state.config.limits)?;
     let req = body.into_request()?;
     let permit = admit(&state, &caller, &req).await?;
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
