@@ -165,6 +165,23 @@ async fn a_json_array_or_scalar_is_refused_as_a_body() {
                 .expect_invalid("invalid_field", "body");
         }
     }
+    // Nor in place of an object inside one.
+    for (body, field) in [
+        (json!({"code": "1", "limits": [1000]}), "limits"),
+        (json!({"code": "1", "files": [["a.py", "print(1)"]]}), "files[0]"),
+        (json!({"code": "1", "tests": [["", "1"]]}), "tests[0]"),
+    ] {
+        for path in ["/execute", "/executions"] {
+            app.post(path, body.clone())
+                .send()
+                .await
+                .expect_invalid("invalid_field", field);
+        }
+    }
+    app.post("/sessions", json!({"limits": [null, null]}))
+        .send()
+        .await
+        .expect_invalid("invalid_field", "limits");
     assert_eq!(app.state.jobs.count("queued"), 0, "nothing was queued");
 }
 
