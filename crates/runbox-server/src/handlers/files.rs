@@ -76,8 +76,8 @@ pub async fn upload(
 /// Download a file.
 #[utoipa::path(get, path = "/sessions/{id}/files/{path}", operation_id = "downloadFile", tag = "files",
     params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
-    responses((status = 200, description = "The file's bytes, with a content type from its extension",
-        content_type = "application/octet-stream"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The file's bytes, with a content type from its extension \
+        (`application/octet-stream` when it has none that is known)", content_type = "*/*"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn download(
     State(state): State<Arc<AppState>>,

@@ -52,6 +52,15 @@ pub fn essence(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
+/// Whether a documented media type or range (`*/*`, `text/*`) covers `actual`.
+fn media_range_matches(documented: &str, actual: &str) -> bool {
+    match documented.split_once('/') {
+        Some(("*", "*")) => true,
+        Some((kind, "*")) => actual.split_once('/').is_some_and(|(k, _)| k == kind),
+        _ => documented == actual,
+    }
+}
+
 impl Document {
     /// The operation serving `method path` (a concrete path, query allowed), with its path template.
     pub fn operation(&self, method: &str, path: &str) -> Option<(&str, &Value)> {
@@ -138,7 +147,7 @@ impl Document {
         let content_type = content_type.ok_or_else(|| format!("{what}: no Content-Type"))?;
         let media = content
             .iter()
-            .find(|(k, _)| essence(k) == content_type)
+            .find(|(k, _)| media_range_matches(&essence(k), &content_type))
             .map(|(_, v)| v)
             .ok_or_else(|| {
                 format!(
