@@ -337,6 +337,15 @@ async fn a_session_stream_refuses_a_bad_cell_before_it_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_cannot_start_within_its_own_limits_is_refused_not_a_server_error() {
+    let app = app();
+    app.post("/sessions", json!({"language": "python", "limits": {"processes": 1}}))
+        .send()
+        .await
+        .expect_invalid("invalid_field", "limits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_round_trip_the_bytes_a_generated_client_sends() {
     // The document says binary (`application/octet-stream`, string format binary): a generated client sends the
     // file's bytes as the body, unchanged. They must come back unchanged, not as JSON numbers.
