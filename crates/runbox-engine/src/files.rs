@@ -306,6 +306,18 @@ mod tests {
     }
 
     #[test]
+    fn a_name_too_long_for_the_filesystem_is_refused_not_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(300);
+        assert!(matches!(
+            write(dir.path(), &long, b"x", None),
+            Err(FileError::Invalid(_))
+        ));
+        assert!(matches!(delete(dir.path(), &long), Err(FileError::Invalid(_))));
+        assert!(matches!(read(dir.path(), &long, 100), Err(FileError::Invalid(_))));
+    }
+
+    #[test]
     fn escapes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         for p in ["../x", "/etc/passwd", "a/../../x", ".runbox/python_worker.py"] {

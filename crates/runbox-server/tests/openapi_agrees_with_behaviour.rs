@@ -81,6 +81,40 @@ fn documented_limit_bounds_are_the_ones_the_server_enforces_by_default() {
     assert_eq!(seconds["maximum"].as_u64().unwrap() * 1000, caps.timeout_ms);
 }
 
+#[test]
+fn whole_numbers_written_with_a_zero_fraction_are_integers() {
+    // JSON Schema's `integer` includes 707.0; generated clients and testers send it.
+    let limits: LimitOverrides = serde_json::from_value(json!({"timeout_ms": 707.0, "processes": 4.0})).unwrap();
+    assert_eq!((limits.timeout_ms, limits.processes), (Some(707), Some(4)));
+    for bad in [json!(1.5), json!(-1), json!(-1.0), json!("5"), json!(1e30)] {
+        assert!(
+            serde_json::from_value::<LimitOverrides>(json!({"memory_mb": bad.clone()})).is_err(),
+            "{bad}"
+        );
+    }
+    let body: runbox_server::api::ExecuteBody =
+        serde_json::from_value(json!({"code": "1", "timeout_ms": 2000.0})).unwrap();
+    assert_eq!(body.timeout_ms, Some(2000));
+    let session: runbox_engine::sessions::CreateSession =
+        serde_json::from_value(json!({"idle_timeout_s": 60.0})).unwrap();
+    assert_eq!(session.idle_timeout_s, Some(60));
+}
+
+#[tokio::test]
+async fn a_shadowed_limits_timeout_is_still_checked() {
+    let app = app();
+    for path in ["/execute", "/executions"] {
+        app.post(
+            path,
+            json!({"code": "1", "timeout_ms": 1000, "limits": {"timeout_ms": 0}}),
+        )
+        .send()
+        .await
+        .expect_invalid("invalid_field", "limits.timeout_ms");
+    }
+    assert_eq!(app.state.jobs.count("queued"), 0);
+}
+
 #[tokio::test]
 async fn the_interpreter_route_checks_its_own_fields() {
     let app = app();
