@@ -125,6 +125,11 @@ async fn the_interpreter_route_checks_its_own_fields() {
             .await
             .expect_invalid("invalid_field", "timeout");
     }
+    // Errors name this route's own fields.
+    app.post(path, json!({"code": "1", "envs": {"1BAD": "x"}}))
+        .send()
+        .await
+        .expect_invalid("invalid_field", "envs.1BAD");
     // Unknown fields are refused, as on /execute.
     app.post(path, json!({"code": "1", "timeot": 5}))
         .send()

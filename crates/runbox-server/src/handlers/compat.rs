@@ -62,6 +62,17 @@ pub fn to_interpreter_response(r: ExecutionResult) -> InterpreterResponse {
     }
 }
 
+/// The engine names the environment `env`; this route calls it `envs`, and its errors say so.
+fn env_is_envs(mut e: ApiError) -> ApiError {
+    let field = e.details.as_ref().and_then(|d| d["field"].as_str()).map(String::from);
+    if let Some(field) = field.filter(|f| f == "env" || f.starts_with("env.")) {
+        let renamed = format!("envs{}", &field[3..]);
+        e.message = e.message.replacen(&field, &renamed, 1);
+        e.details = Some(serde_json::json!({ "field": renamed }));
+    }
+    e
+}
+
 /// `timeout` (seconds, more than 0) as milliseconds within `cap_ms`; errors name this route's own field.
 fn timeout_ms(timeout: Option<f64>, cap_ms: u64) -> Result<Option<u64>, ApiError> {
     let Some(t) = timeout else { return Ok(None) };
@@ -97,7 +108,7 @@ pub async fn interpreter_execute(
         },
         ..Default::default()
     };
-    let permit = admit(&state, &caller, &req).await?;
+    let permit = admit(&state, &caller, &req).await.map_err(env_is_envs)?;
     let result = run_admitted(&state, permit, req, None, |_| true).await?;
     Ok(Json(to_interpreter_response(result)))
 }
