@@ -56,7 +56,7 @@ run() {
     shift
     options=("$@")
     mkdir -m 755 "$WORK/$name"
-    "$BIN" serve --listen "$addr" --data-dir "$WORK/$name" --set sessions.max_per_owner=8 "${settings[@]}" \
+    "$BIN" serve --listen "$addr" --data-dir "$WORK/$name" --set sessions.max_per_owner=24 "${settings[@]}" \
         >"$WORK/$name.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 100); do
