@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian 12 machine (run as root), then runs every check:
-# formatting, clippy with warnings as errors, and the whole test suite with every language runtime required.
+# formatting, clippy with warnings as errors, the whole test suite with every language runtime required, and a
+# schemathesis run of the HTTP API against its OpenAPI document (a missing schemathesis fails under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+bash scripts/schemathesis.sh
 
 # The Python SDK and the TypeScript client, each against a real server (see the script's header).
 bash scripts/test-sdks.sh

@@ -56,6 +56,7 @@ fn errno<'a>(what: &str, path: &'a Path) -> impl FnOnce(Errno) -> FileError + 'a
         Errno::EISDIR => FileError::Conflict(format!("{} is a directory", path.display())),
         Errno::ENXIO => FileError::Invalid(format!("{} is not a regular file", path.display())),
         Errno::ENOSPC | Errno::EDQUOT => FileError::Conflict("the workspace is full".into()),
+        Errno::ENAMETOOLONG => FileError::Invalid(format!("{}: a name in the path is too long", path.display())),
         other => FileError::Io(format!("{what} {}: {}", path.display(), other.desc())),
     }
 }
@@ -314,6 +315,18 @@ mod tests {
             write(dir.path(), "pipe", b"x", None),
             Err(FileError::Invalid(_)) | Err(FileError::Io(_))
         ));
+    }
+
+    #[test]
+    fn a_name_too_long_for_the_filesystem_is_refused_not_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(300);
+        assert!(matches!(
+            write(dir.path(), &long, b"x", None),
+            Err(FileError::Invalid(_))
+        ));
+        assert!(matches!(delete(dir.path(), &long), Err(FileError::Invalid(_))));
+        assert!(matches!(read(dir.path(), &long, 100), Err(FileError::Invalid(_))));
     }
 
     #[test]

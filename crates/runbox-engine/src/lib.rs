@@ -28,6 +28,7 @@ use std::sync::Mutex;
 pub use error::EngineError;
 pub use execute::{ExecEvent, Stage};
 pub use owner::Swept;
+pub use request::{whole, WORKSPACE_DIR_PATTERN, WORKSPACE_PATH_PATTERN};
 pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
 pub use result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
 pub use runbox_lang::{Availability, Catalogue, CatalogueEntry, Language};

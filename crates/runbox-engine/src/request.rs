@@ -8,6 +8,70 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 
+/// What a workspace path may be, as the OpenAPI `pattern` of every field and parameter naming one: relative, no
+/// backslash or NUL, no `..` component, not only `.` and `/`, not in `.runbox` (see [`crate::paths::confined`];
+/// lengths, at most 1024 bytes, 255 per name and 16 levels, are in bytes and said in words).
+pub const WORKSPACE_PATH_PATTERN: &str =
+    r"^(?!/)(?!(?:\./+)*\.runbox(?:/|$))(?!(?:[^/]*/)*\.\.(?:/|$))(?=[/.]*[^/.])[^\\\x00]+$";
+
+/// A directory to list: the workspace itself (empty, `/` or `.`), or a path as [`WORKSPACE_PATH_PATTERN`].
+pub const WORKSPACE_DIR_PATTERN: &str =
+    r"^(?:/*|\.|(?!/)(?!(?:\./+)*\.runbox(?:/|$))(?!(?:[^/]*/)*\.\.(?:/|$))(?=[/.]*[^/.])[^\\\x00]+)$";
+
+/// Deserializers for whole numbers that also take a JSON number written with a fraction of zero (`707.0`): JSON
+/// Schema's `integer` includes those, and generated clients and testers send them.
+pub mod whole {
+    use serde::de::{Deserializer, Error, Visitor};
+    use std::fmt;
+
+    struct Whole;
+
+    impl<'de> Visitor<'de> for Whole {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a whole number that is not negative")
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{v} is negative")))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
+            // 2^64 is exactly representable; anything below it with no fraction converts exactly.
+            if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                Ok(Some(v as u64))
+            } else {
+                Err(E::custom(format!("{v} is not a whole number that is not negative")))
+            }
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Whole)
+        }
+    }
+
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_option(Whole)
+    }
+
+    pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match opt_u64(d)? {
+            Some(v) => u32::try_from(v)
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{v} is too large"))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// How a file's `content` is encoded.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,20 +105,48 @@ impl SourceFile {
     }
 }
 
-/// Limits a client may ask for; each is capped by the engine's maxima. Absent fields take the language's
-/// defaults.
+/// Limits a client may ask for. Absent fields take the language's defaults. The bounds below are those of the
+/// default configuration: the operator sets the maxima (`limits.*` in the server's configuration), and a value
+/// outside the server's own bounds is refused with 422 naming the field.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
+    /// Wall time, milliseconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60_000))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub timeout_ms: Option<u64>,
+    /// CPU time, milliseconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60_000))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub cpu_ms: Option<u64>,
+    /// Memory, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 2048))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub memory_mb: Option<u64>,
+    /// Processes and threads.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 512))]
+    #[serde(default, deserialize_with = "whole::opt_u32")]
     pub processes: Option<u32>,
+    /// Bytes of stdout, and of stderr, kept.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 16_777_216))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub output_bytes: Option<u64>,
+    /// Largest file the program may write, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub file_size_mb: Option<u64>,
+    /// Size of `/tmp`, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 512))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub tmp_mb: Option<u64>,
+    /// Size of the workspace, MiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 512))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub workspace_mb: Option<u64>,
+    /// Open file descriptors.
+    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 4096))]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub open_files: Option<u64>,
 }
 

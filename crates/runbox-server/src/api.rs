@@ -21,10 +21,13 @@ pub struct ExecuteBody {
     #[serde(default = "default_language")]
     #[schema(example = "python")]
     pub language: String,
-    /// Code of the entry file. `command` is accepted as an alias.
-    #[serde(default, alias = "command")]
+    /// Code of the entry file.
+    #[serde(default)]
     #[schema(example = "print('hello')")]
     pub code: Option<String>,
+    /// Alias of `code` (the name some clients use); give one or the other, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// Further files (or all of them, without `code`).
     #[serde(default)]
     pub files: Vec<SourceFile>,
@@ -38,8 +41,9 @@ pub struct ExecuteBody {
     pub args: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Wall time limit in milliseconds (shorthand for `limits.timeout_ms`).
-    #[serde(default)]
+    /// Wall time limit in milliseconds (shorthand for `limits.timeout_ms`; same bounds, which the operator sets).
+    #[serde(default, deserialize_with = "runbox_engine::whole::opt_u64")]
+    #[schema(minimum = 1, maximum = 60_000)]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub limits: LimitOverrides,
@@ -66,6 +70,18 @@ fn magic_language(magic: &str) -> Option<&'static str> {
 }
 
 impl ExecuteBody {
+    /// `timeout_ms` overrides `limits.timeout_ms`; a value it shadows must still be one the server accepts, so
+    /// that a request the document calls invalid is never run.
+    pub fn check_shadowed(&self, caps: &LimitCaps) -> Result<(), ApiError> {
+        match (self.timeout_ms, self.limits.timeout_ms) {
+            (Some(_), Some(t)) if t == 0 || t > caps.timeout_ms => Err(ApiError::invalid_field(
+                "limits.timeout_ms",
+                format!("must be between 1 and {}, got {t}", caps.timeout_ms),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The engine request this body asks for. The `timeout_ms` shorthand is checked here, against `caps`, so that
     /// an error names the field the client sent rather than the `limits.timeout_ms` it stands for.
     pub fn into_request(self, caps: &LimitCaps) -> Result<ExecuteRequest, ApiError> {
@@ -77,8 +93,17 @@ impl ExecuteBody {
                 ));
             }
         }
+        self.check_shadowed(caps)?;
         let mut language = self.language;
-        let mut code = self.code;
+        let mut code = match (self.code, self.command) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_field(
+                    "command",
+                    "`command` is an alias of `code`: give one or the other",
+                ))
+            }
+            (code, command) => code.or(command),
+        };
         if let Some(c) = &code {
             if let Some(rest) = c.strip_prefix("%%") {
                 let (first, body) = rest.split_once('\n').unwrap_or((rest, ""));
@@ -109,12 +134,14 @@ impl ExecuteBody {
     }
 }
 
-/// Body of the Jupyter-server-style compatibility route.
+/// Body of the Jupyter-server-style compatibility route. Unknown fields are refused, as on `/execute`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InterpreterBody {
     pub code: String,
-    /// Seconds.
+    /// Wall time limit in seconds: more than 0, at most 60 (the default maximum, which the operator sets).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 60)]
     pub timeout: Option<f64>,
     #[serde(default)]
     pub envs: BTreeMap<String, String>,
@@ -136,6 +163,9 @@ pub struct InterpreterResponse {
     #[serde(rename = "sessionId")]
     pub session_id: Option<String>,
     pub error: Option<InterpreterError>,
+    /// The program's exit code (also for `exit`); null when it was killed by a signal or never ran.
+    #[serde(rename = "exitCode")]
+    pub exit_code: Option<i32>,
 }
 
 #[cfg(test)]
@@ -152,6 +182,8 @@ mod tests {
             .into_request(&LimitCaps::default())
             .unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("python", Some("print(1)")));
+        let both = body(r#"{"command": "print(1)", "code": "print(2)"}"#).into_request(&LimitCaps::default());
+        assert!(both.is_err(), "code and its alias together are refused");
     }
 
     #[test]

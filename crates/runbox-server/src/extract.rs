@@ -89,8 +89,13 @@ where
     }
 }
 
-/// Parses JSON bytes into `T` with the API's error mapping.
+/// Parses JSON bytes into `T` with the API's error mapping. Every body of the API is a JSON object: anything
+/// else (an array, which serde would otherwise take as the fields in order, a string, a number) is refused.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Malformed JSON fails here and is reported below as such.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        refuse_arrays_as_objects(&value)?;
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => v,
@@ -109,6 +114,36 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// Fields of the API's bodies that hold objects (`limits`) or arrays of objects (`files`, `tests`). serde would
+/// take an array there as the fields in order; the document says object, so anything else is refused.
+const OBJECT_FIELDS: &[&str] = &["limits"];
+const OBJECT_LIST_FIELDS: &[&str] = &["files", "tests"];
+
+fn refuse_arrays_as_objects(body: &serde_json::Value) -> Result<(), ApiError> {
+    let Some(fields) = body.as_object() else {
+        return Err(ApiError::invalid_field("body", "the body must be a JSON object"));
+    };
+    for name in OBJECT_FIELDS {
+        if let Some(v) = fields.get(*name).filter(|v| v.is_array()) {
+            return Err(ApiError::invalid_field(name, format!("must be an object, not {v}")));
+        }
+    }
+    for name in OBJECT_LIST_FIELDS {
+        let items = fields
+            .get(*name)
+            .and_then(|v| v.as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(i) = items.iter().position(|v| v.is_array()) {
+            return Err(ApiError::invalid_field(
+                &format!("{name}[{i}]"),
+                "must be an object, not an array",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The field a deserialization error is about. A missing field is reported at the object that lacks it, so its

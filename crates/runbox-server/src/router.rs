@@ -85,7 +85,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .with_state(state);
-    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
+    // The validator badge would send the document to an external host: off, so the page stays offline.
+    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::from("/openapi.json").validator_url("none"));
     let mut app = api
         .merge(swagger)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -288,6 +288,126 @@ async fn the_compat_route_answers_like_a_jupyter_interpreter() {
         .await
         .expect(200);
     assert_eq!(r["status"], "exit", "{r}");
+    assert_eq!(r["exitCode"], 2, "an `exit` result keeps the exit code: {r}");
+}
+
+/// `{id}` of a path template filled in: a fresh session of `app`.
+async fn concrete_path(app: &TestApp, template: &str) -> String {
+    if !template.contains("{id}") {
+        return template.to_string();
+    }
+    let session = app.post("/sessions", json!({})).send().await.expect(201);
+    template.replace("{id}", session["id"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_body_in_the_document_is_accepted() {
+    // What the docs page's "Try it out" pre-fills, sent as it stands, must work: 2xx on every route.
+    let app = app();
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let mut tried = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(example) = op["requestBody"]["content"]["application/json"].get("example") else {
+                continue;
+            };
+            let path = concrete_path(&app, template).await;
+            let r = app
+                .call(&method.to_uppercase(), &path)
+                .json(example.clone())
+                .send()
+                .await;
+            assert!(
+                r.status.is_success(),
+                "{method} {template} refused its own example {example}: {} {}",
+                r.status,
+                r.text()
+            );
+            if path.ends_with("/stream") {
+                let events = sse_events(&r.text());
+                assert_eq!(events.last().map(|(n, _)| n.as_str()), Some("result"), "{events:?}");
+            }
+            tried.push(format!("{method} {template}"));
+        }
+    }
+    assert!(tried.len() >= 7, "{tried:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_stream_refuses_a_bad_cell_before_it_streams() {
+    let app = app();
+    let path = concrete_path(&app, "/sessions/{id}/execute/stream").await;
+    for timeout in [0, 3_600_000] {
+        let r = app
+            .post(&path, json!({"code": "1", "timeout_ms": timeout}))
+            .send()
+            .await;
+        assert!(
+            r.header("content-type").unwrap().starts_with("application/json"),
+            "an error status, not a stream: {}",
+            r.text()
+        );
+        r.expect_invalid("invalid_field", "timeout_ms");
+    }
+    // A good cell still streams.
+    let r = app.post(&path, json!({"code": "print(41 + 1)"})).send().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(sse_events(&r.text()).last().unwrap().0, "result");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_cannot_start_within_its_own_limits_is_refused_not_a_server_error() {
+    let app = app();
+    app.post("/sessions", json!({"language": "python", "limits": {"processes": 1}}))
+        .send()
+        .await
+        .expect_invalid("invalid_field", "limits");
+}
+
+/// How a client generated from `openapi.json` encodes a file's bytes for `PUT /sessions/{id}/files/{path}`: raw for
+/// a binary string (what the document must say), as JSON numbers for an array of integers (what it once said).
+fn body_a_generated_client_sends(bytes: &[u8]) -> (String, Vec<u8>) {
+    let doc = openapi_check::committed();
+    let (_, op) = doc.operation("put", "/sessions/s/files/a.bin").unwrap();
+    let (content_type, media) = op["requestBody"]["content"].as_object().unwrap().iter().next().unwrap();
+    let mut schema = media["schema"].clone();
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        schema = doc.schema(name).clone();
+    }
+    match (schema["type"].as_str(), schema["format"].as_str()) {
+        (Some("string"), Some("binary")) => (content_type.clone(), bytes.to_vec()),
+        (Some("array"), _) => (content_type.clone(), serde_json::to_vec(bytes).unwrap()),
+        other => panic!("a file body documented as {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_round_trip_the_bytes_a_generated_client_sends() {
+    // A generated client follows the document: the bytes it sends must be stored, and come back, unchanged.
+    let bytes: Vec<u8> = vec![0, 1, 2, 0xff, 0xfe, b'h', b'i', b'\n', 0x80];
+    let (content_type, body) = body_a_generated_client_sends(&bytes);
+    assert_eq!(content_type, "application/octet-stream");
+    let app = app();
+    let base = concrete_path(&app, "/sessions/{id}/files").await;
+    let put = app
+        .call("PUT", &format!("{base}/a.bin"))
+        .raw(&content_type, body)
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(put["size"], bytes.len());
+    let got = app.get(&format!("{base}/a.bin")).send().await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, bytes);
+    // An upload without a body (it is optional) makes an empty file.
+    app.call("PUT", &format!("{base}/empty.txt")).send().await.expect(201);
+    assert!(app.get(&format!("{base}/empty.txt")).send().await.body.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

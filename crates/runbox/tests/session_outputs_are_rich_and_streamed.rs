@@ -250,16 +250,13 @@ async fn streamed_output_arrives_before_the_cell_ends() {
         "the figure arrived when the cell ended, not at plt.show()"
     );
 
-    // A stream for a dead session ends with an error event; an unknown session is a 404 before any stream.
+    // A dead session is a 409 and an unknown one a 404, both before any stream starts.
     api.exec(&id, "exit()").await;
-    let (status, events) = api
+    let r = api
         .post(&format!("/sessions/{id}/execute/stream"), json!({"code": "1"}))
-        .stream_events(30)
+        .send()
         .await;
-    assert_eq!(status, 200);
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].1, "error");
-    assert_eq!(events[0].2["code"], "session_dead", "{events:?}");
+    r.expect_error(409, "session_dead");
     let r = api
         .post("/sessions/sess_nope/execute/stream", json!({"code": "1"}))
         .send()

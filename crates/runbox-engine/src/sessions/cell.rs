@@ -10,6 +10,30 @@ use runbox_sandbox::{SessionEvent, Status};
 use super::{CellError, CellEvent, CellResult, CellStatus, Interrupt, RichOutput, Session, SessionError, Sessions};
 
 impl Sessions {
+    /// The time limit a cell asking for `timeout_ms` gets, or why it cannot have it.
+    fn cell_timeout_ms(&self, timeout_ms: Option<u64>) -> Result<u64, SessionError> {
+        let timeout_ms = timeout_ms.unwrap_or(self.limits.default_timeout_ms);
+        let cap = self.engine.config().caps.timeout_ms.max(self.limits.default_timeout_ms);
+        if timeout_ms == 0 || timeout_ms > cap {
+            return Err(SessionError::invalid(
+                "timeout_ms",
+                format!("must be between 1 and {cap}"),
+            ));
+        }
+        Ok(timeout_ms)
+    }
+
+    /// Checks, without running anything, what [`Sessions::execute`] would refuse at once: an unknown session, a
+    /// dead one, a time limit out of bounds. Lets a streaming route answer with an error status before it starts.
+    pub fn check_cell(&self, owner: &str, id: &str, timeout_ms: Option<u64>) -> Result<(), SessionError> {
+        let session = self.lookup(owner, id)?;
+        self.cell_timeout_ms(timeout_ms)?;
+        match session.dead_reason() {
+            Some(reason) => Err(SessionError::Dead(reason)),
+            None => Ok(()),
+        }
+    }
+
     /// Runs one cell. Blocking; cells of one session run one at a time, in arrival order.
     pub fn execute(
         &self,
@@ -20,14 +44,7 @@ impl Sessions {
         on_event: &mut dyn FnMut(CellEvent<'_>),
     ) -> Result<CellResult, SessionError> {
         let session = self.lookup(owner, id)?;
-        let timeout_ms = timeout_ms.unwrap_or(self.limits.default_timeout_ms);
-        let cap = self.engine.config().caps.timeout_ms.max(self.limits.default_timeout_ms);
-        if timeout_ms == 0 || timeout_ms > cap {
-            return Err(SessionError::invalid(
-                "timeout_ms",
-                format!("must be between 1 and {cap}"),
-            ));
-        }
+        let timeout_ms = self.cell_timeout_ms(timeout_ms)?;
         if let Some(reason) = session.dead_reason() {
             return Err(SessionError::Dead(reason));
         }

@@ -320,7 +320,14 @@ impl Sessions {
             .map_err(SessionError::KeyCapacity)?;
         let started = match self.take_warm(lang.id(), req) {
             Some(started) => started,
-            None => self.start(lang, req)?,
+            // A worker that cannot start within limits the client chose (too few processes for its runtime, say)
+            // is the request's fault: 422 naming them, not a server error.
+            None => self.start(lang, req).map_err(|e| match e {
+                SessionError::StartFailed(why) if req.limits != crate::LimitOverrides::default() => {
+                    SessionError::invalid("limits", format!("the session cannot start within these limits: {why}"))
+                }
+                other => other,
+            })?,
         };
         let Started {
             id,

@@ -128,8 +128,9 @@ pub struct CreateSession {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: LimitOverrides,
-    /// Seconds without executions before the session ends (capped by the operator's maximum).
-    #[serde(default)]
+    /// Seconds without executions before the session ends; at most the operator's maximum (3600 by default).
+    #[serde(default, deserialize_with = "crate::request::whole::opt_u64")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub idle_timeout_s: Option<u64>,
 }
 

@@ -58,12 +58,37 @@ pub fn to_interpreter_response(r: ExecutionResult) -> InterpreterResponse {
         stderr: r.stderr,
         session_id: None,
         error,
+        exit_code: r.exit_code,
     }
+}
+
+/// The engine names the environment `env`; this route calls it `envs`, and its errors say so.
+fn env_is_envs(mut e: ApiError) -> ApiError {
+    let field = e.details.as_ref().and_then(|d| d["field"].as_str()).map(String::from);
+    if let Some(field) = field.filter(|f| f == "env" || f.starts_with("env.")) {
+        let renamed = format!("envs{}", &field[3..]);
+        e.message = e.message.replacen(&field, &renamed, 1);
+        e.details = Some(serde_json::json!({ "field": renamed }));
+    }
+    e
+}
+
+/// `timeout` (seconds, more than 0) as milliseconds within `cap_ms`; errors name this route's own field.
+fn timeout_ms(timeout: Option<f64>, cap_ms: u64) -> Result<Option<u64>, ApiError> {
+    let Some(t) = timeout else { return Ok(None) };
+    let cap_s = cap_ms as f64 / 1000.0;
+    if !(t > 0.0 && t <= cap_s) {
+        return Err(ApiError::invalid_field(
+            "timeout",
+            format!("must be more than 0 and at most {cap_s} seconds"),
+        ));
+    }
+    Ok(Some(((t * 1000.0).ceil() as u64).clamp(1, cap_ms)))
 }
 
 /// Run Python in a fresh interpreter (compatibility route).
 #[utoipa::path(post, path = "/process/interpreter/execute", operation_id = "interpreterExecute", tag = "compat",
-    request_body = InterpreterBody,
+    request_body(content = InterpreterBody, example = json!({"code": "print(6 * 7)", "timeout": 10})),
     responses((status = 200, body = InterpreterResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -72,13 +97,7 @@ pub async fn interpreter_execute(
     caller: Caller,
     ApiJson(body): ApiJson<InterpreterBody>,
 ) -> ApiResult<Json<InterpreterResponse>> {
-    let timeout_ms = match body.timeout {
-        Some(t) if !(t > 0.0 && t.is_finite()) => {
-            return Err(ApiError::invalid_field("timeout", "must be positive seconds"))
-        }
-        Some(t) => Some((t * 1000.0).ceil() as u64),
-        None => None,
-    };
+    let timeout_ms = timeout_ms(body.timeout, state.config.limits.timeout_ms)?;
     let req = ExecuteRequest {
         language: "python".into(),
         code: Some(body.code),
@@ -89,7 +108,7 @@ pub async fn interpreter_execute(
         },
         ..Default::default()
     };
-    let permit = admit(&state, &caller, &req).await?;
+    let permit = admit(&state, &caller, &req).await.map_err(env_is_envs)?;
     let result = run_admitted(&state, permit, req, None, |_| true).await?;
     Ok(Json(to_interpreter_response(result)))
 }
@@ -109,5 +128,27 @@ mod tests {
             ("NameError", "name 'x' is not defined")
         );
         assert!(python_error("plain text").is_none());
+    }
+
+    #[test]
+    fn timeouts_are_checked_against_this_routes_own_field() {
+        assert_eq!(timeout_ms(None, 60_000).unwrap(), None);
+        assert_eq!(timeout_ms(Some(0.0001), 60_000).unwrap(), Some(1));
+        assert_eq!(timeout_ms(Some(60.0), 60_000).unwrap(), Some(60_000));
+        for bad in [0.0, -1.0, 60.001, f64::INFINITY, f64::NAN, 1e300] {
+            let e = timeout_ms(Some(bad), 60_000).unwrap_err();
+            assert_eq!(e.details.unwrap()["field"], "timeout", "{bad}");
+        }
+    }
+
+    #[test]
+    fn exit_results_keep_the_exit_code() {
+        let r: ExecutionResult = serde_json::from_value(serde_json::json!({"status": "exited_nonzero",
+            "language": "python", "version": null, "exit_code": 3, "signal": null, "stdout": "", "stderr": "",
+            "stdout_truncated": false, "stderr_truncated": false, "wall_ms": 1, "cpu_ms": null,
+            "memory_peak_bytes": null, "duration_ms": 1}))
+        .unwrap();
+        let out = to_interpreter_response(r);
+        assert_eq!((out.status.as_str(), out.exit_code), ("exit", Some(3)));
     }
 }

@@ -70,7 +70,7 @@ pub async fn run_admitted(
 }
 
 /// Run code once, synchronously.
-#[utoipa::path(post, path = "/execute", operation_id = "execute", tag = "execution", request_body = ExecuteBody,
+#[utoipa::path(post, path = "/execute", operation_id = "execute", tag = "execution", request_body(content = ExecuteBody, example = json!({"language": "python", "code": "print('hello')"})),
     responses(
         (status = 200, description = "The execution result (whatever the program did)", body = ExecutionResult),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),

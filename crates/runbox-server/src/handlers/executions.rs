@@ -46,7 +46,7 @@ pub fn check_callback_url(url: &str, allow_private: bool) -> Result<(), ApiError
 
 /// Submit code to run asynchronously. Also at `POST /execute_async`.
 #[utoipa::path(post, path = "/executions", operation_id = "createExecution", tag = "executions",
-    request_body = ExecuteBody,
+    request_body(content = ExecuteBody, example = json!({"language": "python", "code": "print('hello')"})),
     responses(
         (status = 202, description = "Queued; poll the Location", body = Submitted,
             headers(("Location" = String, description = "/executions/{id}"))),

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use runbox_engine::files::{self, FileEntry};
 
@@ -27,6 +27,12 @@ pub struct ListQuery {
     pub path: String,
 }
 
+/// A file's bytes, sent as they are (`application/octet-stream`), never as JSON: what generated clients need to
+/// upload a file unchanged.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
 async fn workspace(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(std::path::PathBuf, Option<u32>)> {
     Ok(state.sessions.workspace(&caller.owner, id)?)
 }
@@ -35,11 +41,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, files::FileEr
     Ok(tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)??)
 }
 
-/// Upload a file (the raw request body); parent directories are created. Uploads are charged to the session (its
-/// workspace holds no more than its memory limit), to its key and to the server (413 `workspace_quota_exceeded`).
+/// Upload a file: the request body is its exact bytes (`application/octet-stream`; an empty or absent body makes an
+/// empty file). Parent directories are created. Uploads are charged to the session (its workspace holds no more
+/// than its memory limit), to its key and to the server (413 `workspace_quota_exceeded`).
 #[utoipa::path(put, path = "/sessions/{id}/files/{path}", operation_id = "uploadFile", tag = "files",
-    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
+    request_body(content = FileBytes, content_type = "application/octet-stream"),
     responses((status = 201, description = "Written", body = FileEntry), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody)))]
@@ -73,9 +80,9 @@ pub async fn upload(
 
 /// Download a file.
 #[utoipa::path(get, path = "/sessions/{id}/files/{path}", operation_id = "downloadFile", tag = "files",
-    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
-    responses((status = 200, description = "The file's bytes, with a content type from its extension",
-        content_type = "application/octet-stream"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
+    responses((status = 200, description = "The file's bytes, with a content type from its extension \
+        (`application/octet-stream` when it has none that is known)", content_type = "*/*"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn download(
     State(state): State<Arc<AppState>>,
@@ -119,7 +126,7 @@ fn attachment(path: &str) -> String {
 
 /// Delete a file or a directory (with its contents).
 #[utoipa::path(delete, path = "/sessions/{id}/files/{path}", operation_id = "deleteFile", tag = "files",
-    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace")),
+    params(("id" = String, Path, description = "Session id"), ("path" = String, Path, description = "File path in the workspace: at most 1024 bytes, 255 per name, 16 levels")),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(

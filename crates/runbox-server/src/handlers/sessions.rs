@@ -30,11 +30,11 @@ pub struct SessionExecuteBody {
     #[schema(example = "x = 41\nx + 1")]
     pub code: String,
     /// Time limit of this cell; past it the cell is interrupted (status `timeout`) and the session survives.
-    #[serde(default)]
+    /// Bounds of the default configuration (the operator sets the maximum). The environment is set when the
+    /// session is created, not per cell.
+    #[serde(default, deserialize_with = "runbox_engine::whole::opt_u64")]
+    #[schema(minimum = 1, maximum = 60_000)]
     pub timeout_ms: Option<u64>,
-    /// Not supported per cell (the interpreter's environment persists): set `env` when creating the session.
-    #[serde(default)]
-    pub env: std::collections::BTreeMap<String, String>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
@@ -42,7 +42,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// Start a session: a sandbox with a persistent interpreter. An empty body starts a default Python session.
-#[utoipa::path(post, path = "/sessions", operation_id = "createSession", tag = "sessions", request_body = CreateSession,
+#[utoipa::path(post, path = "/sessions", operation_id = "createSession", tag = "sessions",
+    request_body(content = CreateSession, example = json!({"language": "python"})),
     responses((status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
@@ -105,28 +106,19 @@ pub async fn interrupt(
     Ok(Json(state.sessions.interrupt(&caller.owner, &id)?))
 }
 
-fn check_body(body: &SessionExecuteBody) -> Result<(), ApiError> {
-    if !body.env.is_empty() {
-        return Err(ApiError::invalid_field(
-            "env",
-            "set the environment when creating the session",
-        ));
-    }
-    Ok(())
-}
-
 /// Run a cell in the session; state persists between cells.
 #[utoipa::path(post, path = "/sessions/{id}/execute", operation_id = "sessionExecute", tag = "sessions",
-    params(("id" = String, Path, description = "Session id")), request_body = SessionExecuteBody,
-    responses((status = 200, body = CellResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "session_dead or session_busy", body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = String, Path, description = "Session id")), request_body(content = SessionExecuteBody, example = json!({"code": "x = 41\nx + 1"})),
+    responses((status = 200, body = CellResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "session_dead or session_busy", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn execute(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SessionExecuteBody>,
 ) -> ApiResult<Json<CellResult>> {
-    check_body(&body)?;
     let sessions = state.sessions.clone();
     let started = std::time::Instant::now();
     let result =
@@ -141,18 +133,21 @@ pub async fn execute(
 
 /// Run a cell and stream `stdout`, `stderr` and `display` events, then one `result` (or `error`).
 #[utoipa::path(post, path = "/sessions/{id}/execute/stream", operation_id = "sessionExecuteStream", tag = "sessions",
-    params(("id" = String, Path, description = "Session id")), request_body = SessionExecuteBody,
+    params(("id" = String, Path, description = "Session id")), request_body(content = SessionExecuteBody, example = json!({"code": "x = 41\nx + 1"})),
     responses((status = 200, description = "text/event-stream: `stdout`/`stderr` (`{data, base64?}`), `display` \
-        (`{mime_type, data}`), then `result` (the cell result) or `error`", content_type = "text/event-stream"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (`{mime_type, data}`), then `result` (the cell result) or `error` (a failure after the stream started). \
+        The request is checked first: a bad one gets an error status, not a stream.", content_type = "text/event-stream"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn execute_stream(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SessionExecuteBody>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    check_body(&body)?;
-    state.sessions.info(&caller.owner, &id)?; // 404 before the stream starts
+    // Everything that can be refused at once is refused before the stream starts, with a status.
+    state.sessions.check_cell(&caller.owner, &id, body.timeout_ms)?;
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
     let sessions = state.sessions.clone();
     tokio::task::spawn_blocking(move || {

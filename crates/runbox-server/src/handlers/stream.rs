@@ -77,7 +77,7 @@ impl CellTranslator {
 
 /// Run code once and stream its output as Server-Sent Events.
 #[utoipa::path(post, path = "/execute/stream", operation_id = "executeStream", tag = "execution",
-    request_body = ExecuteBody,
+    request_body(content = ExecuteBody, example = json!({"language": "python", "code": "print('hello')"})),
     responses(
         (status = 200, description = "text/event-stream of `compile`, `stdout`, `stderr`, `test_case` events with \
             JSON data `{data, base64?}`, then one `result` event (the execution result) or `error` event",

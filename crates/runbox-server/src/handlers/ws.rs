@@ -12,6 +12,7 @@ use std::io::Read;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -69,15 +70,25 @@ type Runs = Arc<Mutex<HashMap<String, RunHandle>>>;
 /// `runbox.key.<the key in unpadded base64url>`; the server selects `runbox.v1` and never echoes the key.
 #[utoipa::path(get, path = "/ws", operation_id = "websocket", tag = "execution",
     responses((status = 101, description = "Switching to the WebSocket protocol described above"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, description = "Not a WebSocket handshake, or no runbox.v1 among the offered subprotocols", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub async fn socket(
     State(state): State<Arc<AppState>>,
     _origin: AllowedOrigin,
     caller: Caller,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Without a handshake the answer is the API's JSON error, not axum's text.
+    let ws = ws.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            "websocket_upgrade_required",
+            format!("this route speaks WebSocket only: {}", rejection.body_text()),
+        )
+    })?;
     // A client that offers subprotocols needs one in the answer (browsers fail the connection otherwise), and
     // the only one this server may answer with is the plain protocol: never the key.
     if offered_protocols(&headers).next().is_some() && !offered_protocols(&headers).any(|p| p == WS_PROTOCOL) {

@@ -3,7 +3,7 @@
 //!
 //! The validator is our own, for the subset of JSON Schema the document uses (`$ref` to `#/components/schemas`,
 //! `type` (also as a list), `enum`, `const`, `properties`, `required`, `additionalProperties`, `propertyNames`,
-//! `items`, `oneOf`, `anyOf`, `allOf`, `minimum`, `maximum`, `nullable`). A keyword it does not know makes the
+//! `items`, `oneOf`, `anyOf`, `allOf`, `minimum`, `exclusiveMinimum`, `maximum`, `nullable`). A keyword it does not know makes the
 //! check fail rather than pass silently, so the document cannot outgrow the validator unnoticed.
 //!
 //! Shared by the test crates of `runbox-server` and `runbox` (the latter includes this file by path).
@@ -50,6 +50,15 @@ pub fn committed() -> &'static Document {
 /// The media type without parameters, lower-cased: `text/plain; charset=utf-8` → `text/plain`.
 pub fn essence(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether a documented media type or range (`*/*`, `text/*`) covers `actual`.
+fn media_range_matches(documented: &str, actual: &str) -> bool {
+    match documented.split_once('/') {
+        Some(("*", "*")) => true,
+        Some((kind, "*")) => actual.split_once('/').is_some_and(|(k, _)| k == kind),
+        _ => documented == actual,
+    }
 }
 
 impl Document {
@@ -138,7 +147,7 @@ impl Document {
         let content_type = content_type.ok_or_else(|| format!("{what}: no Content-Type"))?;
         let media = content
             .iter()
-            .find(|(k, _)| essence(k) == content_type)
+            .find(|(k, _)| media_range_matches(&essence(k), &content_type))
             .map(|(_, v)| v)
             .ok_or_else(|| {
                 format!(
@@ -285,6 +294,13 @@ impl Document {
                     if let (Some(min), Some(v)) = (arg.as_f64(), value.as_f64()) {
                         if v < min {
                             errors.push(format!("{at}: {v} is below the minimum {min}"));
+                        }
+                    }
+                }
+                "exclusiveMinimum" => {
+                    if let (Some(min), Some(v)) = (arg.as_f64(), value.as_f64()) {
+                        if v <= min {
+                            errors.push(format!("{at}: {v} is not above the exclusive minimum {min}"));
                         }
                     }
                 }
