@@ -22,8 +22,9 @@ pub struct AggregateLimits {
     pub memory_mb: u64,
     /// Processes of all sandboxes together (the parent cgroup's `pids.max`). Default: half of what the kernel allows.
     pub processes: u64,
-    /// Memory one key's sandboxes may reserve together, in MiB (sum of their memory limits). Default: half of
-    /// `memory_mb`.
+    /// Memory one key's sandboxes may reserve together, in MiB (sum of their memory limits). Default: four times
+    /// `memory_mb`: a limit is a ceiling that idle sessions stay far below, so reservations overcommit (the parent
+    /// cgroup caps what is really used), while the key's default session cap (64 at 512 MiB) still fits.
     pub key_memory_mb: u64,
     /// Processes one key's sandboxes may reserve together (sum of their process limits). Default: half of
     /// `processes`.
@@ -38,7 +39,7 @@ impl Default for AggregateLimits {
             cgroup_parent: "runbox".into(),
             memory_mb,
             processes,
-            key_memory_mb: memory_mb / 2,
+            key_memory_mb: memory_mb * 4,
             key_processes: processes / 2,
         }
     }
@@ -170,7 +171,7 @@ mod tests {
     #[test]
     fn defaults_are_sized_from_the_machine_and_parents_are_checked() {
         let d = AggregateLimits::default();
-        assert!(d.memory_mb > 0 && d.key_memory_mb <= d.memory_mb && d.key_processes <= d.processes);
+        assert!(d.memory_mb > 0 && d.key_processes <= d.processes);
         d.validate().unwrap();
         for bad in ["", "/abs", "a/../b"] {
             let l = AggregateLimits {
