@@ -22,7 +22,8 @@ missing() {
     exit 0
 }
 
-if [[ ! -x "$VENV/bin/st" ]]; then
+# A virtualenv that no longer runs (moved, or its interpreter replaced) is made anew.
+if ! "$VENV/bin/st" --version >/dev/null 2>&1; then
     # Debian's interpreter, not a pyenv shim (slow to start, and may lack venv).
     PYTHON=/usr/bin/python3
     [[ -x "$PYTHON" ]] || PYTHON="$(command -v python3 || true)"
