@@ -241,12 +241,14 @@ async fn streamed_output_arrives_before_the_cell_ends() {
         )
         .stream_events(30)
         .await;
-    let names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
+    // One print may come as several stdout events (`done`, then the newline): what counts is their order.
+    let mut names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
+    names.dedup();
     assert_eq!(names, ["display", "stdout", "result"], "{}", brief(&events));
     assert_eq!(events[0].2["mime_type"], "image/png");
     assert_png(events[0].2["data"].as_str().unwrap());
     assert!(
-        events[2].0.duration_since(events[0].0) >= Duration::from_millis(300),
+        events.last().unwrap().0.duration_since(events[0].0) >= Duration::from_millis(300),
         "the figure arrived when the cell ended, not at plt.show()"
     );
 
