@@ -91,7 +91,11 @@ impl JobStore {
                  started_at INTEGER,
                  finished_at INTEGER
              );
-             CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);",
+             CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+             CREATE TABLE IF NOT EXISTS job_extras (
+                 id TEXT PRIMARY KEY,
+                 extra TEXT NOT NULL
+             );",
         )?;
         Ok(JobStore { conn: Mutex::new(conn) })
     }
@@ -107,6 +111,60 @@ impl JobStore {
             params![id, owner, request, callback_url, now_ms()],
         )?;
         Ok(id)
+    }
+
+    /// Inserts a job under a caller-chosen id with an `extra` record kept beside it (what a compatibility route
+    /// needs to answer in its own shape), in one transaction. With `finished`, the job is stored already done
+    /// with that (result, error): a synchronous run kept so that it can be fetched again.
+    pub fn insert_with_extra(
+        &self,
+        id: &str,
+        owner: &str,
+        request: &str,
+        extra: &str,
+        finished: Option<(Option<&str>, Option<&str>)>,
+    ) -> Result<(), JobError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        match finished {
+            None => tx.execute(
+                "INSERT INTO jobs (id, owner, status, request, created_at) VALUES (?1, ?2, 'queued', ?3, ?4)",
+                params![id, owner, request, now],
+            )?,
+            Some((result, error)) => tx.execute(
+                "INSERT INTO jobs (id, owner, status, request, result, error, created_at, started_at, finished_at)
+                 VALUES (?1, ?2, 'done', ?3, ?4, ?5, ?6, ?6, ?6)",
+                params![id, owner, request, result, error, now],
+            )?,
+        };
+        tx.execute("INSERT INTO job_extras (id, extra) VALUES (?1, ?2)", params![id, extra])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The extra record of a job of `owner`.
+    pub fn extra(&self, id: &str, owner: &str) -> Result<Option<String>, JobError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT e.extra FROM job_extras e JOIN jobs j ON j.id = e.id WHERE e.id = ?1 AND j.owner = ?2",
+                params![id, owner],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Deletes a job of `owner` and its extra record. Returns whether there was one.
+    pub fn delete(&self, id: &str, owner: &str) -> Result<bool, JobError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM jobs WHERE id = ?1 AND owner = ?2", params![id, owner])?;
+        if n > 0 {
+            tx.execute("DELETE FROM job_extras WHERE id = ?1", params![id])?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     /// The job, if it exists and belongs to `owner`.
@@ -203,10 +261,13 @@ impl JobStore {
 
     /// Deletes finished records older than `retention_ms`.
     pub fn purge(&self, retention_ms: i64) -> Result<usize, JobError> {
-        Ok(self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "DELETE FROM jobs WHERE status IN ('done', 'cancelled') AND COALESCE(finished_at, created_at) < ?1",
             params![now_ms() - retention_ms],
-        )?)
+        )?;
+        conn.execute("DELETE FROM job_extras WHERE id NOT IN (SELECT id FROM jobs)", [])?;
+        Ok(n)
     }
 
     pub fn count(&self, status: &str) -> i64 {
@@ -263,5 +324,23 @@ mod tests {
         s.claim_next().unwrap();
         assert_eq!(s.requeue_interrupted().unwrap(), 1);
         assert_eq!(s.get(&b, "k").unwrap().unwrap().status, "queued");
+    }
+
+    #[test]
+    fn extras_belong_to_their_job_and_go_with_it() {
+        let s = JobStore::in_memory().unwrap();
+        s.insert_with_extra("t1", "alice", "{}", "x", None).unwrap();
+        assert_eq!(s.get("t1", "alice").unwrap().unwrap().status, "queued");
+        assert_eq!(s.extra("t1", "alice").unwrap().as_deref(), Some("x"));
+        assert!(s.extra("t1", "bob").unwrap().is_none());
+        assert!(!s.delete("t1", "bob").unwrap());
+        s.insert_with_extra("t2", "alice", "{}", "y", Some((Some("{}"), None)))
+            .unwrap();
+        assert_eq!(s.get("t2", "alice").unwrap().unwrap().status, "done");
+        assert!(s.delete("t1", "alice").unwrap());
+        assert!(s.extra("t1", "alice").unwrap().is_none());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.purge(1).unwrap();
+        assert!(s.extra("t2", "alice").unwrap().is_none(), "purged with its job");
     }
 }
