@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-runtimes.sh
+bash scripts/install-compat-clients.sh
 
 # Tests fail (never skip) when a language runtime is missing.
 export RUNBOX_REQUIRE_RUNTIMES=1
@@ -12,3 +13,5 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The real Judge0 and Piston clients against a real `runbox serve` (tests/clients/).
+bash scripts/test-compat-clients.sh
