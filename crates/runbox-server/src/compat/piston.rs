@@ -490,7 +490,15 @@ pub fn to_body(body: &Value, language: &str, caps: &LimitCaps) -> Result<Execute
     ] {
         limit(body, name, cap)?;
     }
-    let memory = limit(body, "run_memory_limit", caps.memory_mb << 20)?.map(|b| b.div_ceil(1 << 20).max(16));
+    // runbox's smallest memory limit is 16 MiB: a smaller one is refused rather than silently raised.
+    let memory = limit(body, "run_memory_limit", caps.memory_mb << 20)?;
+    if memory.is_some_and(|b| b < 16 << 20) {
+        return Err(PistonError::bad(format!(
+            "run_memory_limit must be at least {}",
+            16 << 20
+        )));
+    }
+    let memory = memory.map(|b| b.div_ceil(1 << 20));
     Ok(ExecuteBody {
         language: language.to_string(),
         code,
@@ -642,6 +650,10 @@ mod tests {
         );
         assert!(with("compile_timeout", json!(caps.timeout_ms + 1)).starts_with("compile_timeout cannot exceed"));
         assert_eq!(with("files", json!("x")), "files is required as an array");
+        assert_eq!(
+            with("run_memory_limit", json!(1_000_000)),
+            "run_memory_limit must be at least 16777216"
+        );
     }
 
     #[test]
