@@ -62,6 +62,7 @@ impl Modify for Security {
         handlers::files::delete,
         crate::compat::piston::runtimes,
         crate::compat::piston::execute,
+        crate::compat::piston::connect::connect,
         crate::compat::judge0::create,
         crate::compat::judge0::get,
         crate::compat::judge0::delete,

@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/sessions/{id}/files/{path}"),
     ("get", "/api/v2/runtimes"),
     ("post", "/api/v2/execute"),
+    ("get", "/api/v2/connect"),
     ("post", "/judge0/submissions"),
     ("get", "/judge0/submissions/{token}"),
     ("delete", "/judge0/submissions/{token}"),
@@ -90,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v2/runtimes", get(piston::runtimes))
         .route("/api/v2/execute", post(piston::execute))
+        .route("/api/v2/connect", get(piston::connect::connect))
         .route("/judge0/submissions", post(judge0::create))
         .route(
             "/judge0/submissions/batch",

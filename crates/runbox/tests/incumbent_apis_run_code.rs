@@ -255,3 +255,85 @@ async fn piston_runs_json_text_and_form_bodies_and_shows_each_stage() {
         "{r}"
     );
 }
+
+/// The app served on a loopback socket (WebSockets need one); returns its address.
+async fn serve(app: &TestApp) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = runbox_server::app(app.state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piston_connect_runs_interactively_over_a_websocket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = app();
+    let addr = serve(&app).await;
+    let url = format!("ws://{addr}/api/v2/connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"type": "init", "language": "python", "version": "*",
+        "files": [{"content": "print('name?', flush=True)\nprint('hi', input())"}]})))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let close = within(20, "the interactive run completes", async {
+        while let Some(msg) = ws.next().await {
+            match msg.unwrap() {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "data" && v["data"].as_str().unwrap().contains("name?") {
+                        ws.send(send(json!({"type": "data", "stream": "stdin", "data": "bob\n"})))
+                            .await
+                            .unwrap();
+                    }
+                    seen.push(v);
+                }
+                Message::Close(frame) => return frame,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await;
+    let frame = close.expect("a close frame");
+    assert_eq!((u16::from(frame.code), frame.reason.as_str()), (4999, "Job Completed"));
+    assert_eq!(seen[0]["type"], "runtime", "{seen:?}");
+    assert_eq!(seen[1], json!({"type": "stage", "stage": "run"}));
+    let stdout: String = seen
+        .iter()
+        .filter(|v| v["type"] == "data" && v["stream"] == "stdout")
+        .map(|v| v["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(stdout, "name?\nhi bob\n");
+    assert_eq!(
+        seen.last().unwrap(),
+        &json!({"type": "exit", "stage": "run", "code": 0, "signal": null})
+    );
+
+    // No init within a second: Piston's 4001.
+    let (mut idle, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let frame = within(5, "the idle socket is closed", async {
+        loop {
+            if let Some(Ok(Message::Close(f))) = idle.next().await {
+                return f;
+            }
+        }
+    })
+    .await
+    .expect("a close frame");
+    assert_eq!(u16::from(frame.code), 4001);
+    // A bad init: an error message, then 4002.
+    let (mut bad, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    bad.send(send(
+        json!({"type": "init", "language": "cobol", "files": [{"content": "x"}]}),
+    ))
+    .await
+    .unwrap();
+    let first = within(5, "the error arrives", bad.next()).await.unwrap().unwrap();
+    let v: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(v, json!({"type": "error", "message": "cobol-* runtime is unknown"}));
+}

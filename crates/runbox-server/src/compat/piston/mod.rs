@@ -1,8 +1,8 @@
-//! Piston v2's API under `/api/v2`: `GET /runtimes` and `POST /execute`, answering in Piston's shapes (stages
-//! with `output`, signal names, `RE|SG|TO|OL|EL|XX` statuses; errors 400 `{"message"}`). Forgiving where the real
-//! clients are sloppy: the body is JSON whatever its content type (`piston-client` posts `text/plain`), or a form
-//! (`pistonapi` posts `files` as a bare string of code and a `timeout`); `version` may be absent or `*`, and `-1`
-//! means the default limit.
+//! Piston v2's API under `/api/v2`: `GET /runtimes`, `POST /execute` and the `GET /connect` WebSocket
+//! ([`connect`]), answering in Piston's shapes (stages with `output`, signal names, `RE|SG|TO|OL|EL|XX`
+//! statuses; errors 400 `{"message"}`). Forgiving where the real clients are sloppy: the body is JSON whatever
+//! its content type (`piston-client` posts `text/plain`), or a form (`pistonapi` posts `files` as a bare string
+//! of code and a `timeout`); `version` may be absent or `*`, and `-1` means the default limit.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::handlers::execute::{admit, run_admitted};
 use crate::state::AppState;
 
+pub mod connect;
 pub mod wire;
 
 use wire::{form_to_json, string, to_body, to_piston, version_matches};
@@ -158,10 +159,18 @@ pub async fn execute(
     PistonBody(body): PistonBody,
 ) -> Result<Json<PistonResult>, PistonError> {
     let caller = authenticate(&state, headers).await?;
-    let Some(language) = string(&body, "language").filter(|l| !l.is_empty()) else {
+    let (req, installed) = prepare(&state, &body).await?;
+    let permit = admit(&state, &caller, &req).await?;
+    let result = run_admitted(&state, permit, req, None, |_| true).await?;
+    Ok(Json(to_piston(&result, &installed)))
+}
+
+/// A Piston request checked and translated: the engine request and the installed version of its language.
+async fn prepare(state: &Arc<AppState>, body: &Value) -> Result<(runbox_engine::ExecuteRequest, String), PistonError> {
+    let Some(language) = string(body, "language").filter(|l| !l.is_empty()) else {
         return Err(PistonError::bad("language is required as a string"));
     };
-    let version = string(&body, "version");
+    let version = string(body, "version");
     let unknown = || {
         PistonError::bad(format!(
             "{language}-{} runtime is unknown",
@@ -175,8 +184,7 @@ pub async fn execute(
     if !version_matches(&installed, version.as_deref()) {
         return Err(unknown());
     }
-    let req = to_body(&body, &id, &state.config.limits)?.into_request(&state.config.limits)?;
-    let permit = admit(&state, &caller, &req).await?;
-    let result = run_admitted(&state, permit, req, None, |_| true).await?;
-    Ok(Json(to_piston(&result, &installed)))
+    let req = to_body(body, &id, &state.config.limits)?.into_request(&state.config.limits)?;
+    crate::handlers::execute::precheck(state, &req)?;
+    Ok((req, installed))
 }
