@@ -91,6 +91,13 @@ impl From<ApiError> for Judge0Error {
 impl IntoResponse for Judge0Error {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110: a 401 names a scheme that would work (X-Auth-Token works too).
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"runbox\""),
+            );
+        }
         if let Some(s) = self.retry_after_s {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use runbox_engine::{ExecEvent, OutputStream, Stage};
@@ -20,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::wire::{signal_name, to_piston};
-use super::{authenticate, prepare, PistonError};
+use super::{prepare, PistonCaller, PistonError};
 use crate::auth::Caller;
 use crate::chunk::Utf8Chunker;
 use crate::handlers::execute::{admit, run_admitted};
@@ -56,10 +55,9 @@ impl Read for StdinReader {
 pub async fn connect(
     State(state): State<Arc<AppState>>,
     _origin: AllowedOrigin,
-    headers: HeaderMap,
+    PistonCaller(caller): PistonCaller,
     ws: WebSocketUpgrade,
 ) -> Result<Response, PistonError> {
-    let caller = authenticate(&state, headers).await?;
     Ok(ws.on_upgrade(move |socket| session(socket, state, caller)))
 }
 

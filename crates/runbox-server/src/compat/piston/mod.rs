@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -63,6 +64,12 @@ impl From<ApiError> for PistonError {
 impl IntoResponse for PistonError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(json!({ "message": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"runbox\""),
+            );
+        }
         if let Some(s) = self.retry_after_s {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -121,9 +128,8 @@ impl<S: Send + Sync> FromRequest<S> for PistonBody {
         (status = 429, body = PistonMessage)))]
 pub async fn runtimes(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _caller: PistonCaller,
 ) -> Result<Json<Vec<PistonRuntime>>, PistonError> {
-    authenticate(&state, headers).await?;
     let entries = state.languages().await;
     Ok(Json(
         entries
@@ -138,10 +144,15 @@ pub async fn runtimes(
     ))
 }
 
-async fn authenticate(state: &Arc<AppState>, headers: HeaderMap) -> Result<Caller, PistonError> {
-    let mut parts = axum::http::Request::new(()).into_parts().0;
-    parts.headers = headers;
-    Ok(<Caller as axum::extract::FromRequestParts<Arc<AppState>>>::from_request_parts(&mut parts, state).await?)
+/// The caller of a Piston route (runbox's keys), refused in Piston's shape.
+pub struct PistonCaller(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for PistonCaller {
+    type Rejection = PistonError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, PistonError> {
+        Ok(PistonCaller(Caller::from_request_parts(parts, state).await?))
+    }
 }
 
 /// Piston: run code once.
@@ -155,10 +166,9 @@ async fn authenticate(state: &Arc<AppState>, headers: HeaderMap) -> Result<Calle
         (status = 429, body = PistonMessage), (status = 503, body = PistonMessage)))]
 pub async fn execute(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    PistonCaller(caller): PistonCaller,
     PistonBody(body): PistonBody,
 ) -> Result<Json<PistonResult>, PistonError> {
-    let caller = authenticate(&state, headers).await?;
     let (req, installed) = prepare(&state, &body).await?;
     let permit = admit(&state, &caller, &req).await?;
     let result = run_admitted(&state, permit, req, None, |_| true).await?;
