@@ -2,8 +2,8 @@
 
 The binary is RUNBOX_BIN, else target/debug/runbox (scripts/test-compat-clients.sh builds it). The server has a
 fresh data directory of its own and listens on port 0 of 127.0.0.x; its "runbox listening on URL" line says
-where. It runs without API keys (loopback only), as a developer's would; keys and `X-Auth-Token` are covered by
-the Rust tests.
+where. `runbox_url` runs without API keys (loopback only), as a developer's would; `keyed_runbox` has one key,
+KEY, for the clients that can send one.
 """
 
 import os
@@ -18,15 +18,17 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def runbox_url():
+KEY = "judge0-sdk-test-key-0123456789"
+
+
+def _serve(*extra):
     binary = os.environ.get("RUNBOX_BIN", str(ROOT / "target" / "debug" / "runbox"))
     if not os.path.exists(binary):
         pytest.fail(f"{binary} does not exist: build it with `cargo build -p runbox`")
     data = tempfile.mkdtemp(prefix="runbox-clients-")
     os.chmod(data, 0o755)  # the sandboxes' workspaces live under it
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.9:0", "--data-dir", data],
+        [binary, "serve", "--listen", "127.0.0.9:0", "--data-dir", data, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -51,3 +53,13 @@ def runbox_url():
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def runbox_url():
+    yield from _serve()
+
+
+@pytest.fixture(scope="session")
+def keyed_runbox():
+    yield from _serve("--set", f'api_keys=[{{name = "sdk", key = "{KEY}"}}]')

@@ -93,3 +93,13 @@ def test_wait_true_answers_with_the_finished_record(client):
     # It is kept, and can be fetched again by its token.
     again = client.get_submission(judge0.Submission(token=s.token))
     assert again.stdout == "cba\n"
+
+
+def test_the_sdk_authenticates_with_judge0s_x_auth_token(keyed_runbox):
+    from conftest import KEY
+
+    with pytest.raises(RuntimeError, match="Authentication failed"):
+        judge0.Client(f"{keyed_runbox}/judge0")
+    client = judge0.Client(f"{keyed_runbox}/judge0", headers={"X-Auth-Token": KEY})
+    s = judge0.run(client=client, source_code="print('keyed')", language=judge0.PYTHON)
+    assert (s.status, s.stdout) == (Status.ACCEPTED, "keyed\n")
