@@ -269,6 +269,17 @@ async fn piston_refusals_are_400_messages() {
         .await
         .expect(400);
     assert!(e["message"].as_str().unwrap().contains("JSON"), "{e}");
+    // JSON sent with a form content type (as `curl -d` sends it) is read as JSON.
+    let e = app
+        .call("POST", "/api/v2/execute")
+        .raw(
+            "application/x-www-form-urlencoded",
+            br#"{"language": "cobol", "files": [{"content": "x"}]}"#.to_vec(),
+        )
+        .send()
+        .await
+        .expect(400);
+    assert_eq!(e["message"], "cobol-* runtime is unknown");
 
     let keyed = TestApp::new(no_jail(), two_keys);
     let e = keyed.get("/api/v2/runtimes").send().await.expect(401);

@@ -92,7 +92,8 @@ pub struct PistonRuntime {
     pub aliases: Vec<String>,
 }
 
-/// A body as JSON (whatever the content type) or, for `application/x-www-form-urlencoded`, a form.
+/// A body as JSON (whatever the content type) or, for `application/x-www-form-urlencoded` that is not a JSON
+/// object, a form.
 pub struct PistonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for PistonBody {
@@ -113,7 +114,9 @@ impl<S: Send + Sync> FromRequest<S> for PistonBody {
             },
             retry_after_s: None,
         })?;
-        if is_form {
+        // A JSON object sent as a form (`curl -d` does that) is still JSON.
+        let looks_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if is_form && !looks_json {
             return Ok(PistonBody(form_to_json(&bytes)));
         }
         serde_json::from_slice(&bytes)

@@ -238,8 +238,13 @@ pub fn version_matches(installed: &str, asked: Option<&str>) -> bool {
         (p, n)
     };
     let num = |s: &str| s.parse::<u64>().ok();
+    let wildcard = |s: &str| matches!(s, "x" | "X" | "*");
+    // Not a range at all (`^x.y`, `3.a`): nothing satisfies it, as with semver.
+    if want.iter().any(|w| num(w).is_none() && !wildcard(w)) {
+        return false;
+    }
     for (i, w) in want.iter().enumerate() {
-        if w == "x" || w == "X" || w == "*" {
+        if wildcard(w) {
             return true;
         }
         let h = have.get(i).map(String::as_str).unwrap_or("0");
@@ -501,7 +506,7 @@ mod tests {
         ] {
             assert!(version_matches("3.11.2", asked), "{asked:?}");
         }
-        for asked in ["3.10.0", "2", "^4", "~3.10.0", "3.12.x", "3.11.3"] {
+        for asked in ["3.10.0", "2", "^4", "~3.10.0", "3.12.x", "3.11.3", "^x.y", "3.a"] {
             assert!(!version_matches("3.11.2", Some(asked)), "{asked}");
         }
     }
