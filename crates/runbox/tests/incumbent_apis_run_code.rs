@@ -95,6 +95,20 @@ async fn judge0_decides_each_status_from_the_outcome() {
         (&json!("a b|c\ne\n"), &Value::Null),
         "{r}"
     );
+    // additional_files: a base64 zip (made by Python's zipfile, deflated) unpacked next to the source.
+    let zip = "UEsDBBQAAAAIAIiBfl1NPwKJDwAAAA0AAAALAAAAZGF0YS9pbi50eHRLK8rPVSjJSFWoyizgAgBQSwECFAMUAAAACACIgX5dTT8CiQ8\
+               AAAANAAAACwAAAAAAAAAAAAAAgAEAAAAAZGF0YS9pbi50eHRQSwUGAAAAAAEAAQA5AAAAOAAAAAAA";
+    let r = judge0_now(
+        &app,
+        json!({"language_id": 71, "source_code": "print(open('data/in.txt').read(), end='')", "additional_files": zip}),
+    )
+    .await;
+    assert_eq!(
+        (&r["status"]["id"], &r["stdout"]),
+        (&json!(3), &json!("from the zip\n")),
+        "{r}"
+    );
+    assert_eq!(r["additional_files"], zip, "echoed, base64");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,8 +90,7 @@ pub fn about() -> Value {
 }
 
 /// Every key Judge0 CE 1.13.1 returns. Defaults are Judge0's; maxima are the server's own caps in Judge0's units
-/// (seconds, KB). What runbox does not offer is off: compiler options, callbacks, additional files, network,
-/// per-process limits.
+/// (seconds, KB). What runbox does not offer is off: compiler options, callbacks, network, per-process limits.
 pub fn config_info(caps: &LimitCaps, max_queue: usize) -> Value {
     let max_seconds = |ms: u64| ms as f64 / 1000.0;
     json!({
@@ -104,7 +103,7 @@ pub fn config_info(caps: &LimitCaps, max_queue: usize) -> Value {
         "enable_callbacks": false,
         "callbacks_max_tries": 3,
         "callbacks_timeout": 5.0,
-        "enable_additional_files": false,
+        "enable_additional_files": true,
         "max_queue_size": max_queue,
         "cpu_time_limit": 5.0_f64.min(max_seconds(caps.cpu_ms)),
         "max_cpu_time_limit": max_seconds(caps.cpu_ms),
@@ -127,7 +126,7 @@ pub fn config_info(caps: &LimitCaps, max_queue: usize) -> Value {
         "number_of_runs": 1,
         "max_number_of_runs": 20,
         "redirect_stderr_to_stdout": false,
-        "max_extract_size": 10240,
+        "max_extract_size": super::submission::MAX_EXTRACT_BYTES / 1024,
         "enable_batched_submissions": true,
         "max_submission_batch_size": MAX_BATCH,
         "submission_cache_duration": 1.0,

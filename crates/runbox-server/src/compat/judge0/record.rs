@@ -316,7 +316,8 @@ pub fn record(
         json!(s.redirect_stderr_to_stdout.unwrap_or(false)),
     );
     m.insert("callback_url".into(), json!(s.callback_url));
-    m.insert("additional_files".into(), Value::Null);
+    // Always base64, as Judge0 serves it.
+    m.insert("additional_files".into(), json!(s.additional_files));
     m.insert("enable_network".into(), json!(s.enable_network.unwrap_or(false)));
     m.insert("status".into(), catalogue::status(status));
     m.insert("language".into(), json!({"id": s.language_id, "name": language_name}));

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use runbox_engine::{LimitCaps, LimitOverrides};
+use runbox_engine::{Encoding, LimitCaps, LimitOverrides, SourceFile};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -39,7 +39,11 @@ pub struct Submission {
     pub enable_network: Option<bool>,
     pub number_of_runs: Option<f64>,
     pub callback_url: Option<String>,
+    /// A base64 zip whose files are put next to the source file (always base64, as in Judge0).
     pub additional_files: Option<String>,
+    /// The files of `additional_files`, unpacked (not stored: the runbox request carries them).
+    #[serde(skip)]
+    pub extracted: Vec<SourceFile>,
     /// Milliseconds since the epoch.
     #[serde(default)]
     pub created_at: i64,
@@ -159,6 +163,7 @@ impl Submission {
             number_of_runs: number(map, "number_of_runs", &mut errors),
             callback_url: text(map, "callback_url", false, &mut errors).filter(|u| !u.trim().is_empty()),
             additional_files: text(map, "additional_files", false, &mut errors).filter(|f| !f.trim().is_empty()),
+            extracted: Vec::new(),
             language_id: None,
             created_at: crate::jobs::now_ms(),
         };
@@ -238,12 +243,11 @@ impl Submission {
         if s.callback_url.is_some() {
             add(&mut errors, "callback_url", "setting callback is not allowed");
         }
-        if s.additional_files.is_some() {
-            add(
-                &mut errors,
-                "additional_files",
-                "setting additional files is not allowed",
-            );
+        if let Some(zip) = &s.additional_files {
+            match unzip(zip, caps) {
+                Ok(files) => s.extracted = files,
+                Err(e) => add(&mut errors, "additional_files", e),
+            }
         }
         if s.enable_network == Some(true) {
             add(&mut errors, "enable_network", "enabling network is not allowed");
@@ -281,7 +285,7 @@ impl Submission {
                 .unwrap_or("python")
                 .to_string(),
             code: self.source_code.clone(),
-            files: Vec::new(),
+            files: self.extracted.clone(),
             entry: None,
             stdin: self.stdin.clone(),
             args: self
@@ -316,9 +320,55 @@ pub fn judge0_field(runbox_field: &str) -> &str {
         "limits.file_size_mb" => "max_file_size",
         "args" => "command_line_arguments",
         "language" => "language_id",
-        "code" | "files" => "source_code",
+        "code" => "source_code",
+        f if f.starts_with("files") => "additional_files",
         other => other,
     }
+}
+
+/// Most bytes `additional_files` may unpack to (Judge0's `max_extract_size`, 10240 KB).
+pub const MAX_EXTRACT_BYTES: usize = 10240 * 1024;
+
+/// Unpacks Judge0's `additional_files` (a base64 zip) into files for the workspace, bounded in count (the server's
+/// `max_files`) and unpacked size (the smaller of `max_extract_size` and `max_file_bytes`), so a zip bomb costs
+/// at most that much memory. Directories are skipped; paths that would leave the workspace are refused.
+pub fn unzip(b64: &str, caps: &LimitCaps) -> Result<Vec<SourceFile>, String> {
+    use std::io::Read as _;
+    let bytes = decode_base64(b64).ok_or("is not valid base64")?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("is not a zip archive: {e}"))?;
+    let budget = MAX_EXTRACT_BYTES.min(caps.max_file_bytes);
+    let mut used = 0usize;
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| format!("cannot read entry {i}: {e}"))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(path) = entry.enclosed_name() else {
+            return Err(format!("entry {:?} leaves the workspace", entry.name()));
+        };
+        let path = path.to_string_lossy().into_owned();
+        if files.len() >= caps.max_files {
+            return Err(format!("has more than {} files", caps.max_files));
+        }
+        let mut content = Vec::new();
+        let room = (budget - used) as u64;
+        (&mut entry)
+            .take(room + 1)
+            .read_to_end(&mut content)
+            .map_err(|e| format!("cannot unpack {path:?}: {e}"))?;
+        used += content.len();
+        if used > budget {
+            return Err(format!("unpacks to more than {budget} bytes"));
+        }
+        files.push(SourceFile {
+            path,
+            content: base64::engine::general_purpose::STANDARD.encode(content),
+            encoding: Encoding::Base64,
+        });
+    }
+    Ok(files)
 }
 
 /// Splits a command line into arguments the way bash does for Judge0's `run_cmd ARGS` script: whitespace
@@ -433,6 +483,12 @@ mod tests {
         assert_eq!(e["compiler_options"], ["setting compiler options is not allowed"]);
         assert_eq!(e["callback_url"], ["setting callback is not allowed"]);
         assert!(e["cpu_time_limit"][0].starts_with("must be less than or equal to"));
+        let e = parse(
+            json!({"source_code": "x", "language_id": 71, "additional_files": "bm90IGEgemlw"}),
+            false,
+        )
+        .unwrap_err();
+        assert!(e["additional_files"][0].starts_with("is not a zip archive"), "{e:?}");
         let e = parse(json!({"source_code": "%%%", "language_id": 71}), true).unwrap_err();
         assert_eq!(e["source_code"], ["is not valid base64"]);
         let e = parse(json!({"source_code": "/w==", "language_id": 71}), true).unwrap_err();
@@ -448,5 +504,42 @@ mod tests {
         assert_eq!(split_arguments("x; rm -rf / | y"), ["x", "rm", "-rf", "/", "y"]);
         assert!(split_arguments("   ").is_empty());
         assert_eq!(split_arguments("''"), [""]);
+    }
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> String {
+        use std::io::Write as _;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            w.write_all(data).unwrap();
+        }
+        base64::engine::general_purpose::STANDARD.encode(w.finish().unwrap().into_inner())
+    }
+
+    #[test]
+    fn additional_files_unpack_next_to_the_source_within_bounds() {
+        let zip = zip_of(&[("data/in.txt", b"hello"), ("bin", &[0xff, 0])]);
+        let s = parse(
+            json!({"source_code": "x", "language_id": 71, "additional_files": zip}),
+            false,
+        )
+        .unwrap();
+        let body = s.to_body();
+        assert_eq!(body.files.len(), 2);
+        assert_eq!(
+            (body.files[0].path.as_str(), body.files[0].content.as_str()),
+            ("data/in.txt", "aGVsbG8=")
+        );
+        assert_eq!(body.files[1].content, "/wA=");
+        let caps = LimitCaps {
+            max_file_bytes: 8,
+            ..LimitCaps::default()
+        };
+        let big = zip_of(&[("a", &[7u8; 9])]);
+        assert_eq!(unzip(&big, &caps).unwrap_err(), "unpacks to more than 8 bytes");
+        let escape = zip_of(&[("../x", b"1")]);
+        assert!(unzip(&escape, &LimitCaps::default())
+            .unwrap_err()
+            .contains("leaves the workspace"));
     }
 }
