@@ -122,6 +122,7 @@ impl JobStore {
         owner: &str,
         request: &str,
         extra: &str,
+        callback_url: Option<&str>,
         finished: Option<(Option<&str>, Option<&str>)>,
     ) -> Result<(), JobError> {
         let mut conn = self.conn();
@@ -129,13 +130,15 @@ impl JobStore {
         let now = now_ms();
         match finished {
             None => tx.execute(
-                "INSERT INTO jobs (id, owner, status, request, created_at) VALUES (?1, ?2, 'queued', ?3, ?4)",
-                params![id, owner, request, now],
+                "INSERT INTO jobs (id, owner, status, request, callback_url, created_at)
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
+                params![id, owner, request, callback_url, now],
             )?,
             Some((result, error)) => tx.execute(
-                "INSERT INTO jobs (id, owner, status, request, result, error, created_at, started_at, finished_at)
-                 VALUES (?1, ?2, 'done', ?3, ?4, ?5, ?6, ?6, ?6)",
-                params![id, owner, request, result, error, now],
+                "INSERT INTO jobs (id, owner, status, request, callback_url, result, error, created_at, started_at,
+                                   finished_at)
+                 VALUES (?1, ?2, 'done', ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
+                params![id, owner, request, callback_url, result, error, now],
             )?,
         };
         tx.execute("INSERT INTO job_extras (id, extra) VALUES (?1, ?2)", params![id, extra])?;
@@ -329,12 +332,12 @@ mod tests {
     #[test]
     fn extras_belong_to_their_job_and_go_with_it() {
         let s = JobStore::in_memory().unwrap();
-        s.insert_with_extra("t1", "alice", "{}", "x", None).unwrap();
+        s.insert_with_extra("t1", "alice", "{}", "x", None, None).unwrap();
         assert_eq!(s.get("t1", "alice").unwrap().unwrap().status, "queued");
         assert_eq!(s.extra("t1", "alice").unwrap().as_deref(), Some("x"));
         assert!(s.extra("t1", "bob").unwrap().is_none());
         assert!(!s.delete("t1", "bob").unwrap());
-        s.insert_with_extra("t2", "alice", "{}", "y", Some((Some("{}"), None)))
+        s.insert_with_extra("t2", "alice", "{}", "y", None, Some((Some("{}"), None)))
             .unwrap();
         assert_eq!(s.get("t2", "alice").unwrap().unwrap().status, "done");
         assert!(s.delete("t1", "alice").unwrap());

@@ -351,3 +351,53 @@ async fn piston_connect_runs_interactively_over_a_websocket() {
     let v: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
     assert_eq!(v, json!({"type": "error", "message": "cobol-* runtime is unknown"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge0_callbacks_are_put_with_the_base64_record() {
+    let permissive = TestApp::new(Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]), |c| {
+        c.callback_allow_private = true;
+    });
+    tokio::spawn(runbox_server::worker::run(permissive.state.clone()));
+    // A receiver on loopback that hands each PUT body to the test.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let receiver = axum::Router::new().route(
+        "/cb",
+        axum::routing::put(move |axum::Json(body): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/cb", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let created = permissive
+        .post(
+            "/judge0/submissions",
+            json!({"language_id": 71, "source_code": "print(7)", "callback_url": url}),
+        )
+        .send()
+        .await
+        .expect(201);
+    let body = within(30, "the callback arrives", rx.recv()).await.unwrap();
+    assert_eq!(body["token"], created["token"]);
+    assert_eq!(
+        (&body["status"]["id"], &body["stdout"]),
+        (&json!(3), &json!("Nwo=")),
+        "{body}"
+    );
+    // A callback to a private address is refused unless the operator allows it, as for runbox's own callbacks.
+    let strict = app();
+    let e = strict
+        .post(
+            "/judge0/submissions",
+            json!({"language_id": 71, "source_code": "1", "callback_url": "http://127.0.0.1:9/x"}),
+        )
+        .send()
+        .await
+        .expect(422);
+    assert!(e["callback_url"][0].as_str().unwrap().contains("private"), "{e}");
+}

@@ -90,7 +90,7 @@ pub fn about() -> Value {
 }
 
 /// Every key Judge0 CE 1.13.1 returns. Defaults are Judge0's; maxima are the server's own caps in Judge0's units
-/// (seconds, KB). What runbox does not offer is off: compiler options, callbacks, network, per-process limits.
+/// (seconds, KB). What runbox does not offer is off: compiler options, network, per-process limits.
 pub fn config_info(caps: &LimitCaps, max_queue: usize) -> Value {
     let max_seconds = |ms: u64| ms as f64 / 1000.0;
     json!({
@@ -100,7 +100,7 @@ pub fn config_info(caps: &LimitCaps, max_queue: usize) -> Value {
         "allowed_languages_for_compile_options": [],
         "enable_command_line_arguments": true,
         "enable_submission_delete": true,
-        "enable_callbacks": false,
+        "enable_callbacks": true,
         "callbacks_max_tries": 3,
         "callbacks_timeout": 5.0,
         "enable_additional_files": true,

@@ -191,6 +191,10 @@ fn prepare(
     base64: bool,
 ) -> Result<(Submission, crate::api::ExecuteBody), Judge0Error> {
     let s = Submission::parse(value, base64, &state.config.limits).map_err(Judge0Error::invalid)?;
+    if let Some(url) = &s.callback_url {
+        // The same policy as runbox's own callbacks: http(s), and no private address unless the operator allows.
+        crate::handlers::executions::check_callback_url(url, state.config.callback_allow_private)?;
+    }
     let body = s.to_body();
     let req = body.clone().into_request(&state.config.limits)?;
     precheck(state, &req)?;
@@ -223,9 +227,18 @@ fn queue(state: &AppState, caller: &Caller, s: &Submission, body: &crate::api::E
     let token = uuid4();
     state
         .jobs
-        .insert_with_extra(&token, &caller.owner, &request, &extra, None)
+        .insert_with_extra(&token, &caller.owner, &request, &extra, s.callback_url.as_deref(), None)
         .map_err(ApiError::internal)?;
     Ok(token)
+}
+
+/// What Judge0 PUTs to a submission's `callback_url`: the default fields, base64-encoded. None for a job that is
+/// not a Judge0 submission.
+pub async fn callback_body(state: &Arc<AppState>, owner: &str, token: &str) -> Option<Value> {
+    match load(state, owner, token, true).await {
+        Ok(Some(Ok(all))) => Some(record::select(all, record::DEFAULT_FIELDS)),
+        _ => None,
+    }
 }
 
 /// The record of a stored submission of `owner`, or None when there is none.
@@ -306,9 +319,19 @@ pub async fn create(
             &caller.owner,
             &request,
             &extra,
+            s.callback_url.as_deref(),
             Some((Some(&result_json), None)),
         )
         .map_err(ApiError::internal)?;
+    if let Some(url) = s.callback_url.clone() {
+        // Judge0 calls back after a `wait=true` run too.
+        let (state, owner, token) = (state.clone(), caller.owner.clone(), token.clone());
+        tokio::spawn(async move {
+            if let Ok(Some(view)) = state.jobs.get(&token, &owner) {
+                crate::worker::deliver(&state, &url, &owner, &view).await;
+            }
+        });
+    }
     match load(&state, &caller.owner, &token, base64).await? {
         Some(Ok(all)) => Ok((StatusCode::CREATED, Json(record::select(all, &fields)))),
         Some(Err(record::NotUtf8)) => Ok((

@@ -240,9 +240,6 @@ impl Submission {
                 "setting compiler options is not allowed",
             );
         }
-        if s.callback_url.is_some() {
-            add(&mut errors, "callback_url", "setting callback is not allowed");
-        }
         if let Some(zip) = &s.additional_files {
             match unzip(zip, caps) {
                 Ok(files) => s.extracted = files,
@@ -474,14 +471,13 @@ mod tests {
         assert_eq!(e["language_id"], ["language with id 9999 doesn't exist"]);
         let e = parse(
             json!({"source_code": "x", "language_id": 71, "number_of_runs": 0, "enable_network": true,
-                   "compiler_options": "-O3", "callback_url": "http://x", "cpu_time_limit": 1e9}),
+                   "compiler_options": "-O3", "cpu_time_limit": 1e9}),
             false,
         )
         .unwrap_err();
         assert_eq!(e["number_of_runs"], ["must be greater than 0"]);
         assert_eq!(e["enable_network"], ["enabling network is not allowed"]);
         assert_eq!(e["compiler_options"], ["setting compiler options is not allowed"]);
-        assert_eq!(e["callback_url"], ["setting callback is not allowed"]);
         assert!(e["cpu_time_limit"][0].starts_with("must be less than or equal to"));
         let e = parse(
             json!({"source_code": "x", "language_id": 71, "additional_files": "bm90IGEgemlw"}),
