@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-runtimes.sh
+bash scripts/install-compat-clients.sh
 
 # Tests fail (never skip) when a language runtime is missing.
 export RUNBOX_REQUIRE_RUNTIMES=1
@@ -17,3 +18,6 @@ bash scripts/schemathesis.sh
 
 # The Python SDK and the TypeScript client, each against a real server (see the script's header).
 bash scripts/test-sdks.sh
+
+# The real Judge0 and Piston clients against a real `runbox serve` (tests/clients/).
+bash scripts/test-compat-clients.sh

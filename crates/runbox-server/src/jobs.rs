@@ -153,7 +153,11 @@ impl JobStore {
                  finished_at INTEGER
              );
              CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
-             CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner);",
+             CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner);
+             CREATE TABLE IF NOT EXISTS job_extras (
+                 id TEXT PRIMARY KEY,
+                 extra TEXT NOT NULL
+             );",
         )?;
         // Columns added after the first release: a database from before gets them (an existing one is kept).
         for column in [
@@ -191,26 +195,7 @@ impl JobStore {
         quota: &JobQuota,
     ) -> Result<String, InsertError> {
         let conn = self.conn();
-        let (jobs, bytes): (i64, i64) = conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM jobs WHERE owner = ?1",
-            params![owner],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if jobs as u64 >= quota.jobs {
-            return Err(InsertError::Quota(format!(
-                "this key holds its maximum of {} async execution records; delete some (DELETE /executions/{{id}}) \
-                 or wait for them to expire",
-                quota.jobs
-            )));
-        }
-        let size = (request.len() as u64).saturating_add(quota.result_bytes);
-        if (bytes as u64).saturating_add(size) > quota.bytes {
-            return Err(InsertError::Quota(format!(
-                "this key's async execution records hold {bytes} bytes, and this one may take {size} more (its \
-                 request and the largest result a job stores); the maximum is {}",
-                quota.bytes
-            )));
-        }
+        let size = reserve_size(&conn, owner, request.len(), quota)?;
         let id = random_id("exec_");
         conn.execute(
             "INSERT INTO jobs (id, owner, status, request, callback_url, created_at, size)
@@ -227,12 +212,61 @@ impl JobStore {
         Ok(id)
     }
 
-    /// Removes the job of `owner` and returns it as it was, or None if there is no such job.
+    /// Inserts a job under a caller-chosen id with an `extra` record kept beside it (what a compatibility route
+    /// needs to answer in its own shape), in one transaction. With `finished`, the job is stored already done
+    /// with that (result, error): a synchronous run kept so that it can be fetched again.
+    pub fn insert_with_extra(&self, record: &ExtraRecord<'_>, quota: &JobQuota) -> Result<(), InsertError> {
+        let ExtraRecord {
+            id,
+            owner,
+            request,
+            extra,
+            callback_url,
+            finished,
+        } = *record;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let size = reserve_size(&tx, owner, request.len(), quota)?.min(i64::MAX as u64) as i64;
+        let now = now_ms();
+        match finished {
+            None => tx.execute(
+                "INSERT INTO jobs (id, owner, status, request, callback_url, created_at, size)
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
+                params![id, owner, request, callback_url, now, size],
+            )?,
+            Some((result, error)) => tx.execute(
+                "INSERT INTO jobs (id, owner, status, request, callback_url, result, error, created_at, started_at,
+                                   finished_at, size)
+                 VALUES (?1, ?2, 'done', ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8)",
+                params![id, owner, request, callback_url, result, error, now, size],
+            )?,
+        };
+        tx.execute("INSERT INTO job_extras (id, extra) VALUES (?1, ?2)", params![id, extra])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The extra record of a job of `owner`.
+    pub fn extra(&self, id: &str, owner: &str) -> Result<Option<String>, JobError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT e.extra FROM job_extras e JOIN jobs j ON j.id = e.id WHERE e.id = ?1 AND j.owner = ?2",
+                params![id, owner],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Removes the job of `owner` (and its extra record) and returns it as it was, or None if there is no such job.
     pub fn delete(&self, id: &str, owner: &str) -> Result<Option<JobView>, JobError> {
         let view = self.get(id, owner)?;
         if view.is_some() {
-            self.conn()
-                .execute("DELETE FROM jobs WHERE id = ?1 AND owner = ?2", params![id, owner])?;
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM jobs WHERE id = ?1 AND owner = ?2", params![id, owner])?;
+            tx.execute("DELETE FROM job_extras WHERE id = ?1", params![id])?;
+            tx.commit()?;
         }
         Ok(view)
     }
@@ -367,10 +401,13 @@ impl JobStore {
 
     /// Deletes finished records older than `retention_ms`.
     pub fn purge(&self, retention_ms: i64) -> Result<usize, JobError> {
-        Ok(self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "DELETE FROM jobs WHERE status IN ('done', 'cancelled') AND COALESCE(finished_at, created_at) < ?1",
             params![now_ms() - retention_ms],
-        )?)
+        )?;
+        conn.execute("DELETE FROM job_extras WHERE id NOT IN (SELECT id FROM jobs)", [])?;
+        Ok(n)
     }
 
     pub fn count(&self, status: &str) -> i64 {
@@ -425,6 +462,49 @@ fn longest_string(v: &mut serde_json::Value, base64: bool) -> Option<(&mut Strin
             .max_by_key(|(s, _)| s.len()),
         _ => None,
     }
+}
+
+/// A job kept with an extra record beside it ([`JobStore::insert_with_extra`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraRecord<'a> {
+    pub id: &'a str,
+    pub owner: &'a str,
+    pub request: &'a str,
+    pub extra: &'a str,
+    pub callback_url: Option<&'a str>,
+    /// Stored already done with this (result, error), or queued when None.
+    pub finished: Option<(Option<&'a str>, Option<&'a str>)>,
+}
+
+/// What a new record of `owner` with a `request_len`-byte request will count against the key's quota (its request
+/// and the largest result a job stores), or why it does not fit.
+fn reserve_size(
+    conn: &rusqlite::Connection,
+    owner: &str,
+    request_len: usize,
+    quota: &JobQuota,
+) -> Result<u64, InsertError> {
+    let (jobs, bytes): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM jobs WHERE owner = ?1",
+        params![owner],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if jobs as u64 >= quota.jobs {
+        return Err(InsertError::Quota(format!(
+            "this key holds its maximum of {} async execution records; delete some (DELETE /executions/{{id}}) \
+                 or wait for them to expire",
+            quota.jobs
+        )));
+    }
+    let size = (request_len as u64).saturating_add(quota.result_bytes);
+    if (bytes as u64).saturating_add(size) > quota.bytes {
+        return Err(InsertError::Quota(format!(
+            "this key's async execution records hold {bytes} bytes, and this one may take {size} more (its \
+                 request and the largest result a job stores); the maximum is {}",
+            quota.bytes
+        )));
+    }
+    Ok(size)
 }
 
 #[cfg(test)]
@@ -550,5 +630,41 @@ mod tests {
         assert_eq!(shrink_result(&mut small, 10_000), Some((small.to_string(), false)));
         let mut many = serde_json::Value::Array(vec![serde_json::json!("short"); 10_000]);
         assert_eq!(shrink_result(&mut many, 1000), None);
+    }
+
+    #[test]
+    fn extras_belong_to_their_job_and_go_with_it() {
+        let s = JobStore::in_memory().unwrap();
+        s.insert_with_extra(
+            &ExtraRecord {
+                id: "t1",
+                owner: "alice",
+                request: "{}",
+                extra: "x",
+                callback_url: None,
+                finished: None,
+            },
+            &JobQuota::UNLIMITED,
+        )
+        .unwrap();
+        assert_eq!(s.get("t1", "alice").unwrap().unwrap().status, "queued");
+        assert_eq!(s.extra("t1", "alice").unwrap().as_deref(), Some("x"));
+        assert!(s.extra("t1", "bob").unwrap().is_none());
+        assert!(s.delete("t1", "bob").unwrap().is_none());
+        let done = ExtraRecord {
+            id: "t2",
+            owner: "alice",
+            request: "{}",
+            extra: "y",
+            callback_url: None,
+            finished: Some((Some("{}"), None)),
+        };
+        s.insert_with_extra(&done, &JobQuota::UNLIMITED).unwrap();
+        assert_eq!(s.get("t2", "alice").unwrap().unwrap().status, "done");
+        assert!(s.delete("t1", "alice").unwrap().is_some());
+        assert!(s.extra("t1", "alice").unwrap().is_none());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.purge(1).unwrap();
+        assert!(s.extra("t2", "alice").unwrap().is_none(), "purged with its job");
     }
 }

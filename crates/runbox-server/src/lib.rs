@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod chunk;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -24,6 +24,10 @@ impl Modify for Security {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        components.add_security_scheme(
+            "judge0_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
+        );
     }
 }
 
@@ -62,6 +66,21 @@ impl Modify for Security {
         handlers::files::upload,
         handlers::files::download,
         handlers::files::delete,
+        crate::compat::piston::runtimes,
+        crate::compat::piston::execute,
+        crate::compat::piston::connect::connect,
+        crate::compat::judge0::create,
+        crate::compat::judge0::get,
+        crate::compat::judge0::delete,
+        crate::compat::judge0::create_batch,
+        crate::compat::judge0::get_batch,
+        crate::compat::judge0::languages,
+        crate::compat::judge0::all_languages,
+        crate::compat::judge0::language,
+        crate::compat::judge0::statuses,
+        crate::compat::judge0::about,
+        crate::compat::judge0::config_info,
+        crate::compat::judge0::version,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
@@ -72,6 +91,9 @@ impl Modify for Security {
         (name = "sessions", description = "Stateful sessions with persistent interpreters"),
         (name = "files", description = "Files of a session's workspace"),
         (name = "compat", description = "Routes shaped like other code interpreters' APIs"),
+        (name = "piston", description = "Drop-in Piston v2 API (errors are `{message}`); see docs/compatibility.md"),
+        (name = "judge0", description = "Drop-in Judge0 CE 1.13.1 API (errors are `{error}` or `{field: [messages]}`; \
+                                         `X-Auth-Token` is accepted as an API key); see docs/compatibility.md"),
     )
 )]
 pub struct ApiDoc;

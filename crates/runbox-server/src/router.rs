@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::Instrument;
 
+use crate::compat::{judge0, piston};
 use crate::error::ApiError;
 use crate::handlers::{compat, docs, execute, executions, files, info, sessions, stream, ws};
 use crate::state::AppState;
@@ -42,6 +43,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/sessions/{id}/files/{path}"),
     ("get", "/sessions/{id}/files/{path}"),
     ("delete", "/sessions/{id}/files/{path}"),
+    ("get", "/api/v2/runtimes"),
+    ("post", "/api/v2/execute"),
+    ("get", "/api/v2/connect"),
+    ("post", "/judge0/submissions"),
+    ("get", "/judge0/submissions/{token}"),
+    ("delete", "/judge0/submissions/{token}"),
+    ("post", "/judge0/submissions/batch"),
+    ("get", "/judge0/submissions/batch"),
+    ("get", "/judge0/languages"),
+    ("get", "/judge0/languages/all"),
+    ("get", "/judge0/languages/{id}"),
+    ("get", "/judge0/statuses"),
+    ("get", "/judge0/about"),
+    ("get", "/judge0/config_info"),
+    ("get", "/judge0/version"),
 ];
 
 /// Routes served but not listed in the document: aliases and the Swagger UI's own files.
@@ -76,6 +92,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/sessions/{id}/files/{*path}",
             get(files::download).put(files::upload).delete(files::delete),
         )
+        .route("/api/v2/runtimes", get(piston::runtimes))
+        .route("/api/v2/execute", post(piston::execute))
+        .route("/api/v2/connect", get(piston::connect::connect))
+        .route("/judge0/submissions", post(judge0::create))
+        .route(
+            "/judge0/submissions/batch",
+            post(judge0::create_batch).get(judge0::get_batch),
+        )
+        .route("/judge0/submissions/{token}", get(judge0::get).delete(judge0::delete))
+        .route("/judge0/languages", get(judge0::languages))
+        .route("/judge0/languages/all", get(judge0::all_languages))
+        .route("/judge0/languages/{id}", get(judge0::language))
+        .route("/judge0/statuses", get(judge0::statuses))
+        .route("/judge0/about", get(judge0::about))
+        .route("/judge0/config_info", get(judge0::config_info))
+        .route("/judge0/version", get(judge0::version))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

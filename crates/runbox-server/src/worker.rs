@@ -184,20 +184,26 @@ async fn run_job(
     }
     if let Some(url) = job.callback_url {
         if let Ok(Some(view)) = state.jobs.get(&job.id, &job.owner) {
-            deliver(state, &url, &view).await;
+            deliver(state, &url, &job.owner, &view).await;
         }
     }
 }
 
-/// POSTs the record to the callback URL, retrying with exponential backoff a bounded number of times.
-async fn deliver(state: &AppState, url: &str, view: &crate::jobs::JobView) {
+/// POSTs the record to the callback URL, retrying with exponential backoff a bounded number of times. A Judge0
+/// submission is delivered as Judge0 does it instead: its record (default fields, base64) by PUT.
+pub async fn deliver(state: &Arc<AppState>, url: &str, owner: &str, view: &crate::jobs::JobView) {
+    let judge0 = crate::compat::judge0::callback_body(state, owner, &view.id).await;
     let Some(client) = callback_client(url, state.config.callback_allow_private).await else {
         tracing::warn!(job = %view.id, "callback refused: the URL resolves to a loopback or private address");
         return;
     };
     let attempts = state.config.callback_retries + 1;
     for attempt in 0..attempts {
-        match client.post(url).json(view).send().await {
+        let request = match &judge0 {
+            Some(record) => client.put(url).json(record),
+            None => client.post(url).json(view),
+        };
+        match request.send().await {
             Ok(r) if r.status().is_success() => return,
             Ok(r) => tracing::warn!(job = %view.id, status = %r.status(), attempt, "callback refused"),
             Err(e) => tracing::warn!(job = %view.id, error = %e, attempt, "callback failed"),

@@ -177,6 +177,14 @@ async fn health_and_docs_need_no_key_but_every_other_route_does() {
             assert_eq!(anonymous.status, 503, "{method} {path} is public: {}", anonymous.text());
         } else if PUBLIC.contains(&path.as_str()) {
             assert_eq!(anonymous.status, 200, "{method} {path} is public");
+        } else if path.starts_with("/judge0/") || path.starts_with("/api/v2/") {
+            // The drop-in APIs refuse in their incumbent's shape: Judge0 `{error}`, Piston `{message}`.
+            for r in [anonymous, wrong, wrong_header] {
+                assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
+                let body = r.json();
+                assert!(body["error"].is_string() || body["message"].is_string(), "{body}");
+                assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"runbox\""));
+            }
         } else {
             for r in [anonymous, wrong, wrong_header] {
                 r.expect_error(401, "unauthorized");

@@ -71,21 +71,10 @@ pub async fn create(
         state.metrics.record_rejection("overloaded");
         return Err(ApiError::unavailable("overloaded", "the async queue is full"));
     }
-    let quota = crate::jobs::JobQuota {
-        jobs: state.config.async_jobs_per_key,
-        bytes: state.config.async_bytes_per_key,
-        result_bytes: state.config.async_result_bytes,
-    };
     let id = state
         .jobs
-        .insert_within(&caller.owner, &stored, callback.as_deref(), &quota)
-        .map_err(|e| match e {
-            crate::jobs::InsertError::Quota(m) => {
-                state.metrics.record_rejection("async_quota_exceeded");
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "async_quota_exceeded", m)
-            }
-            crate::jobs::InsertError::Store(e) => ApiError::internal(e),
-        })?;
+        .insert_within(&caller.owner, &stored, callback.as_deref(), &job_quota(&state))
+        .map_err(|e| insert_refusal(&state, e))?;
     state.wake_worker();
     let location = format!("/executions/{id}");
     Ok((
@@ -131,4 +120,24 @@ pub async fn cancel(
     state.cancel_job(&id);
     let view = state.jobs.delete(&id, &caller.owner).map_err(ApiError::internal)?;
     view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
+}
+
+/// The per-key quota of stored async records, from the configuration.
+pub fn job_quota(state: &AppState) -> crate::jobs::JobQuota {
+    crate::jobs::JobQuota {
+        jobs: state.config.async_jobs_per_key,
+        bytes: state.config.async_bytes_per_key,
+        result_bytes: state.config.async_result_bytes,
+    }
+}
+
+/// The answer to a record the store would not take: 429 `async_quota_exceeded` over the key's quota.
+pub fn insert_refusal(state: &AppState, e: crate::jobs::InsertError) -> ApiError {
+    match e {
+        crate::jobs::InsertError::Quota(m) => {
+            state.metrics.record_rejection("async_quota_exceeded");
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "async_quota_exceeded", m)
+        }
+        crate::jobs::InsertError::Store(e) => ApiError::internal(e),
+    }
 }
