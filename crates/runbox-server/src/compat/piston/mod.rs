@@ -161,7 +161,8 @@ impl FromRequestParts<Arc<AppState>> for PistonCaller {
 /// Piston: run code once.
 #[utoipa::path(post, path = "/api/v2/execute", operation_id = "pistonExecute", tag = "piston",
     request_body(content(
-        (PistonExecuteBody = "application/json"),
+        (PistonExecuteBody = "application/json",
+            example = json!({"language": "python", "version": "*", "files": [{"content": "print(6 * 7)"}]})),
         (PistonExecuteBody = "text/plain"),
         (Object = "application/x-www-form-urlencoded"))),
     responses((status = 200, body = PistonResult), (status = 400, body = PistonMessage),
