@@ -12,3 +12,6 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# The MCP server driven by the official MCP Python SDK (stdio and streamable HTTP, against a real runbox).
+bash tests/clients/mcp/run.sh

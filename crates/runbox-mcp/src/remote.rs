@@ -47,12 +47,16 @@ impl RemoteBackend {
         })
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    /// The URL of a route. A segment URL parsing would resolve away (a session id of `..`) names nothing.
+    fn url(&self, segments: &[&str]) -> Outcome<Url> {
+        if segments.iter().any(|s| matches!(*s, "" | "." | "..")) {
+            return Err(ToolFailure::new("not_found", "no such session"));
+        }
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
-        url
+        Ok(url)
     }
 
     async fn send(
@@ -90,13 +94,24 @@ impl RemoteBackend {
         })
     }
 
+    /// The URL of a file of a session. The path is checked here as the server would check it, because URL
+    /// parsing would silently resolve `..` (into a different, still confined, path) before the server saw it.
+    fn file_url(&self, session: &str, path: &str) -> Outcome<Url> {
+        let rel = runbox_engine::paths::confined("path", path)
+            .map_err(|e| ToolFailure::new("invalid_path", e.to_string()))?;
+        let segments: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        let mut all = vec!["sessions", session, "files"];
+        all.extend(segments.iter().map(String::as_str));
+        self.url(&all)
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
         segments: &[&str],
         body: Option<serde_json::Value>,
     ) -> Outcome<T> {
-        let resp = self.send(method, self.url(segments), None, body).await?;
+        let resp = self.send(method, self.url(segments)?, None, body).await?;
         resp.json()
             .await
             .map_err(|e| ToolFailure::new("bad_response", format!("the runbox server's answer: {e}")))
@@ -132,23 +147,20 @@ impl Backend for RemoteBackend {
     }
 
     async fn close_session(&self, _who: &(), session: String) -> Outcome<()> {
-        self.send(Method::DELETE, self.url(&["sessions", &session]), None, None)
+        self.send(Method::DELETE, self.url(&["sessions", &session])?, None, None)
             .await?;
         Ok(())
     }
 
     async fn upload(&self, _who: &(), session: String, path: String, content: Vec<u8>) -> Outcome<()> {
-        let mut segments = vec!["sessions", &session, "files"];
-        segments.extend(path.split('/').filter(|s| !s.is_empty()));
-        self.send(Method::PUT, self.url(&segments), Some(content.into()), None)
-            .await?;
+        let url = self.file_url(&session, &path)?;
+        self.send(Method::PUT, url, Some(content.into()), None).await?;
         Ok(())
     }
 
     async fn download(&self, _who: &(), session: String, path: String, max_bytes: u64) -> Outcome<Vec<u8>> {
-        let mut segments = vec!["sessions", &session, "files"];
-        segments.extend(path.split('/').filter(|s| !s.is_empty()));
-        let mut resp = self.send(Method::GET, self.url(&segments), None, None).await?;
+        let url = self.file_url(&session, &path)?;
+        let mut resp = self.send(Method::GET, url, None, None).await?;
         let mut bytes = Vec::new();
         let too_big = || ToolFailure::new("file_too_large", format!("the file is larger than {max_bytes} bytes"));
         if resp.content_length().is_some_and(|n| n > max_bytes) {
@@ -168,7 +180,7 @@ impl Backend for RemoteBackend {
     }
 
     async fn list_files(&self, _who: &(), session: String, path: String) -> Outcome<Vec<FileEntry>> {
-        let mut url = self.url(&["sessions", &session, "files"]);
+        let mut url = self.url(&["sessions", &session, "files"])?;
         if !path.is_empty() {
             url.query_pairs_mut().append_pair("path", &path);
         }
@@ -176,5 +188,23 @@ impl Backend for RemoteBackend {
         resp.json()
             .await
             .map_err(|e| ToolFailure::new("bad_response", format!("the runbox server's answer: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_the_prefix_and_never_resolve_dot_segments() {
+        let b = RemoteBackend::new("http://127.0.0.1:9/runbox/", None).unwrap();
+        assert_eq!(
+            b.file_url("s1", "a b/c.txt").unwrap().as_str(),
+            "http://127.0.0.1:9/runbox/sessions/s1/files/a%20b/c.txt"
+        );
+        assert_eq!(b.file_url("s1", "../x").unwrap_err().code, "invalid_path");
+        assert_eq!(b.file_url("s1", "/etc/passwd").unwrap_err().code, "invalid_path");
+        assert_eq!(b.url(&["sessions", "..", "execute"]).unwrap_err().code, "not_found");
+        assert!(RemoteBackend::new("unix:/x", None).is_err());
     }
 }

@@ -173,5 +173,12 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         Err(e) => return e.into_response(),
     };
     parts.extensions.insert(caller);
-    next.run(Request::from_parts(parts, body)).await
+    let deleting = parts.method == axum::http::Method::DELETE;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    // rmcp acknowledges a session's end with 202; the session is gone by then, and clients (the Python SDK among
+    // them) expect 200 or 204 and warn otherwise.
+    if deleting && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    }
+    response
 }
