@@ -215,6 +215,28 @@ async def main():
                         await exercise(session, "remote")
 
             await run("runbox mcp --url (stdio, through the server)", remote_stdio)
+
+            async def stops_with_a_client_connected():
+                # An open MCP stream must not hold the server's drain open: SIGTERM ends it within moments.
+                client = create_mcp_http_client(headers={"authorization": f"Bearer {KEY_A}"})
+                stopped_in = None
+                try:
+                    async with client, streamable_http_client(f"{url}/mcp", http_client=client) as (read, write):
+                        async with ClientSession(read, write) as session:
+                            await session.initialize()
+                            await session.list_tools()
+                            await asyncio.sleep(0.5)  # the client opens its GET stream after initializing
+                            started = time.monotonic()
+                            server.terminate()
+                            while server.poll() is None and time.monotonic() - started < 15:
+                                await asyncio.sleep(0.1)
+                            stopped_in = time.monotonic() - started
+                except Exception:  # noqa: BLE001 - the server going away may surface in the client; that is fine
+                    pass
+                check(server.poll() is not None and stopped_in is not None and stopped_in < 10,
+                      "runbox serve stops on SIGTERM with an MCP client connected", f"after {stopped_in} s")
+
+            await run("runbox serve drains with an MCP client connected", stops_with_a_client_connected)
         finally:
             server.terminate()
             try:
