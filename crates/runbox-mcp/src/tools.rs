@@ -572,6 +572,62 @@ mod tests {
     }
 
     #[test]
+    fn figures_become_images_and_other_displays_are_named() {
+        use runbox_engine::sessions::RichOutput;
+        let cell = CellResult {
+            status: CellStatus::Ok,
+            stdout: "hi\n".into(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            result: Some([("text/plain".to_string(), "42".to_string())].into()),
+            outputs: vec![
+                RichOutput {
+                    mime_type: "image/png".into(),
+                    data: "iVBORw0KGgo=".into(),
+                },
+                RichOutput {
+                    mime_type: "text/html".into(),
+                    data: "<b>x</b>".into(),
+                },
+            ],
+            error: None,
+            exit_code: None,
+            execution_count: 3,
+            duration_ms: 5,
+        };
+        let content = cell_content(&cell);
+        assert_eq!(content.len(), 2);
+        let ContentBlock::Text(text) = &content[0] else {
+            panic!("text first: {content:?}")
+        };
+        for part in [
+            "status: ok",
+            "hi",
+            "--- result ---\n42",
+            "[display output: text/html, 8 bytes]",
+        ] {
+            assert!(text.text.contains(part), "{part} in {}", text.text);
+        }
+        let ContentBlock::Image(image) = &content[1] else {
+            panic!("then the image: {content:?}")
+        };
+        assert_eq!(
+            (image.data.as_str(), image.mime_type.as_str()),
+            ("iVBORw0KGgo=", "image/png")
+        );
+    }
+
+    #[test]
+    fn files_come_back_as_text_images_or_base64() {
+        assert!(matches!(&file_content("a.png", vec![1, 2])[0], ContentBlock::Image(i) if i.data == "AQI="));
+        assert!(matches!(&file_content("a.txt", b"hi".to_vec())[0], ContentBlock::Text(t) if t.text == "hi"));
+        assert!(
+            matches!(&file_content("a.bin", vec![0xff])[0], ContentBlock::Text(t) if t.text.ends_with("base64:\n/w=="))
+        );
+    }
+
+    #[test]
     fn unknown_arguments_are_a_tool_error_naming_them() {
         let e = parse::<SessionArgs>(json!({"session_id": "s", "sesion": 1}))
             .err()
