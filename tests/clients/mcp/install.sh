@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the MCP test client (the official Python SDK, pinned in requirements.txt, its dependencies in
-# constraints.txt) into tests/clients/mcp/.venv,
-# a virtual environment made with Debian's own Python; installs python3-venv when that Python cannot make one.
+# constraints.txt) into tests/clients/mcp/.venv, a virtual environment made with Debian's own Python; installs
+# python3-venv when that Python cannot make one.
 # Does nothing when the venv already holds these requirements.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
