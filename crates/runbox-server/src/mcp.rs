@@ -43,6 +43,10 @@ fn failure(e: ApiError) -> ToolFailure {
     ToolFailure::new(e.code, e.message)
 }
 
+fn body_from<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Outcome<T> {
+    serde_json::from_value(json).map_err(|e| ToolFailure::new("invalid_arguments", e.to_string()))
+}
+
 fn file_failure(e: files::FileError) -> ToolFailure {
     failure(e.into())
 }
@@ -74,20 +78,10 @@ impl Backend for ServerBackend {
     }
 
     async fn execute(&self, who: &Caller, req: RunRequest) -> Outcome<ExecutionResult> {
-        let body = ExecuteBody {
-            language: req.language,
-            code: Some(req.code),
-            files: Vec::new(),
-            entry: None,
-            stdin: req.stdin,
-            args: Vec::new(),
-            env: Default::default(),
-            timeout_ms: req.timeout_ms,
-            limits: Default::default(),
-            tests: Vec::new(),
-            collect: Vec::new(),
-            callback_url: None,
-        };
+        // Built as REST clients send it, so the body keeps up with the API's fields and their defaults.
+        let body: ExecuteBody = body_from(serde_json::json!({
+            "language": req.language, "code": req.code, "stdin": req.stdin, "timeout_ms": req.timeout_ms,
+        }))?;
         let result = execute::execute(State(self.state.clone()), who.clone(), ApiJson(body)).await;
         result.map(|json| json.0).map_err(failure)
     }
@@ -112,11 +106,8 @@ impl Backend for ServerBackend {
         code: String,
         timeout_ms: Option<u64>,
     ) -> Outcome<CellResult> {
-        let body = sessions::SessionExecuteBody {
-            code,
-            timeout_ms,
-            env: Default::default(),
-        };
+        let body: sessions::SessionExecuteBody =
+            body_from(serde_json::json!({"code": code, "timeout_ms": timeout_ms}))?;
         let result = sessions::execute(State(self.state.clone()), who.clone(), Path(session), ApiJson(body)).await;
         result.map(|json| json.0).map_err(failure)
     }
