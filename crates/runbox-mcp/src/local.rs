@@ -17,6 +17,8 @@ const OWNER: &str = "local";
 pub struct LocalBackend {
     engine: Arc<Engine>,
     sessions: Arc<Sessions>,
+    /// The catalogue, discovered at the first `list_languages` (probing every runtime takes a moment).
+    languages: tokio::sync::OnceCell<Vec<CatalogueEntry>>,
 }
 
 fn file_failure(e: FileError) -> ToolFailure {
@@ -54,7 +56,11 @@ impl LocalBackend {
                 let _ = tokio::task::spawn_blocking(move || sessions.reap()).await;
             }
         });
-        LocalBackend { engine, sessions }
+        LocalBackend {
+            engine,
+            sessions,
+            languages: Default::default(),
+        }
     }
 
     /// Ends every session (at exit).
@@ -96,8 +102,14 @@ impl Backend for LocalBackend {
     }
 
     async fn languages(&self, _who: &()) -> Outcome<Vec<CatalogueEntry>> {
-        let engine = self.engine.clone();
-        blocking(move || Ok(engine.languages())).await
+        let found = self
+            .languages
+            .get_or_try_init(|| {
+                let engine = self.engine.clone();
+                blocking(move || Ok(engine.languages()))
+            })
+            .await?;
+        Ok(found.clone())
     }
 
     async fn create_session(&self, _who: &(), language: String) -> Outcome<SessionInfo> {
