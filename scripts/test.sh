@@ -21,3 +21,6 @@ bash scripts/test-sdks.sh
 
 # The real Judge0 and Piston clients against a real `runbox serve` (tests/clients/).
 bash scripts/test-compat-clients.sh
+
+# The MCP server driven by the official MCP Python SDK (stdio and streamable HTTP, against a real runbox).
+bash tests/clients/mcp/run.sh

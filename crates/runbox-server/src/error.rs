@@ -126,7 +126,15 @@ impl From<SessionError> for ApiError {
                 .with_details(serde_json::json!({ "field": "language" })),
             SessionError::InvalidField { field, message } => ApiError::invalid_field(&field, message),
             SessionError::Engine(inner) => inner.into(),
-            SessionError::StartFailed(_) | SessionError::Io(_) => ApiError::internal(e),
+            // A worker that did not come up (a loaded host, a sandbox that could not be built right now) is this
+            // server's trouble, not the request's, and worth a retry: 503 with the reason, logged.
+            SessionError::StartFailed(_) => {
+                tracing::warn!(error = %e, "a session could not start");
+                let mut answer = ApiError::unavailable("session_start_failed", e.to_string());
+                answer.retry_after_s = Some(5);
+                answer
+            }
+            SessionError::Io(_) => ApiError::internal(e),
             SessionError::QuotaExceeded(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
             SessionError::File(f) => f.into(),
             SessionError::KeyCapacity(m) => ApiError::rate_limited("key_capacity_exceeded", m, 1),
@@ -170,3 +178,17 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_whose_worker_did_not_start_is_a_retryable_503_not_an_internal_error() {
+        let e: ApiError = SessionError::StartFailed("the worker did not become ready within 30 s".into()).into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "session_start_failed");
+        assert_eq!(e.retry_after_s, Some(5));
+        assert!(e.message.contains("within 30 s"), "{}", e.message);
+    }
+}

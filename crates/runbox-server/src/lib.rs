@@ -11,6 +11,7 @@ pub mod extract;
 pub mod handlers;
 pub mod host_guard;
 pub mod jobs;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod origins;
@@ -177,6 +178,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight runs");
             shutdown_state.draining.store(true, Ordering::Relaxed);
+            shutdown_state.mcp_shutdown.cancel();
             let deadline = tokio::time::Instant::now() + Duration::from_millis(shutdown_state.config.shutdown_grace_ms);
             while shutdown_state.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -60,8 +60,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/judge0/version"),
 ];
 
-/// Routes served but not listed in the document: aliases and the Swagger UI's own files.
-pub const UNDOCUMENTED_ALIASES: &[(&str, &str)] = &[("post", "/execute_async"), ("get", "/docs")];
+/// Routes served but not listed in the document: aliases, the Swagger UI's own files, and `/mcp`, the Model Context
+/// Protocol endpoint (JSON-RPC over streamable HTTP, described by the MCP specification and `docs/clients.md`, not
+/// by OpenAPI; it takes the same keys as every route).
+pub const UNDOCUMENTED_ALIASES: &[(&str, &str)] = &[
+    ("post", "/execute_async"),
+    ("get", "/docs"),
+    ("post", "/mcp"),
+    ("get", "/mcp"),
+    ("delete", "/mcp"),
+];
 
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.body_limit_bytes;
@@ -108,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/judge0/about", get(judge0::about))
         .route("/judge0/config_info", get(judge0::config_info))
         .route("/judge0/version", get(judge0::version))
+        .merge(crate::mcp::routes(&state))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -74,6 +74,8 @@ pub struct AppState {
     running_jobs: Mutex<HashMap<String, CancelToken>>,
     /// Trial sandboxes' results, for readiness (`GET /health/ready`).
     pub trials: crate::readiness::Trials,
+    /// Cancelled at shutdown: ends `/mcp`'s open streams, which would otherwise hold the drain open.
+    pub mcp_shutdown: runbox_mcp::tokio_util::sync::CancellationToken,
 }
 
 /// Every run slot of a key is taken.
@@ -140,6 +142,7 @@ impl AppState {
             worker_wakeup: tokio::sync::Notify::new(),
             running_jobs: Mutex::new(HashMap::new()),
             trials: Default::default(),
+            mcp_shutdown: Default::default(),
         }
     }
 

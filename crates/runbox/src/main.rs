@@ -4,6 +4,7 @@
 mod bench;
 mod doctor;
 mod languages;
+mod mcp;
 mod run;
 mod serve;
 
@@ -28,6 +29,8 @@ enum Command {
     Languages(languages::LanguagesArgs),
     /// Show which sandbox protections this host offers and which are in force.
     Doctor(doctor::DoctorArgs),
+    /// Serve runbox's tools to AI assistants over the Model Context Protocol on stdio.
+    Mcp(mcp::McpArgs),
     /// Measure latency, throughput and memory against the speed targets.
     Bench(bench::BenchArgs),
     /// Internal: the sandbox's jail process (reads a spec on stdin, writes frames on stdout).
@@ -57,6 +60,7 @@ fn main() {
         Command::Config(args) => serve::print_config(args),
         Command::Languages(args) => languages::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Mcp(args) => mcp::main(args),
         Command::Jail => unreachable!("dispatched above"),
     };
     match result {
