@@ -23,6 +23,46 @@ struct Ctx {
     secret: String,
     secret_files: Vec<(std::path::PathBuf, Vec<u8>)>,
     vars: HashMap<String, String>,
+    /// Host services on loopback (TCP, UDP, an abstract Unix socket): no sandbox may ever reach them.
+    listeners: Listeners,
+}
+
+struct Listeners {
+    tcp: std::net::TcpListener,
+    udp: std::net::UdpSocket,
+    unix: std::os::unix::net::UnixListener,
+}
+
+impl Listeners {
+    fn open(vars: &mut HashMap<String, String>) -> Listeners {
+        use std::os::linux::net::SocketAddrExt;
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a host TCP listener");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a host UDP socket");
+        let name = format!("hostile-abstract-{}", random_hex());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let unix = std::os::unix::net::UnixListener::bind_addr(&addr).expect("a host abstract socket");
+        tcp.set_nonblocking(true).unwrap();
+        udp.set_nonblocking(true).unwrap();
+        unix.set_nonblocking(true).unwrap();
+        vars.insert("HOST_TCP_PORT".into(), tcp.local_addr().unwrap().port().to_string());
+        vars.insert("HOST_UDP_PORT".into(), udp.local_addr().unwrap().port().to_string());
+        vars.insert("HOST_ABSTRACT".into(), name);
+        Listeners { tcp, udp, unix }
+    }
+
+    /// Whether anything reached a host service since the last look.
+    fn reached(&self) -> Option<&'static str> {
+        if self.tcp.accept().is_ok() {
+            return Some("the host's TCP listener accepted a connection");
+        }
+        if self.udp.recv_from(&mut [0u8; 64]).is_ok() {
+            return Some("the host's UDP socket received a datagram");
+        }
+        if self.unix.accept().is_ok() {
+            return Some("the host's abstract Unix socket accepted a connection");
+        }
+        None
+    }
 }
 
 struct Reply {
@@ -115,9 +155,8 @@ impl Ctx {
         if reply.text().contains(&self.secret) {
             return Err(format!("{method} {path}: the host's secret reached the response"));
         }
-        let doc_path = if path.starts_with("/execute_async") { "/executions" } else { path };
         openapi_check::committed()
-            .check_response(method, doc_path, status, &hdrs, &reply.body)
+            .check_response(method, &doc_path(path), status, &hdrs, &reply.body)
             .map_err(|e| format!("not as documented: {e}"))?;
         Ok(reply)
     }
@@ -414,6 +453,9 @@ impl Ctx {
             let key = if owner == "b" { KEY_B } else { KEY_A };
             let _ = self.send("DELETE", &format!("/sessions/{id}"), Some(key), &[], None).await;
         }
+        if let Some(what) = self.listeners.reached() {
+            return Err(what.to_string());
+        }
         if let Ok(Some(status)) = self.server_exit() {
             return Err(format!("the server exited: {status}"));
         }
@@ -425,6 +467,18 @@ impl Ctx {
     fn server_exit(&self) -> Result<Option<String>, String> {
         let alive = std::path::Path::new(&format!("/proc/{}", self.server.pid())).exists();
         Ok((!alive).then(|| "gone".to_string()))
+    }
+}
+
+/// The path as the document's templates see it: a session file path of several segments is one `{path}`.
+fn doc_path(path: &str) -> String {
+    if path.starts_with("/execute_async") {
+        return "/executions".into();
+    }
+    let parts: Vec<&str> = path.splitn(5, '/').collect();
+    match parts.as_slice() {
+        ["", "sessions", id, "files", rest] if !rest.is_empty() => format!("/sessions/{id}/files/{}", rest.replace('/', "_")),
+        _ => path.to_string(),
     }
 }
 
@@ -477,7 +531,9 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
     vars.insert("DATA_DIR".into(), data_dir.display().to_string());
     vars.insert("ADDR".into(), server.addr.clone());
     vars.insert("PORT".into(), server.addr.rsplit(':').next().unwrap_or("").to_string());
+    let listeners = Listeners::open(&mut vars);
     let mut ctx = Ctx {
+        listeners,
         client: reqwest::Client::builder().timeout(Duration::from_secs(90)).build().unwrap(),
         server,
         cgroup_parent: cgroup_parent.clone(),
