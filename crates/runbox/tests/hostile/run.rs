@@ -17,7 +17,6 @@ use crate::live_server::{openapi_check, two_keys_setting, Server, KEY_A, KEY_B};
 
 struct Ctx {
     server: Server,
-    client: reqwest::Client,
     cgroup_parent: String,
     /// A random token written in host files no sandbox may read; no response may ever carry it.
     secret: String,
@@ -123,31 +122,41 @@ impl Ctx {
         headers: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, String> {
-        let mut req = self
-            .client
-            .request(method.parse().map_err(|e| format!("method {method}: {e}"))?, format!("{}{path}", self.server.base));
+        // A raw HTTP/1.1 exchange, so the path reaches the server byte for byte (an HTTP client library would
+        // resolve `%2e%2e` segments itself, and the attack would never be sent).
+        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", self.server.addr);
         if let Some(k) = key {
-            req = req.bearer_auth(k);
+            head.push_str(&format!("authorization: Bearer {k}\r\n"));
         }
         let mut has_type = false;
         for (k, v) in headers {
             has_type |= k.eq_ignore_ascii_case("content-type");
-            req = req.header(k, v);
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-        if let Some(b) = body {
+        if let Some(b) = &body {
             if !has_type {
-                req = req.header("content-type", "application/json");
+                head.push_str("content-type: application/json\r\n");
             }
-            req = req.body(b);
+            head.push_str(&format!("content-length: {}\r\n", b.len()));
         }
-        let response = req.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status().as_u16();
-        let hdrs: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let body = response.bytes().await.map_err(|e| format!("{method} {path}: body: {e}"))?.to_vec();
+        head.push_str("\r\n");
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(&self.server.addr).await?;
+            stream.write_all(head.as_bytes()).await?;
+            if let Some(b) = &body {
+                stream.write_all(b).await?;
+            }
+            let mut raw = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut raw).await?;
+            Ok::<_, std::io::Error>(raw)
+        };
+        let raw = tokio::time::timeout(Duration::from_secs(90), exchange)
+            .await
+            .map_err(|_| format!("{method} {path}: no answer within 90 s"))?
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let (status, hdrs, body) = parse_response(&raw).ok_or_else(|| {
+            format!("{method} {path}: not an HTTP response: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(300)]))
+        })?;
         let reply = Reply { status, body };
         if status >= 500 {
             return Err(format!("{method} {path} → {status}: {}", reply.text()));
@@ -392,8 +401,19 @@ impl Ctx {
             // The server may close a socket that misbehaves; then it must have said why.
             (Ok(Err(_)), Some([s])) if s == "closed" => Ok(()),
             (Ok(Ok(())), _) if answered => {
-                if got.iter().any(|t| t.contains(&self.secret)) {
+                let all = got.join("\n");
+                if all.contains(&self.secret) {
                     return Err("the host's secret reached a WebSocket message".into());
+                }
+                for want in step.has.iter().flatten().map(|w| self.fill(w)) {
+                    if !all.contains(&want) {
+                        return Err(format!("{want:?} missing from the WebSocket messages: {:.600}", all));
+                    }
+                }
+                for bad in step.lacks.iter().flatten().map(|w| self.fill(w)) {
+                    if all.contains(&bad) {
+                        return Err(format!("{bad:?} present in the WebSocket messages: {:.600}", all));
+                    }
                 }
                 Ok(())
             }
@@ -470,6 +490,35 @@ impl Ctx {
     }
 }
 
+/// Status, headers and (de-chunked) body of a whole HTTP/1.1 response.
+fn parse_response(raw: &[u8]) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut rest = &raw[split + 4..];
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    if !chunked {
+        return Some((status, headers, rest.to_vec()));
+    }
+    let mut body = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some((status, headers, body));
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}
+
 /// The path as the document's templates see it: a session file path of several segments is one `{path}`.
 fn doc_path(path: &str) -> String {
     if path.starts_with("/execute_async") {
@@ -534,7 +583,6 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
     let listeners = Listeners::open(&mut vars);
     let mut ctx = Ctx {
         listeners,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(90)).build().unwrap(),
         server,
         cgroup_parent: cgroup_parent.clone(),
         secret,
