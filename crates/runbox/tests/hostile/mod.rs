@@ -2,5 +2,7 @@
 //! ([`host`]) and the requests themselves ([`run`]).
 
 pub mod case;
+pub mod floods;
 pub mod host;
 pub mod run;
+pub mod wire;

@@ -5,66 +5,26 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::case::{Family, Step};
 use super::host;
+use super::wire::{doc_path, parse_response, random_hex, stream_status, Listeners};
 use crate::live_server::{openapi_check, two_keys_setting, Server, KEY_A, KEY_B};
 
-struct Ctx {
-    server: Server,
-    cgroup_parent: String,
+pub(super) struct Ctx {
+    pub(super) server: Server,
+    pub(super) cgroup_parent: String,
     /// A random token written in host files no sandbox may read; no response may ever carry it.
-    secret: String,
-    secret_files: Vec<(std::path::PathBuf, Vec<u8>)>,
-    vars: HashMap<String, String>,
+    pub(super) secret: String,
+    pub(super) secret_files: Vec<(std::path::PathBuf, Vec<u8>)>,
+    pub(super) vars: HashMap<String, String>,
     /// Host services on loopback (TCP, UDP, an abstract Unix socket): no sandbox may ever reach them.
-    listeners: Listeners,
+    pub(super) listeners: Listeners,
 }
 
-struct Listeners {
-    tcp: std::net::TcpListener,
-    udp: std::net::UdpSocket,
-    unix: std::os::unix::net::UnixListener,
-}
-
-impl Listeners {
-    fn open(vars: &mut HashMap<String, String>) -> Listeners {
-        use std::os::linux::net::SocketAddrExt;
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a host TCP listener");
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a host UDP socket");
-        let name = format!("hostile-abstract-{}", random_hex());
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-        let unix = std::os::unix::net::UnixListener::bind_addr(&addr).expect("a host abstract socket");
-        tcp.set_nonblocking(true).unwrap();
-        udp.set_nonblocking(true).unwrap();
-        unix.set_nonblocking(true).unwrap();
-        vars.insert("HOST_TCP_PORT".into(), tcp.local_addr().unwrap().port().to_string());
-        vars.insert("HOST_UDP_PORT".into(), udp.local_addr().unwrap().port().to_string());
-        vars.insert("HOST_ABSTRACT".into(), name);
-        Listeners { tcp, udp, unix }
-    }
-
-    /// Whether anything reached a host service since the last look.
-    fn reached(&self) -> Option<&'static str> {
-        if self.tcp.accept().is_ok() {
-            return Some("the host's TCP listener accepted a connection");
-        }
-        if self.udp.recv_from(&mut [0u8; 64]).is_ok() {
-            return Some("the host's UDP socket received a datagram");
-        }
-        if self.unix.accept().is_ok() {
-            return Some("the host's abstract Unix socket accepted a connection");
-        }
-        None
-    }
-}
-
-struct Reply {
+pub(super) struct Reply {
     status: u16,
     body: Vec<u8>,
 }
@@ -78,16 +38,8 @@ impl Reply {
     }
 }
 
-fn random_hex() -> String {
-    let mut bytes = [0u8; 12];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Ctx {
-    fn fill(&self, text: &str) -> String {
+    pub(super) fn fill(&self, text: &str) -> String {
         let mut out = text.to_string();
         for (k, v) in &self.vars {
             out = out.replace(&format!("@{k}@"), v);
@@ -114,7 +66,7 @@ impl Ctx {
     }
 
     /// One request; every response must be documented and carry no secret of the host.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: &str,
         path: &str,
@@ -450,113 +402,7 @@ impl Ctx {
         Ok(())
     }
 
-    /// Many messages on one WebSocket, then one honest run on it: that run must still be answered.
-    async fn ws_flood(&self, step: &Step, key: Option<&str>) -> Result<(), String> {
-        let mut request = format!("ws://{}/ws", self.server.addr)
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
-        if let Some(k) = key {
-            request
-                .headers_mut()
-                .insert("authorization", format!("Bearer {k}").parse().unwrap());
-        }
-        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
-            .await
-            .map_err(|_| "WebSocket handshake timed out".to_string())?
-            .map_err(|e| format!("WebSocket handshake: {e}"))?;
-        let message = self.fill(step.message.as_deref().unwrap_or("{}"));
-        let count = step.count.unwrap_or(1000);
-        let (mut tx, mut rx) = ws.split();
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(30), rx.next()).await {
-                let Ok(Message::Text(t)) = m else {
-                    if m.is_err() {
-                        break;
-                    } else {
-                        continue;
-                    }
-                };
-                let done = t.contains("\"id\":\"final\"")
-                    && (t.contains("\"type\":\"result\"") || t.contains("\"type\":\"error\""));
-                got.push(t.to_string());
-                if done {
-                    break;
-                }
-            }
-            got
-        });
-        let sent = async {
-            for i in 0..count {
-                tx.send(Message::text(message.replace("@i@", &i.to_string()))).await?;
-            }
-            let final_run = json!({"type": "execute", "id": "final", "language": "python", "code": "print(7 * 6)"});
-            tx.send(Message::text(final_run.to_string())).await
-        };
-        let send_result = tokio::time::timeout(Duration::from_secs(60), sent).await;
-        let got = reader.await.map_err(|e| e.to_string())?;
-        // Answered: its result, or an error saying why it was refused (a flood of runs may fill the key's share).
-        let answered = got
-            .iter()
-            .any(|t| t.contains("\"id\":\"final\"") && (t.contains("42") || t.contains("\"type\":\"error\"")));
-        match (send_result, step.status.as_deref()) {
-            // The server may close a socket that misbehaves; then it must have said why.
-            (Ok(Err(_)), Some([s])) if s == "closed" => Ok(()),
-            (Ok(Ok(())), _) if answered => {
-                let all = got.join("\n");
-                if all.contains(&self.secret) {
-                    return Err("the host's secret reached a WebSocket message".into());
-                }
-                for want in step.has.iter().flatten().map(|w| self.fill(w)) {
-                    if !all.contains(&want) {
-                        return Err(format!("{want:?} missing from the WebSocket messages: {:.600}", all));
-                    }
-                }
-                for bad in step.lacks.iter().flatten().map(|w| self.fill(w)) {
-                    if all.contains(&bad) {
-                        return Err(format!("{bad:?} present in the WebSocket messages: {:.600}", all));
-                    }
-                }
-                Ok(())
-            }
-            (r, _) => Err(format!(
-                "{}the run after {count} messages was not answered (send: {r:?}; {} messages back, last {:?})",
-                if let Ok(path) = std::env::var("HOSTILE_WS_DUMP") {
-                    let _ = std::fs::write(path, got.join("\n"));
-                    ""
-                } else {
-                    ""
-                },
-                got.len(),
-                got.last()
-            )),
-        }
-    }
-
-    /// `count` connections each send headers and a few bytes of a body, then stall; meanwhile `print(1)` still runs.
-    async fn slow_bodies(&self, step: &Step) -> Result<(), String> {
-        let mut conns = Vec::new();
-        for _ in 0..step.count.unwrap_or(50) {
-            let mut s = tokio::net::TcpStream::connect(&self.server.addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            let head = format!(
-                "POST /execute HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {KEY_A}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{\"language\"",
-                self.server.addr
-            );
-            s.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
-            conns.push(s);
-        }
-        let started = Instant::now();
-        self.print_one().await?;
-        if started.elapsed() > Duration::from_secs(5) {
-            return Err(format!("print(1) took {:?} beside stalled bodies", started.elapsed()));
-        }
-        drop(conns);
-        Ok(())
-    }
-
-    async fn print_one(&self) -> Result<(), String> {
+    pub(super) async fn print_one(&self) -> Result<(), String> {
         let body = json!({"language": "python", "code": "print(1)"})
             .to_string()
             .into_bytes();
@@ -609,71 +455,6 @@ impl Ctx {
         let alive = std::path::Path::new(&format!("/proc/{}", self.server.pid())).exists();
         Ok((!alive).then(|| "gone".to_string()))
     }
-}
-
-type Headers = Vec<(String, String)>;
-
-/// Status, headers and (de-chunked) body of a whole HTTP/1.1 response.
-fn parse_response(raw: &[u8]) -> Option<(u16, Headers, Vec<u8>)> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut rest = &raw[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    if !chunked {
-        return Some((status, headers, rest.to_vec()));
-    }
-    let mut body = Vec::new();
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Some((status, headers, body));
-        }
-        body.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
-}
-
-/// The path as the document's templates see it: a session file path of several segments is one `{path}`.
-fn doc_path(path: &str) -> String {
-    if path.starts_with("/execute_async") {
-        return "/executions".into();
-    }
-    let parts: Vec<&str> = path.splitn(5, '/').collect();
-    match parts.as_slice() {
-        ["", "sessions", id, "files", rest] if !rest.is_empty() => {
-            format!("/sessions/{id}/files/{}", rest.replace('/', "_"))
-        }
-        _ => path.to_string(),
-    }
-}
-
-/// The `status` of the `result` event of an SSE stream.
-fn stream_status(text: &str) -> Value {
-    let mut last = Value::Null;
-    for block in text.split("\n\n") {
-        if block.lines().any(|l| l.trim() == "event: result") {
-            let data: String = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim)
-                .collect();
-            last = serde_json::from_str::<Value>(&data)
-                .map(|v| v["status"].clone())
-                .unwrap_or(Value::Null);
-        }
-    }
-    last
 }
 
 /// Starts the server and the host's secrets, then runs every case; returns (passed, failed).
