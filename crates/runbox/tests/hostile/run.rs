@@ -122,6 +122,16 @@ impl Ctx {
         if reply.text().contains(&self.secret) {
             return Err(format!("{method} {path}: the host's secret reached the response"));
         }
+        // A download's type follows the file's extension, which openapi.json describes in words only (it lists
+        // application/octet-stream): its content type is not checked.
+        let hdrs: Vec<(String, String)> = if method == "GET" && path.contains("/files/") && status == 200 {
+            hdrs.into_iter()
+                .filter(|(k, _)| k != "content-type")
+                .chain([("content-type".into(), "application/octet-stream".into())])
+                .collect()
+        } else {
+            hdrs
+        };
         openapi_check::committed()
             .check_response(method, &doc_path(path), status, &hdrs, &reply.body)
             .map_err(|e| format!("not as documented: {e}"))?;
@@ -420,6 +430,13 @@ impl Ctx {
             if std::fs::read(path).ok().as_deref() != Some(content.as_slice()) {
                 return Err(format!("host file {} changed or vanished", path.display()));
             }
+        }
+        let secret_dir = std::path::Path::new(&self.vars["SECRET_DIR"]);
+        let names: Vec<_> = std::fs::read_dir(secret_dir)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        if names != [std::ffi::OsString::from("secret.txt")] {
+            return Err(format!("the host's secret directory changed: {names:?}"));
         }
         // Sessions the case made end now (their owner's key), so that their workers are gone too.
         let sessions: Vec<(String, String)> = self
