@@ -28,7 +28,10 @@ impl Ctx {
             .await
             .map_err(|_| "WebSocket handshake timed out".to_string())?
             .map_err(|e| format!("WebSocket handshake: {e}"))?;
-        let message = self.fill(step.message.as_deref().unwrap_or("{}"));
+        let message = match &step.body_gen {
+            Some(_) => String::from_utf8_lossy(&self.body_bytes(step)?).into_owned(),
+            None => self.fill(step.message.as_deref().unwrap_or("{}")),
+        };
         let count = step.count.unwrap_or(1000);
         let (mut tx, mut rx) = ws.split();
         let reader = tokio::spawn(async move {

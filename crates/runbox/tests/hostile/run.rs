@@ -323,7 +323,7 @@ impl Ctx {
         self.expect(step, &reply, output)
     }
 
-    fn body_bytes(&self, step: &Step) -> Result<Vec<u8>, String> {
+    pub(super) fn body_bytes(&self, step: &Step) -> Result<Vec<u8>, String> {
         if let Some(hex) = &step.body_hex {
             return (0..hex.len())
                 .step_by(2)
@@ -336,10 +336,12 @@ impl Ctx {
             let (kind, n) = spec.split_once(':').ok_or("body_gen is kind:N")?;
             let n: usize = n.parse().map_err(|e| format!("body_gen: {e}"))?;
             return Ok(match kind {
-                "nested" => format!(
-                    "{{\"language\":\"python\",\"code\":\"print(1)\",\"extra\":{}1{}}}",
-                    "[".repeat(n),
-                    "]".repeat(n)
+                // A body that is nothing but nesting, and nesting inside a field the server parses.
+                "nested" => format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes(),
+                "nested_field" => format!(
+                    "{{\"language\":\"python\",\"code\":\"print(1)\",\"env\":{}\"x\"{}}}",
+                    "{\"a\":".repeat(n),
+                    "}".repeat(n)
                 )
                 .into_bytes(),
                 "huge" => format!("{{\"language\":\"python\",\"code\":\"# {}\"}}", "x".repeat(n)).into_bytes(),
@@ -558,12 +560,19 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
     }
     let mut server = ctx.server;
     let _ = server.terminate().await;
+    // The whole server log is kept for a look afterwards; on failure, its warnings and errors are printed.
+    let log = server.log();
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-server.log");
+    let _ = std::fs::write(&kept, &log);
     if failed > 0 {
-        let log = server.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let notable: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN") || l.contains("status=5"))
+            .collect();
         eprintln!(
-            "server log (last lines):\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            "server warnings and errors (whole log in {}):\n{}",
+            kept.display(),
+            notable[notable.len().saturating_sub(60)..].join("\n")
         );
     }
     for dir in host::cgroup_parents(&cgroup_parent) {
