@@ -32,7 +32,8 @@ pub struct Case {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// execute (default), stream, session, cell, async, put, get, list, delete, http, ws_flood, slow_bodies.
+    /// execute (default), stream, session, cell, async, wait (for a saved async id), put, get, list, delete, http,
+    /// ws_flood, slow_bodies.
     #[serde(rename = "do")]
     pub action: Option<String>,
     /// Which API key: "a" (default), "b", "none", "wrong".

@@ -267,24 +267,12 @@ impl Ctx {
                 if step.no_wait == Some(true) {
                     (r, None)
                 } else {
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    loop {
-                        let v = self.send("GET", &format!("/executions/{id}"), key, &[], None).await?;
-                        let s = v.json()["status"].as_str().unwrap_or("").to_string();
-                        if s != "queued" && s != "running" {
-                            let j = v.json();
-                            let out = (
-                                j["result"]["stdout"].as_str().unwrap_or("").to_string(),
-                                j["result"]["status"].clone(),
-                            );
-                            break (v, Some(out));
-                        }
-                        if Instant::now() > deadline {
-                            return Err(format!("async job {id} still {s} after 60 s"));
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    self.finished_job(id, key).await?
                 }
+            }
+            "wait" => {
+                let id = self.var(&step.save, "job")?;
+                self.finished_job(&id, key).await?
             }
             "put" | "get" | "list" | "delete" => {
                 let sid = self.var(&step.session, "sid")?;
@@ -321,6 +309,28 @@ impl Ctx {
             other => return Err(format!("unknown step `do = {other}`")),
         };
         self.expect(step, &reply, output)
+    }
+
+    /// Polls an async execution until it is neither queued nor running: its last view, with the result's stdout
+    /// and status.
+    async fn finished_job(&self, id: &str, key: Option<&str>) -> Result<(Reply, Option<(String, Value)>), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.send("GET", &format!("/executions/{id}"), key, &[], None).await?;
+            let j = v.json();
+            let s = j["status"].as_str().unwrap_or("").to_string();
+            if s != "queued" && s != "running" {
+                let out = (
+                    j["result"]["stdout"].as_str().unwrap_or("").to_string(),
+                    j["result"]["status"].clone(),
+                );
+                return Ok((v, Some(out)));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("async job {id} still {s} after 60 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub(super) fn body_bytes(&self, step: &Step) -> Result<Vec<u8>, String> {
