@@ -628,8 +628,10 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
             notable[notable.len().saturating_sub(60)..].join("\n")
         );
     }
-    for dir in host::cgroup_parents(&cgroup_parent) {
-        let _ = std::fs::remove_dir(dir);
+    // The server made its aggregate cgroup in every hierarchy; with the server gone, each is empty.
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&cgroup_parent));
     }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&cgroup_parent));
     (passed, failed)
 }
