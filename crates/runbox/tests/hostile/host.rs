@@ -118,3 +118,41 @@ pub async fn settle(
         }
     }
 }
+
+/// The detectors see what they must: a marked host process, and the warm pools as workspaces and cgroups.
+pub async fn self_check(data_dir: &std::path::Path, cgroup_parent: &str) -> Result<(), String> {
+    let marker = format!("hostile-selfcheck-{}", std::process::id());
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .env("HOSTILE_MARKER", &marker)
+        .spawn()
+        .map_err(|e| format!("spawn sleep: {e}"))?;
+    let seen = marked_processes(&marker).contains(&child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    if !seen {
+        return Err("a host process carrying a marker in its environment was not found".into());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let workspaces = std::fs::read_dir(data_dir.join("runs")).map(|d| d.count()).unwrap_or(0);
+        let cgroups = cgroup_parents(cgroup_parent)
+            .iter()
+            .map(|p| {
+                std::fs::read_dir(p)
+                    .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0);
+        if workspaces > 0 && cgroups > 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "warm pools never showed: {workspaces} workspaces, {cgroups} cgroups"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -486,43 +486,6 @@ impl Ctx {
     }
 }
 
-async fn self_check(data_dir: &std::path::Path, cgroup_parent: &str) -> Result<(), String> {
-    let marker = format!("hostile-selfcheck-{}", random_hex());
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .env("HOSTILE_MARKER", &marker)
-        .spawn()
-        .map_err(|e| format!("spawn sleep: {e}"))?;
-    let seen = host::marked_processes(&marker).contains(&child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    if !seen {
-        return Err("a host process carrying a marker in its environment was not found".into());
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let workspaces = std::fs::read_dir(data_dir.join("runs")).map(|d| d.count()).unwrap_or(0);
-        let cgroups = host::cgroup_parents(cgroup_parent)
-            .iter()
-            .map(|p| {
-                std::fs::read_dir(p)
-                    .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
-                    .unwrap_or(0)
-            })
-            .min()
-            .unwrap_or(0);
-        if workspaces > 0 && cgroups > 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "warm pools never showed: {workspaces} workspaces, {cgroups} cgroups"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Starts the server and the host's secrets, then runs every case; returns (passed, failed).
 pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
     let scratch = tempfile::tempdir().expect("a temporary directory");
@@ -562,7 +525,7 @@ pub async fn run_all(families: &[Family], filter: &str) -> (usize, usize) {
     vars.insert("PORT".into(), server.addr.rsplit(':').next().unwrap_or("").to_string());
     // The detectors must see something, or every "nothing left" below would pass vacuously: a marked host process
     // is found, and the server's pools show up as workspaces and cgroups.
-    if let Err(e) = self_check(&data_dir, &cgroup_parent).await {
+    if let Err(e) = host::self_check(&data_dir, &cgroup_parent).await {
         println!("FAILED self-check: {e}");
         return (0, 1);
     }
