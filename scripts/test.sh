@@ -13,6 +13,8 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Includes the hostile corpus (tests/hostile/, a line per case then `N passed, N failed`; root needed, CI=true fails
+# without it). Alone: cargo test -p runbox --test hostile_corpus
 cargo test --workspace
 bash scripts/schemathesis.sh
 

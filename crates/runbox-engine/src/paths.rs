@@ -7,6 +7,9 @@ use crate::error::EngineError;
 
 const MAX_PATH_BYTES: usize = 1024;
 const MAX_DEPTH: usize = 16;
+/// The longest file name Linux file systems take (NAME_MAX); a longer segment would fail at the disk as an I/O
+/// error (ENAMETOOLONG), which is the client's mistake, not the server's.
+const MAX_SEGMENT_BYTES: usize = 255;
 /// Where compile stages put their output (`/workspace/.runbox`), relative to the workspace.
 pub const ARTEFACT_DIR_NAME: &str = ".runbox";
 
@@ -29,6 +32,9 @@ pub fn confined(field: &str, raw: &str) -> Result<PathBuf, EngineError> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
+            Component::Normal(seg) if seg.len() > MAX_SEGMENT_BYTES => {
+                return bad("a path segment is longer than 255 bytes")
+            }
             Component::Normal(seg) => out.push(seg),
             Component::CurDir => {}
             Component::ParentDir => return bad("path must not contain `..`"),
@@ -73,6 +79,14 @@ mod tests {
         ] {
             assert!(confined("files[0].path", raw).is_err(), "{raw:?} accepted");
         }
+    }
+
+    #[test]
+    fn refuses_a_segment_longer_than_a_file_name_may_be() {
+        let long = "x".repeat(256);
+        assert!(confined("path", &long).is_err());
+        assert!(confined("path", &format!("dir/{long}")).is_err());
+        assert!(confined("path", &"x".repeat(255)).is_ok());
     }
 
     #[test]

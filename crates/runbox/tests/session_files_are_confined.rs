@@ -261,6 +261,29 @@ async fn paths_that_leave_the_workspace_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_longer_than_a_file_system_allows_are_refused_not_server_errors() {
+    let api = Api::plain();
+    let id = api.create("python").await;
+    let files = format!("/sessions/{id}/files");
+    let long = "x".repeat(256);
+    for path in [long.clone(), format!("dir/{long}.txt")] {
+        let r = api.put(&format!("{files}/{path}"), b"x".to_vec()).send().await;
+        assert_eq!(r.status, 400, "PUT {path}: {}", r.text());
+        assert_eq!(r.json()["code"], "invalid_path", "PUT {path}");
+        let r = api.get(&format!("{files}/{path}")).send().await;
+        assert_eq!(r.status, 400, "GET {path}: {}", r.text());
+        let r = api.delete(&format!("{files}/{path}")).send().await;
+        assert_eq!(r.status, 400, "DELETE {path}: {}", r.text());
+    }
+    // The longest name a file system takes still works.
+    let longest = "y".repeat(255);
+    api.put(&format!("{files}/{longest}"), b"y".to_vec())
+        .send()
+        .await
+        .expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_planted_by_the_code_are_not_followed() {
     let api = Api::plain();
     let id = api.create("python").await;
