@@ -276,6 +276,12 @@ impl ServerConfig {
             ));
         }
         self.aggregate.validate().map_err(ConfigError::Invalid)?;
+        if self.limits.cpu_millicores < runbox_sandbox::DEFAULT_CPU_MILLICORES {
+            return Err(ConfigError::Invalid(format!(
+                "limits.cpu_millicores must be at least {} (a run's default is one core)",
+                runbox_sandbox::DEFAULT_CPU_MILLICORES
+            )));
+        }
         // Every key, `RUNBOX_API_KEY` (named `default`) included: a key's name is its owner identity (sessions and
         // async jobs belong to it), so two keys may never share one, and none may take the keyless owner's name.
         let mut names = std::collections::HashSet::new();

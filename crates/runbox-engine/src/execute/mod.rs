@@ -60,6 +60,9 @@ pub(crate) fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&
         if let Some(c) = o.cpu_ms {
             l.cpu_ms = c;
         }
+        if let Some(c) = o.cpu_millicores {
+            l.cpu_millicores = c;
+        }
         if let Some(m) = o.memory_mb {
             l.memory_bytes = m * MIB;
         }

@@ -92,6 +92,7 @@ impl Engine {
         let wanted = stage_limits(lang.run().limits(), Some(&req.limits));
         let same = wanted.memory_bytes == pool_limits.memory_bytes
             && wanted.processes == pool_limits.processes
+            && wanted.cpu_millicores == pool_limits.cpu_millicores
             && wanted.file_size_bytes == pool_limits.file_size_bytes
             && wanted.open_files == pool_limits.open_files
             && wanted.tmp_bytes == pool_limits.tmp_bytes

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError};
+use super::{
+    cpu_quota_us, io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError,
+    CPU_PERIOD_US,
+};
 use crate::spec::Limits;
 
 #[derive(Debug)]
@@ -14,16 +17,24 @@ pub struct CgroupV2 {
 impl CgroupV2 {
     /// Creates `root/parent/name`. With `limits`, the memory and pids controllers are enabled on the way down and
     /// the limits applied; without, the group only tracks and kills (usable on a v2 mount with no controllers).
-    pub fn create(root: &Path, parent: &str, name: &str, limits: Option<&Limits>) -> Result<CgroupV2, CgroupError> {
+    /// With `cpu_millicores`, the cpu controller is required too and `cpu.max` caps the group's bandwidth.
+    pub fn create(
+        root: &Path,
+        parent: &str,
+        name: &str,
+        limits: Option<&Limits>,
+        cpu_millicores: Option<u32>,
+    ) -> Result<CgroupV2, CgroupError> {
         let parent_dir = root.join(parent);
         if !parent_dir.exists() {
             std::fs::create_dir_all(&parent_dir).map_err(io_err("create", &parent_dir))?;
         }
-        if limits.is_some() {
+        if limits.is_some() || cpu_millicores.is_some() {
             // Controllers must be enabled in every ancestor's subtree_control; the parent holds no processes so
             // the no-internal-process rule is respected.
-            enable_controllers(root)?;
-            enable_controllers(&parent_dir)?;
+            let need_cpu = cpu_millicores.is_some();
+            enable_controllers(root, need_cpu)?;
+            enable_controllers(&parent_dir, need_cpu)?;
         }
         let dir = parent_dir.join(name);
         std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
@@ -40,6 +51,10 @@ impl CgroupV2 {
                 write_file(&oom_group, "1")?;
             }
             write_file(&group.dir.join("pids.max"), &limits.processes.to_string())?;
+        }
+        if let Some(millicores) = cpu_millicores {
+            let value = format!("{} {CPU_PERIOD_US}", cpu_quota_us(millicores));
+            write_file(&group.dir.join("cpu.max"), &value)?;
         }
         Ok(group)
     }
@@ -82,7 +97,8 @@ impl CgroupV2 {
     }
 }
 
-fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
+/// Enables memory, pids and (when offered, or required by `need_cpu`) cpu for the children of `dir`.
+fn enable_controllers(dir: &Path, need_cpu: bool) -> Result<(), CgroupError> {
     let control = dir.join("cgroup.subtree_control");
     let enabled = std::fs::read_to_string(&control).map_err(io_err("read", &control))?;
     for ctrl in ["memory", "pids", "cpu"] {
@@ -92,7 +108,7 @@ fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
         let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
         if available.split_whitespace().any(|c| c == ctrl) {
             write_file(&control, &format!("+{ctrl}"))?;
-        } else if ctrl != "cpu" {
+        } else if ctrl != "cpu" || need_cpu {
             return Err(CgroupError::Unavailable(format!(
                 "controller {ctrl} is not available in {}",
                 dir.display()
