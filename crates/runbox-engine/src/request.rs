@@ -93,6 +93,8 @@ pub struct ExecuteRequest {
     pub entry: Option<String>,
     pub stdin: Vec<u8>,
     pub args: Vec<String>,
+    /// The program's environment (run stage only: a compile stage gets the language's own, see
+    /// `execute::compile_env`).
     pub env: BTreeMap<String, String>,
     pub limits: LimitOverrides,
     pub tests: Vec<TestCase>,

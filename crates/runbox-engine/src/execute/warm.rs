@@ -42,8 +42,7 @@ impl Engine {
         let Some(argv) = lang.compile_argv(&plan) else {
             return Ok(None);
         };
-        let mut env = lang.env().clone();
-        env.extend(req.env.clone());
+        let env = super::compile_env(lang);
         let version_str = version.as_deref().unwrap_or("");
         let key = CacheKey {
             tenant: &req.tenant,
