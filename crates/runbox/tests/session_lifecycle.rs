@@ -1,7 +1,7 @@
 //! A session's life: its fields as it goes idle → busy → dead; interrupts and cell timeouts that keep it alive; a
-//! cell that ignores SIGINT getting it killed after the grace period; `exit()`, the memory limit and CPU bandwidth, idle expiry (by
-//! the reaper, and by the real server's background reaper); one cell at a time in arrival order with a bounded
-//! queue; and deletion freeing its processes.
+//! cell that ignores SIGINT getting it killed after the grace period; `exit()`, the memory limit and the CPU
+//! bandwidth, idle expiry (by the reaper, and by the real server's background reaper); one cell at a time in
+//! arrival order with a bounded queue; and deletion freeing its processes.
 
 mod session_support;
 
