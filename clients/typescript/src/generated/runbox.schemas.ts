@@ -76,6 +76,9 @@ export interface CellResult {
   exit_code?: CellResultExitCode;
   /** Rich outputs in order: `display()` calls, figures, then the result's richest forms. */
   outputs: RichOutput[];
+  /** True when rich outputs (or forms of the result) were dropped because the cell produced more than the
+server keeps per execution (`sessions.rich_outputs_per_cell` outputs, `sessions.rich_output_bytes` bytes). */
+  outputs_truncated: boolean;
   /** The value of the trailing expression, by MIME type (`text/plain` always, richer forms when available). */
   result?: CellResultResult;
   status: CellStatus;
@@ -177,6 +180,12 @@ export type ExecuteBodyCode = string | null;
  */
 export type ExecuteBodyEntry = string | null;
 
+/**
+ * Environment variables of the program (the run stage), over the language's own. Names are letters, digits
+and `_`, at most 256 variables. They never reach a compile stage: a compiler sees only the language's
+environment, so `LD_PRELOAD`, `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS` and the like cannot run
+the request's code in the compiler or change what it builds.
+ */
 export type ExecuteBodyEnv = {[key: string]: string};
 
 /**
@@ -203,6 +212,10 @@ export interface ExecuteBody {
   collect?: string[];
   /** Which file to run; defaults to the code's file, else the first file. */
   entry?: ExecuteBodyEntry;
+  /** Environment variables of the program (the run stage), over the language's own. Names are letters, digits
+and `_`, at most 256 variables. They never reach a compile stage: a compiler sees only the language's
+environment, so `LD_PRELOAD`, `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS` and the like cannot run
+the request's code in the compiler or change what it builds. */
   env?: ExecuteBodyEnv;
   /** Further files (or all of them, without `code`). */
   files?: SourceFile[];
@@ -325,6 +338,11 @@ export interface FileEntry {
 export type HealthLanguages = null | LanguageCounts;
 
 /**
+ * Why the server is degraded (also given by `GET /health/ready`).
+ */
+export type HealthReason = string | null;
+
+/**
  * Protections every sandbox has in force, or why sandboxes cannot run.
  */
 export type HealthSandbox = { [key: string]: unknown };
@@ -335,11 +353,13 @@ export interface Health {
   /** Warm pools: ready sandboxes per language, their targets, hits and misses. */
   pools: PoolStats[];
   queued: number;
+  /** Why the server is degraded (also given by `GET /health/ready`). */
+  reason?: HealthReason;
   /** Protections every sandbox has in force, or why sandboxes cannot run. */
   sandbox: HealthSandbox;
   /** @minimum 0 */
   sessions: number;
-  /** `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run). */
+  /** `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run: see `reason`). */
   status: string;
   /** @minimum 0 */
   uptime_s: number;
@@ -399,6 +419,9 @@ export interface JobView {
   finished_at?: JobViewFinishedAt;
   id: string;
   result?: JobViewResult;
+  /** True when the stored result was shortened to the server's `async_result_bytes`: its longest strings (stdout,
+stderr, collected files) were cut. */
+  result_truncated: boolean;
   started_at?: JobViewStartedAt;
   /** `queued`, `running`, `done` or `cancelled`. */
   status: string;
@@ -410,6 +433,16 @@ export interface LanguageCounts {
   /** @minimum 0 */
   total: number;
 }
+
+/**
+ * CPU bandwidth of the run stage (or the session) in thousandths of a core: 1000 (the default) is one
+core's worth of CPU per second of wall time however many threads run; 2500 is two and a half cores.
+At least 100, at most the server's maximum (`limits.cpu_millicores` of its configuration). The compile
+stage always gets the default.
+ * @minimum 100
+ * @maximum 1000000
+ */
+export type LimitOverridesCpuMillicores = number | null;
 
 /**
  * @minimum 0
@@ -461,6 +494,15 @@ export type LimitOverridesWorkspaceMb = number | null;
 defaults.
  */
 export interface LimitOverrides {
+  /**
+   * CPU bandwidth of the run stage (or the session) in thousandths of a core: 1000 (the default) is one
+core's worth of CPU per second of wall time however many threads run; 2500 is two and a half cores.
+At least 100, at most the server's maximum (`limits.cpu_millicores` of its configuration). The compile
+stage always gets the default.
+   * @minimum 100
+   * @maximum 1000000
+   */
+  cpu_millicores?: LimitOverridesCpuMillicores;
   /** @minimum 0 */
   cpu_ms?: LimitOverridesCpuMs;
   /** @minimum 0 */
@@ -541,6 +583,8 @@ export type PoolStatsZygote = string | null;
  * Sizes of one pool, for metrics and health.
  */
 export interface PoolStats {
+  /** The latest warm sandbox built for this language failed to start (none is ready). */
+  failing: boolean;
   /** @minimum 0 */
   hits: number;
   language: string;
@@ -555,6 +599,36 @@ export interface PoolStats {
   /** How warm sandboxes are built: `running` (forked by the language's zygote), `not started`,
 `unavailable: <why>` (built from scratch meanwhile); absent when zygotes are turned off. */
   zygote?: PoolStatsZygote;
+}
+
+/**
+ * Why the server is not ready.
+ */
+export type ReadinessReason = string | null;
+
+/**
+ * Seconds since the latest trial sandbox ran.
+ * @minimum 0
+ */
+export type ReadinessTrialAgeS = number | null;
+
+/**
+ * Whether the latest trial sandbox (run at start-up, then every 30 s) ran; absent before the first one.
+ */
+export type ReadinessTrialOk = boolean | null;
+
+export interface Readiness {
+  /** Why the server is not ready. */
+  reason?: ReadinessReason;
+  /** `ready`, `degraded` (sandboxes cannot be built: see `reason`) or `draining` (shutting down). */
+  status: string;
+  /**
+   * Seconds since the latest trial sandbox ran.
+   * @minimum 0
+   */
+  trial_age_s?: ReadinessTrialAgeS;
+  /** Whether the latest trial sandbox (run at start-up, then every 30 s) ran; absent before the first one. */
+  trial_ok?: ReadinessTrialOk;
 }
 
 /**

@@ -18,6 +18,7 @@ import type {
   InterpreterResponse,
   JobView,
   ListFilesParams,
+  Readiness,
   SessionExecuteBody,
   SessionInfo,
   Submitted
@@ -98,7 +99,8 @@ const getExecution = (
     }
   
 /**
- * @summary Cancel a queued or running async execution.
+ * @summary Cancel an async execution (a queued one never runs, a running one is killed) and remove its record; the answer is
+the record as it was removed.
  */
 const cancelExecution = (
     id: string,
@@ -110,13 +112,28 @@ const cancelExecution = (
     }
   
 /**
- * @summary Liveness and readiness: version, uptime, sandbox protections in force, languages available. Needs no key.
+ * @summary Liveness (always 200 while the process serves): version, uptime, sandbox protections in force, languages
+available, pools, and `status` `degraded` with its `reason` when sandboxes cannot be built. Needs no key.
  */
 const health = (
     
  options?: SecondParameter<typeof runboxRequest<Health>>,) => {
       return runboxRequest<Health>(
       {url: `/health`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Readiness: 200 when this server can run code (a trial sandbox ran, and not every warm pool is failing), 503
+when sandboxes cannot be built, with the reason, or while shutting down. Needs no key. For load balancers
+and orchestrators; `/health` stays 200 as long as the process serves.
+ */
+const ready = (
+    
+ options?: SecondParameter<typeof runboxRequest<Readiness>>,) => {
+      return runboxRequest<Readiness>(
+      {url: `/health/ready`, method: 'GET'
     },
       options);
     }
@@ -291,7 +308,8 @@ const downloadFile = (
     }
   
 /**
- * @summary Upload a file (the raw request body); parent directories are created.
+ * @summary Upload a file (the raw request body); parent directories are created. Uploads are charged to the session (its
+workspace holds no more than its memory limit), to its key and to the server (413 `workspace_quota_exceeded`).
  */
 const uploadFile = (
     id: string,
@@ -346,7 +364,7 @@ const websocket = (
       options);
     }
   
-return {apiInfo,execute,executeStream,createExecution,getExecution,cancelExecution,health,listLanguages,metrics,openapi,interpreterExecute,reference,listSessions,createSession,getSession,deleteSession,sessionExecute,sessionExecuteStream,listFiles,downloadFile,uploadFile,deleteFile,interruptSession,websocket}};
+return {apiInfo,execute,executeStream,createExecution,getExecution,cancelExecution,health,ready,listLanguages,metrics,openapi,interpreterExecute,reference,listSessions,createSession,getSession,deleteSession,sessionExecute,sessionExecuteStream,listFiles,downloadFile,uploadFile,deleteFile,interruptSession,websocket}};
 export type ApiInfoResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['apiInfo']>>>
 export type ExecuteResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['execute']>>>
 export type ExecuteStreamResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['executeStream']>>>
@@ -354,6 +372,7 @@ export type CreateExecutionResult = NonNullable<Awaited<ReturnType<ReturnType<ty
 export type GetExecutionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['getExecution']>>>
 export type CancelExecutionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['cancelExecution']>>>
 export type HealthResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['health']>>>
+export type ReadyResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['ready']>>>
 export type ListLanguagesResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['listLanguages']>>>
 export type MetricsResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['metrics']>>>
 export type OpenapiResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['openapi']>>>
