@@ -388,6 +388,15 @@ mod tests {
     }
 
     #[test]
+    fn a_cpu_bandwidth_maximum_below_one_core_is_refused() {
+        let set = |v: &str| [("limits.cpu_millicores".to_string(), v.to_string())];
+        let err = ServerConfig::load(None, &no_env, &set("500")).unwrap_err();
+        assert!(err.to_string().contains("limits.cpu_millicores"), "{err}");
+        let config = ServerConfig::load(None, &no_env, &set("8000")).unwrap();
+        assert_eq!(config.limits.cpu_millicores, 8000);
+    }
+
+    #[test]
     fn non_loopback_without_keys_is_refused() {
         let err = ServerConfig::load(None, &no_env, &[("listen".into(), "\"0.0.0.0:8080\"".into())]).unwrap_err();
         assert!(err.to_string().contains("loopback"), "{err}");
