@@ -134,3 +134,65 @@ impl Drop for CgroupV1 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_host(dir: &Path, cpu_with_cpuacct: bool) -> CgroupHost {
+        let root = |name: &str| {
+            let p = dir.join(name);
+            std::fs::create_dir_all(&p).unwrap();
+            Some(p)
+        };
+        let cpuacct = root(if cpu_with_cpuacct { "cpu,cpuacct" } else { "cpuacct" });
+        CgroupHost {
+            v1_memory: root("memory"),
+            v1_pids: root("pids"),
+            v1_cpu: if cpu_with_cpuacct { cpuacct.clone() } else { root("cpu") },
+            v1_cpuacct: cpuacct,
+            ..CgroupHost::default()
+        }
+    }
+
+    fn quota_and_period(dir: &Path) -> (String, String) {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        (read("cpu.cfs_quota_us"), read("cpu.cfs_period_us"))
+    }
+
+    #[test]
+    fn the_cfs_quota_is_written_in_the_cpu_hierarchy() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = fake_host(dir.path(), false);
+        let limits = Limits {
+            cpu_millicores: 500,
+            ..Limits::default()
+        };
+        let group = CgroupV1::create(&host, "rb", "run", &limits, true).unwrap();
+        let expected = ("50000".to_string(), "100000".to_string());
+        assert_eq!(quota_and_period(&dir.path().join("cpu/rb/run")), expected);
+        std::mem::forget(group);
+    }
+
+    #[test]
+    fn a_cpu_hierarchy_mounted_with_cpuacct_gets_one_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = fake_host(dir.path(), true);
+        let group = CgroupV1::create(&host, "rb", "run", &Limits::default(), true).unwrap();
+        let expected = ("100000".to_string(), "100000".to_string());
+        assert_eq!(quota_and_period(&dir.path().join("cpu,cpuacct/rb/run")), expected);
+        assert_eq!(group.dirs().count(), 3, "memory, pids and the shared cpu,cpuacct group");
+        std::mem::forget(group);
+    }
+
+    #[test]
+    fn a_cpu_cap_without_the_cpu_hierarchy_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = CgroupHost {
+            v1_cpu: None,
+            ..fake_host(dir.path(), false)
+        };
+        let err = CgroupV1::create(&host, "rb", "run", &Limits::default(), true).unwrap_err();
+        assert!(err.to_string().contains("cpu hierarchy"), "{err}");
+    }
+}

@@ -124,3 +124,40 @@ impl Drop for CgroupV2 {
         remove_dir(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake v2 hierarchy in a temporary directory (regular files stand in for the kernel's).
+    fn fake_root(controllers: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for d in [dir.path().to_path_buf(), dir.path().join("rb")] {
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup.controllers"), controllers).unwrap();
+            std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn cpu_max_holds_the_runs_millicores_over_a_100_ms_period() {
+        let root = fake_root("cpu memory pids");
+        let group = CgroupV2::create(root.path(), "rb", "run", Some(&Limits::default()), Some(2500)).unwrap();
+        let cpu_max = std::fs::read_to_string(group.path().join("cpu.max")).unwrap();
+        assert_eq!(cpu_max, "250000 100000");
+        // Regular files cannot be removed like a kernel's group: leave the directory to the TempDir.
+        std::mem::forget(group);
+    }
+
+    #[test]
+    fn a_cpu_cap_without_the_cpu_controller_is_an_error_not_skipped() {
+        let root = fake_root("memory pids");
+        let err = CgroupV2::create(root.path(), "rb", "run", Some(&Limits::default()), Some(1000)).unwrap_err();
+        assert!(err.to_string().contains("cpu"), "{err}");
+        // Without a cap asked for, the same host still gives a group (the protections decision allowed that).
+        let group = CgroupV2::create(root.path(), "rb", "run2", Some(&Limits::default()), None).unwrap();
+        assert!(!group.path().join("cpu.max").exists());
+        std::mem::forget(group);
+    }
+}
