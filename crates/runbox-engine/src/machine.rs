@@ -31,6 +31,11 @@ pub fn max_processes() -> u64 {
     })
 }
 
+/// CPU cores this process may run on (1 when that cannot be told): the default ceiling of a run's CPU bandwidth.
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -6,7 +6,12 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use runbox_sandbox::DEFAULT_CPU_MILLICORES;
+
 use crate::error::EngineError;
+
+/// Least CPU bandwidth a request may ask for: a tenth of a core.
+pub const MIN_REQUEST_CPU_MILLICORES: u32 = 100;
 
 /// What a workspace path may be, as the OpenAPI `pattern` of every field and parameter naming one: relative, no
 /// backslash or NUL, no `..` component, not only `.` and `/`, not in `.runbox` (see [`crate::paths::confined`];
@@ -120,6 +125,14 @@ pub struct LimitOverrides {
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60_000))]
     #[serde(default, deserialize_with = "whole::opt_u64")]
     pub cpu_ms: Option<u64>,
+    /// CPU bandwidth of the run stage (or the session) in thousandths of a core: 1000 (the default) is one
+    /// core's worth of CPU per second of wall time however many threads run; 2500 is two and a half cores.
+    /// At least 100, at most the server's maximum (`limits.cpu_millicores` of its configuration). The compile
+    /// stage always gets the default.
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 1_000_000))]
+    #[serde(default, deserialize_with = "whole::opt_u32")]
+    pub cpu_millicores: Option<u32>,
+
     /// Memory, MiB.
     #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 2048))]
     #[serde(default, deserialize_with = "whole::opt_u64")]
@@ -174,6 +187,8 @@ pub struct ExecuteRequest {
     pub entry: Option<String>,
     pub stdin: Vec<u8>,
     pub args: Vec<String>,
+    /// The program's environment (run stage only: a compile stage gets the language's own, see
+    /// `execute::compile_env`).
     pub env: BTreeMap<String, String>,
     pub limits: LimitOverrides,
     pub tests: Vec<TestCase>,
@@ -190,6 +205,9 @@ pub struct ExecuteRequest {
 pub struct LimitCaps {
     pub timeout_ms: u64,
     pub cpu_ms: u64,
+    /// Most CPU bandwidth a request may ask for, in thousandths of a core; at least 1000 (a run's default is one
+    /// core). Defaults to every core of the machine.
+    pub cpu_millicores: u32,
     pub memory_mb: u64,
     pub processes: u32,
     pub output_bytes: u64,
@@ -208,6 +226,7 @@ impl Default for LimitCaps {
         LimitCaps {
             timeout_ms: 60_000,
             cpu_ms: 60_000,
+            cpu_millicores: crate::machine::cores().saturating_mul(1000).max(DEFAULT_CPU_MILLICORES),
             memory_mb: 2048,
             processes: 512,
             output_bytes: 16 << 20,
@@ -286,9 +305,15 @@ impl ExecuteRequest {
             ));
         }
         let l = &self.limits;
-        let checks: [(&str, Option<u64>, u64, u64); 9] = [
+        let checks: [(&str, Option<u64>, u64, u64); 10] = [
             ("limits.timeout_ms", l.timeout_ms, 1, caps.timeout_ms),
             ("limits.cpu_ms", l.cpu_ms, 1, caps.cpu_ms),
+            (
+                "limits.cpu_millicores",
+                l.cpu_millicores.map(u64::from),
+                u64::from(MIN_REQUEST_CPU_MILLICORES),
+                u64::from(caps.cpu_millicores),
+            ),
             ("limits.memory_mb", l.memory_mb, 16, caps.memory_mb),
             (
                 "limits.processes",
@@ -313,5 +338,44 @@ impl ExecuteRequest {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asking_cpu(millicores: u32) -> ExecuteRequest {
+        ExecuteRequest {
+            language: "python".into(),
+            code: Some("print(1)".into()),
+            limits: LimitOverrides {
+                cpu_millicores: Some(millicores),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cpu_millicores_must_lie_between_a_tenth_of_a_core_and_the_servers_maximum() {
+        let caps = LimitCaps {
+            cpu_millicores: 2000,
+            ..LimitCaps::default()
+        };
+        for ok in [100, 1000, 2000] {
+            assert!(asking_cpu(ok).validate(&caps).is_ok(), "{ok}");
+        }
+        for bad in [0, 99, 2001, u32::MAX] {
+            let err = asking_cpu(bad).validate(&caps).unwrap_err().to_string();
+            assert!(err.contains("limits.cpu_millicores"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_default_ceiling_of_cpu_millicores_is_every_core_and_at_least_one() {
+        let caps = LimitCaps::default();
+        assert!(caps.cpu_millicores >= DEFAULT_CPU_MILLICORES);
+        assert_eq!(caps.cpu_millicores % 1000, 0);
     }
 }

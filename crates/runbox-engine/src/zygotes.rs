@@ -194,6 +194,11 @@ impl Zygotes {
                 file_size_bytes: hard_limit(Resource::RLIMIT_FSIZE, 1 << 50),
                 open_files: hard_limit(Resource::RLIMIT_NOFILE, 1 << 16),
                 tmp_bytes: 1 << 20,
+                // Children are built here (clone, mounts) until their jail moves them into their run's cgroup,
+                // where the run's own CPU cap applies: the zygote may use every core so refills keep up.
+                cpu_millicores: crate::machine::cores()
+                    .saturating_mul(1000)
+                    .max(runbox_sandbox::DEFAULT_CPU_MILLICORES),
                 ..Limits::default()
             },
             policy: self.policy.clone(),

@@ -35,7 +35,10 @@ use thiserror::Error;
 pub use outcome::{JailReport, Outcome, Status};
 pub use pooled::PooledJail;
 pub use session::{SessionEvent, SessionProcess};
-pub use spec::{CgroupPreference, Degradation, FromZygote, HostPolicy, Limits, SandboxSpec};
+pub use spec::{
+    CgroupPreference, Degradation, FromZygote, HostPolicy, Limits, SandboxSpec, DEFAULT_CPU_MILLICORES,
+    MIN_CPU_MILLICORES,
+};
 pub use workspace::Workspace;
 
 /// Identity of this crate's sources (see `build.rs`): two binaries with the same one speak the same jail protocol.

@@ -42,6 +42,8 @@ pub struct InForce {
     pub landlock_abi: Option<u32>,
     /// Cgroup version used for memory, pids and CPU accounting, if any.
     pub cgroup: Option<CgroupVersion>,
+    /// Every run's CPU bandwidth is capped (`cpu.max` or the v1 CFS quota) at its `cpu_millicores`.
+    pub cpu_cap: bool,
     pub no_new_privs: bool,
     pub capabilities_dropped: bool,
     /// Degradations the operator allowed *and* that are in effect.
@@ -116,6 +118,22 @@ pub fn decide(host: &HostReport, policy: &HostPolicy) -> Result<InForce, String>
             ))
         }
     };
+    let cpu_cap = match cgroup {
+        Some(v) if host.cgroups.cpu_cap_available(v) => true,
+        // Without cgroups there is no cap either; the no-cgroups degradation already names that.
+        None => false,
+        Some(_) if allowed(Degradation::NoCpuCap) => {
+            degraded.push(Degradation::NoCpuCap.name().to_string());
+            false
+        }
+        Some(v) => {
+            return Err(format!(
+                "the cgroup {} hierarchy offers no cpu controller, so a run's CPU bandwidth cannot be capped; \
+                 allow the no-cpu-cap degradation to run anyway",
+                format!("{v:?}").to_lowercase()
+            ))
+        }
+    };
     let seccomp = if host.seccomp {
         true
     } else if allowed(Degradation::NoSeccomp) {
@@ -141,8 +159,66 @@ pub fn decide(host: &HostReport, policy: &HostPolicy) -> Result<InForce, String>
         landlock,
         landlock_abi: host.landlock_abi,
         cgroup,
+        cpu_cap,
         no_new_privs: true,
         capabilities_dropped: true,
         degraded,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A root host with every protection, on cgroup v1 with or without the cpu hierarchy.
+    fn host(v1_cpu: bool) -> HostReport {
+        HostReport {
+            mode: Mode::Root,
+            kernel: "6.1".into(),
+            namespaces: NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            user_namespaces_enabled: true,
+            seccomp: true,
+            landlock_abi: Some(3),
+            cgroups: CgroupHost {
+                v1_memory: Some(PathBuf::from("/sys/fs/cgroup/memory")),
+                v1_pids: Some(PathBuf::from("/sys/fs/cgroup/pids")),
+                v1_cpu: v1_cpu.then(|| PathBuf::from("/sys/fs/cgroup/cpu")),
+                ..CgroupHost::default()
+            },
+        }
+    }
+
+    fn policy(degraded: &[Degradation]) -> HostPolicy {
+        HostPolicy {
+            degraded: degraded.iter().copied().collect(),
+            ..HostPolicy::default()
+        }
+    }
+
+    #[test]
+    fn the_cpu_cap_is_in_force_when_the_cpu_controller_is_there() {
+        let f = decide(&host(true), &policy(&[])).unwrap();
+        assert!(f.cpu_cap);
+        assert!(f.degraded.is_empty());
+    }
+
+    #[test]
+    fn a_missing_cpu_controller_refuses_runs_unless_no_cpu_cap_is_allowed() {
+        let err = decide(&host(false), &policy(&[])).unwrap_err();
+        assert!(err.contains("no-cpu-cap"), "{err}");
+        let f = decide(&host(false), &policy(&[Degradation::NoCpuCap])).unwrap();
+        assert!(!f.cpu_cap);
+        assert_eq!(f.degraded, ["no-cpu-cap"]);
+    }
+
+    #[test]
+    fn without_cgroups_there_is_no_cpu_cap_and_only_no_cgroups_is_named() {
+        let mut h = host(false);
+        h.cgroups = CgroupHost::default();
+        let f = decide(&h, &policy(&[Degradation::NoCgroups])).unwrap();
+        assert_eq!((f.cgroup, f.cpu_cap), (None, false));
+        assert_eq!(f.degraded, ["no-cgroups"]);
+    }
 }

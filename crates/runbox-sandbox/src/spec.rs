@@ -17,6 +17,11 @@ pub const DEFAULT_HOST_UID: u32 = 200_000;
 /// uid of its own, never to root.
 pub const DEFAULT_NAMESPACE_OWNER_BASE: u32 = 1_000_000_000;
 
+/// CPU bandwidth a run gets unless it asks for another: one core.
+pub const DEFAULT_CPU_MILLICORES: u32 = 1000;
+/// Least CPU bandwidth a run may be given: 10 ms of CPU per 100 ms period (the kernel's floor is 1 ms).
+pub const MIN_CPU_MILLICORES: u32 = 10;
+
 /// Resource limits of one run. Every field has a default that is safe for a Python or shell program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +30,10 @@ pub struct Limits {
     pub wall_ms: u64,
     /// CPU time of all processes of the run together.
     pub cpu_ms: u64,
+    /// CPU bandwidth of all processes of the run together, in thousandths of a core (1000 = one core): the cgroup's
+    /// `cpu.max` (v2) or `cpu.cfs_quota_us` over a 100 ms period (v1). However many threads the program starts, it
+    /// gets at most this much CPU per unit of wall time.
+    pub cpu_millicores: u32,
     /// Memory of all processes together (cgroup limit, page cache and tmpfs included).
     pub memory_bytes: u64,
     /// Processes and threads alive at once (cgroup pids).
@@ -46,6 +55,7 @@ impl Default for Limits {
         Limits {
             wall_ms: 10_000,
             cpu_ms: 10_000,
+            cpu_millicores: DEFAULT_CPU_MILLICORES,
             memory_bytes: 256 << 20,
             processes: 64,
             file_size_bytes: 64 << 20,
@@ -62,8 +72,10 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Degradation {
-    /// Run without cgroups: no memory, process-count or total CPU limit.
+    /// Run without cgroups: no memory, process-count, total CPU or CPU bandwidth limit.
     NoCgroups,
+    /// Run with cgroups but without the CPU bandwidth cap (the host's cgroups lack the cpu controller).
+    NoCpuCap,
     /// Run without the seccomp filter.
     NoSeccomp,
     /// Run without Landlock.
@@ -71,11 +83,17 @@ pub enum Degradation {
 }
 
 impl Degradation {
-    pub const ALL: [Degradation; 3] = [Degradation::NoCgroups, Degradation::NoSeccomp, Degradation::NoLandlock];
+    pub const ALL: [Degradation; 4] = [
+        Degradation::NoCgroups,
+        Degradation::NoCpuCap,
+        Degradation::NoSeccomp,
+        Degradation::NoLandlock,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Degradation::NoCgroups => "no-cgroups",
+            Degradation::NoCpuCap => "no-cpu-cap",
             Degradation::NoSeccomp => "no-seccomp",
             Degradation::NoLandlock => "no-landlock",
         }
@@ -237,6 +255,11 @@ impl SandboxSpec {
         let l = &self.limits;
         if l.wall_ms == 0 || l.cpu_ms == 0 || l.processes == 0 || l.open_files < 16 {
             return Err("limits must be positive (open_files at least 16)".into());
+        }
+        if l.cpu_millicores < MIN_CPU_MILLICORES {
+            return Err(format!(
+                "CPU bandwidth must be at least {MIN_CPU_MILLICORES} millicores"
+            ));
         }
         if l.memory_bytes < (8 << 20) {
             return Err("memory limit must be at least 8 MiB".into());

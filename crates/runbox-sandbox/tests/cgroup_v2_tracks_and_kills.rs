@@ -23,7 +23,7 @@ fn a_v2_group_holds_and_kills_a_process_tree() {
     }
     let Some(root) = v2_mount() else { return };
     let name = format!("test-{}", std::process::id());
-    let group = CgroupV2::create(&root, "runbox-test", &name, None).expect("create a v2 group");
+    let group = CgroupV2::create(&root, "runbox-test", &name, None, None).expect("create a v2 group");
     let dir = group.path().to_path_buf();
     assert!(dir.exists());
     let mut child = Command::new("/bin/sh")

@@ -39,6 +39,10 @@ pub struct ExecuteBody {
     pub stdin: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Environment variables of the program (the run stage), over the language's own. Names are letters, digits
+    /// and `_`, at most 256 variables. They never reach a compile stage: a compiler sees only the language's
+    /// environment, so `LD_PRELOAD`, `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS` and the like cannot run
+    /// the request's code in the compiler or change what it builds.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Wall time limit in milliseconds (shorthand for `limits.timeout_ms`; same bounds, which the operator sets).

@@ -276,6 +276,12 @@ impl ServerConfig {
             ));
         }
         self.aggregate.validate().map_err(ConfigError::Invalid)?;
+        if self.limits.cpu_millicores < runbox_sandbox::DEFAULT_CPU_MILLICORES {
+            return Err(ConfigError::Invalid(format!(
+                "limits.cpu_millicores must be at least {} (a run's default is one core)",
+                runbox_sandbox::DEFAULT_CPU_MILLICORES
+            )));
+        }
         // Every key, `RUNBOX_API_KEY` (named `default`) included: a key's name is its owner identity (sessions and
         // async jobs belong to it), so two keys may never share one, and none may take the keyless owner's name.
         let mut names = std::collections::HashSet::new();
@@ -379,6 +385,15 @@ mod tests {
     fn unknown_settings_and_bad_values_are_errors() {
         assert!(ServerConfig::load(None, &no_env, &[("nope".into(), "1".into())]).is_err());
         assert!(ServerConfig::load(None, &no_env, &[("max_concurrent".into(), "many".into())]).is_err());
+    }
+
+    #[test]
+    fn a_cpu_bandwidth_maximum_below_one_core_is_refused() {
+        let set = |v: &str| [("limits.cpu_millicores".to_string(), v.to_string())];
+        let err = ServerConfig::load(None, &no_env, &set("500")).unwrap_err();
+        assert!(err.to_string().contains("limits.cpu_millicores"), "{err}");
+        let config = ServerConfig::load(None, &no_env, &set("8000")).unwrap();
+        assert_eq!(config.limits.cpu_millicores, 8000);
     }
 
     #[test]

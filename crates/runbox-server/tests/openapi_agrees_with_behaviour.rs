@@ -35,6 +35,7 @@ fn set_limit(limits: &mut LimitOverrides, field: &str, v: u64) {
         "tmp_mb" => limits.tmp_mb = Some(v),
         "workspace_mb" => limits.workspace_mb = Some(v),
         "open_files" => limits.open_files = Some(v),
+        "cpu_millicores" => limits.cpu_millicores = Some(v as u32),
         other => panic!("a limit this test does not know: {other}"),
     }
 }
@@ -46,7 +47,7 @@ fn documented_limit_bounds_are_the_ones_the_server_enforces_by_default() {
         .as_object()
         .unwrap()
         .clone();
-    assert_eq!(props.len(), 9, "every limit is checked here");
+    assert_eq!(props.len(), 10, "every limit is checked here");
     let caps = LimitCaps::default();
     for (field, schema) in &props {
         let (min, max) = (schema["minimum"].as_u64().unwrap(), schema["maximum"].as_u64().unwrap());
@@ -60,6 +61,14 @@ fn documented_limit_bounds_are_the_ones_the_server_enforces_by_default() {
             r.validate(&caps)
         };
         assert!(request(min).is_ok(), "{field} = {min} (documented minimum) is accepted");
+        if field == "cpu_millicores" {
+            // The default maximum is every core of the machine, which no static document can state: the schema
+            // gives the largest any server accepts, and the description says the rest.
+            let cores = u64::from(caps.cpu_millicores);
+            assert!(request(cores).is_ok() && request(cores + 1).is_err() && cores <= max);
+            assert!(request(min - 1).is_err(), "{field} = {} is refused", min - 1);
+            continue;
+        }
         assert!(request(max).is_ok(), "{field} = {max} (documented maximum) is accepted");
         assert!(request(max + 1).is_err(), "{field} = {} is refused", max + 1);
         if min > 0 {

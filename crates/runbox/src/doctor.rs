@@ -81,6 +81,7 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
         ("memory", &cg.v1_memory),
         ("pids", &cg.v1_pids),
         ("cpuacct", &cg.v1_cpuacct),
+        ("cpu", &cg.v1_cpu),
     ]
     .iter()
     .filter_map(|(name, p)| p.as_ref().map(|p| format!("{name}={}", p.display())))
@@ -123,6 +124,14 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
                 match f.cgroup {
                     Some(v) => format!("{v:?} (memory, pids, cpu accounting)").to_lowercase(),
                     None => "OFF (degraded: no memory or process limits)".into(),
+                }
+            );
+            println!(
+                "  cpu bandwidth        {}",
+                if f.cpu_cap {
+                    "capped per run (default one core; limits.cpu_millicores)"
+                } else {
+                    "NOT capped (degraded)"
                 }
             );
             if !f.degraded.is_empty() {

@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// CPU time limit of all processes together (defaults to the wall time limit).
     #[arg(long)]
     cpu_ms: Option<u64>,
+    /// CPU bandwidth in thousandths of a core (default 1000: one core's worth however many threads run).
+    #[arg(long)]
+    cpu_millicores: Option<u32>,
     #[arg(long)]
     memory_mb: Option<u64>,
     #[arg(long)]
@@ -197,6 +200,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
     req.limits = LimitOverrides {
         timeout_ms: args.timeout_ms,
         cpu_ms: args.cpu_ms,
+        cpu_millicores: args.cpu_millicores,
         memory_mb: args.memory_mb,
         processes: args.processes,
         output_bytes: args.output_bytes,

@@ -1,6 +1,7 @@
 //! The HTTP API in process (no socket), running code in real sandboxes through this crate's binary: results,
-//! judge verdicts, cell magics, the compatibility route, metrics, and the limits that need a run in flight
-//! (per-key concurrency → 429, a full server → 503). Every response is checked against `openapi.json`.
+//! judge verdicts, cell magics, the compatibility route, metrics, the CPU bandwidth a request may ask for, and the
+//! limits that need a run in flight (per-key concurrency → 429, a full server → 503). Every response is checked
+//! against `openapi.json`.
 
 #[path = "../../runbox-server/tests/common/mod.rs"]
 mod api;
@@ -586,4 +587,28 @@ async fn requests_wait_in_the_queue_for_a_slot() {
     release(&app, held).await;
     let r = within(20, "the queued request runs", queued).await.unwrap().expect(200);
     assert_eq!(r["stdout"], "waited\n");
+}
+
+/// The CPU bandwidth over HTTP: `/health` says every run is capped, a request within the server's maximum runs,
+/// and one outside it is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_millicores_is_in_force_and_bounded_by_the_servers_maximum() {
+    let app = TestApp::new(jail(), |c| c.limits.cpu_millicores = 2000);
+    let health = app.get("/health").send().await.expect(200);
+    assert_eq!(health["sandbox"]["cpu_cap"], true, "{health}");
+    let r = execute(
+        &app,
+        json!({"language": "bash", "code": "echo ok", "limits": {"cpu_millicores": 1500}}),
+    )
+    .await;
+    assert_eq!(r["stdout"], "ok\n", "{r}");
+    for too_much_or_little in [2001, 99] {
+        let body = json!({"language": "bash", "code": "echo ok", "limits": {"cpu_millicores": too_much_or_little}});
+        let e = app
+            .post("/execute", body)
+            .send()
+            .await
+            .expect_error(422, "invalid_field");
+        assert_eq!(e["details"]["field"], "limits.cpu_millicores", "{e}");
+    }
 }

@@ -15,6 +15,7 @@ fn doctor_reports_every_protection_in_force_on_this_host() {
     assert_eq!(f["landlock"], true);
     assert_eq!(f["no_new_privs"], true);
     assert!(f["cgroup"] == "v1" || f["cgroup"] == "v2", "{f}");
+    assert_eq!(f["cpu_cap"], true, "every run's CPU bandwidth is capped: {f}");
     assert_eq!(f["degraded"], serde_json::json!([]));
     assert_eq!(f["namespaces"].as_array().unwrap().len(), 7);
 }

@@ -1,7 +1,7 @@
 //! A session's life: its fields as it goes idle → busy → dead; interrupts and cell timeouts that keep it alive; a
-//! cell that ignores SIGINT getting it killed after the grace period; `exit()`, the memory limit, idle expiry (by
-//! the reaper, and by the real server's background reaper); one cell at a time in arrival order with a bounded
-//! queue; and deletion freeing its processes.
+//! cell that ignores SIGINT getting it killed after the grace period; `exit()`, the memory limit and the CPU
+//! bandwidth, idle expiry (by the reaper, and by the real server's background reaper); one cell at a time in
+//! arrival order with a bounded queue; and deletion freeing its processes.
 
 mod session_support;
 
@@ -363,6 +363,68 @@ async fn a_session_over_its_memory_limit_dies_with_memory_limit() {
         .expect_error(409, "session_dead");
     assert!(body["message"].as_str().unwrap().contains("memory_limit"), "{body}");
     wait_processes_gone(&mark, 10).await;
+}
+
+/// The CPU bandwidth (quota µs, period µs) the kernel holds for the cgroup host process `pid` is in.
+fn cpu_bandwidth_of(pid: &str) -> (u64, u64) {
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let host = runbox_sandbox::cgroup::detect();
+    let in_force = runbox_sandbox::probe::decide(&runbox_sandbox::probe::host(), &Default::default()).unwrap();
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    match in_force.cgroup.expect("cgroups in force") {
+        runbox_sandbox::cgroup::CgroupVersion::V2 => {
+            let path = membership.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+            let max = read(
+                host.v2_mount
+                    .unwrap()
+                    .join(path.trim_start_matches('/'))
+                    .join("cpu.max"),
+            );
+            let (quota, period) = max.trim().split_once(' ').unwrap();
+            (quota.parse().unwrap(), period.parse().unwrap())
+        }
+        runbox_sandbox::cgroup::CgroupVersion::V1 => {
+            let path = membership
+                .lines()
+                .find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    parts.nth(1)?.split(',').any(|c| c == "cpu").then(|| parts.next())?
+                })
+                .unwrap();
+            let dir = host.v1_cpu.unwrap().join(path.trim_start_matches('/'));
+            let number = |f: &str| read(dir.join(f)).trim().parse::<u64>().unwrap();
+            (number("cpu.cfs_quota_us"), number("cpu.cfs_period_us"))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_held_to_its_cpu_bandwidth_one_core_by_default() {
+    let api = Api::plain();
+    for (limits, quota) in [(json!({}), 100_000), (json!({"cpu_millicores": 500}), 50_000)] {
+        let (id, mark) = api
+            .create_marked(None, json!({"language": "python", "limits": limits}))
+            .await;
+        let worker = processes_with_mark(&mark);
+        let pid = worker
+            .first()
+            .expect("the session's worker runs")
+            .split(':')
+            .next()
+            .unwrap();
+        assert_eq!(cpu_bandwidth_of(pid), (quota, 100_000), "{limits}");
+        api.delete(&format!("/sessions/{id}")).send().await.expect_bytes(204);
+        wait_processes_gone(&mark, 10).await;
+    }
+    let body = api
+        .post(
+            "/sessions",
+            json!({"language": "python", "limits": {"cpu_millicores": 50}}),
+        )
+        .send()
+        .await
+        .expect_error(422, "invalid_field");
+    assert!(body["message"].as_str().unwrap().contains("cpu_millicores"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,6 +76,9 @@ export interface CellResult {
   exit_code?: CellResultExitCode;
   /** Rich outputs in order: `display()` calls, figures, then the result's richest forms. */
   outputs: RichOutput[];
+  /** True when rich outputs (or forms of the result) were dropped because the cell produced more than the
+server keeps per execution (`sessions.rich_outputs_per_cell` outputs, `sessions.rich_output_bytes` bytes). */
+  outputs_truncated: boolean;
   /** The value of the trailing expression, by MIME type (`text/plain` always, richer forms when available). */
   result?: CellResultResult;
   status: CellStatus;
@@ -122,16 +125,18 @@ export interface CollectedFile {
 export type CreateSessionEnv = {[key: string]: string};
 
 /**
- * Seconds without executions before the session ends (capped by the operator's maximum).
- * @minimum 0
+ * Seconds without executions before the session ends; at most the operator's maximum (3600 by default).
+ * @minimum 1
+ * @maximum 3600
  */
 export type CreateSessionIdleTimeoutS = number | null;
 
 export interface CreateSession {
   env?: CreateSessionEnv;
   /**
-   * Seconds without executions before the session ends (capped by the operator's maximum).
-   * @minimum 0
+   * Seconds without executions before the session ends; at most the operator's maximum (3600 by default).
+   * @minimum 1
+   * @maximum 3600
    */
   idle_timeout_s?: CreateSessionIdleTimeoutS;
   language?: string;
@@ -168,15 +173,26 @@ export interface ErrorBody {
 export type ExecuteBodyCallbackUrl = string | null;
 
 /**
- * Code of the entry file. `command` is accepted as an alias.
+ * Code of the entry file.
  */
 export type ExecuteBodyCode = string | null;
+
+/**
+ * Alias of `code` (the name some clients use); give one or the other, not both.
+ */
+export type ExecuteBodyCommand = string | null;
 
 /**
  * Which file to run; defaults to the code's file, else the first file.
  */
 export type ExecuteBodyEntry = string | null;
 
+/**
+ * Environment variables of the program (the run stage), over the language's own. Names are letters, digits
+and `_`, at most 256 variables. They never reach a compile stage: a compiler sees only the language's
+environment, so `LD_PRELOAD`, `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS` and the like cannot run
+the request's code in the compiler or change what it builds.
+ */
 export type ExecuteBodyEnv = {[key: string]: string};
 
 /**
@@ -185,8 +201,9 @@ export type ExecuteBodyEnv = {[key: string]: string};
 export type ExecuteBodyStdin = string | null;
 
 /**
- * Wall time limit in milliseconds (shorthand for `limits.timeout_ms`).
- * @minimum 0
+ * Wall time limit in milliseconds (shorthand for `limits.timeout_ms`; same bounds, which the operator sets).
+ * @minimum 1
+ * @maximum 60000
  */
 export type ExecuteBodyTimeoutMs = number | null;
 
@@ -197,12 +214,18 @@ export interface ExecuteBody {
   args?: string[];
   /** Async executions only: receives the finished record by POST. */
   callback_url?: ExecuteBodyCallbackUrl;
-  /** Code of the entry file. `command` is accepted as an alias. */
+  /** Code of the entry file. */
   code?: ExecuteBodyCode;
   /** Glob patterns (`*.png`, `out/**`) of files the program produced to return, base64, within a size budget. */
   collect?: string[];
+  /** Alias of `code` (the name some clients use); give one or the other, not both. */
+  command?: ExecuteBodyCommand;
   /** Which file to run; defaults to the code's file, else the first file. */
   entry?: ExecuteBodyEntry;
+  /** Environment variables of the program (the run stage), over the language's own. Names are letters, digits
+and `_`, at most 256 variables. They never reach a compile stage: a compiler sees only the language's
+environment, so `LD_PRELOAD`, `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS` and the like cannot run
+the request's code in the compiler or change what it builds. */
   env?: ExecuteBodyEnv;
   /** Further files (or all of them, without `code`). */
   files?: SourceFile[];
@@ -215,8 +238,9 @@ language too. */
   /** Judge mode: compile once, run once per case, give a verdict per case. */
   tests?: TestCase[];
   /**
-   * Wall time limit in milliseconds (shorthand for `limits.timeout_ms`).
-   * @minimum 0
+   * Wall time limit in milliseconds (shorthand for `limits.timeout_ms`; same bounds, which the operator sets).
+   * @minimum 1
+   * @maximum 60000
    */
   timeout_ms?: ExecuteBodyTimeoutMs;
 }
@@ -313,6 +337,12 @@ export const ExecutionStatus = {
   compile_error: 'compile_error',
 } as const;
 
+/**
+ * A file's bytes, sent as they are (`application/octet-stream`), never as JSON: what generated clients need to
+upload a file unchanged.
+ */
+export type FileBytes = Blob;
+
 export interface FileEntry {
   is_dir: boolean;
   /** Seconds since the Unix epoch. */
@@ -325,6 +355,11 @@ export interface FileEntry {
 export type HealthLanguages = null | LanguageCounts;
 
 /**
+ * Why the server is degraded (also given by `GET /health/ready`).
+ */
+export type HealthReason = string | null;
+
+/**
  * Protections every sandbox has in force, or why sandboxes cannot run.
  */
 export type HealthSandbox = { [key: string]: unknown };
@@ -335,11 +370,13 @@ export interface Health {
   /** Warm pools: ready sandboxes per language, their targets, hits and misses. */
   pools: PoolStats[];
   queued: number;
+  /** Why the server is degraded (also given by `GET /health/ready`). */
+  reason?: HealthReason;
   /** Protections every sandbox has in force, or why sandboxes cannot run. */
   sandbox: HealthSandbox;
   /** @minimum 0 */
   sessions: number;
-  /** `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run). */
+  /** `ok`, `draining` (shutting down) or `degraded` (sandboxes cannot run: see `reason`). */
   status: string;
   /** @minimum 0 */
   uptime_s: number;
@@ -349,17 +386,21 @@ export interface Health {
 export type InterpreterBodyEnvs = {[key: string]: string};
 
 /**
- * Seconds.
+ * Wall time limit in seconds: more than 0, at most 60 (the default maximum, which the operator sets).
+ * @maximum 60
  */
 export type InterpreterBodyTimeout = number | null;
 
 /**
- * Body of the Jupyter-server-style compatibility route.
+ * Body of the Jupyter-server-style compatibility route. Unknown fields are refused, as on `/execute`.
  */
 export interface InterpreterBody {
   code: string;
   envs?: InterpreterBodyEnvs;
-  /** Seconds. */
+  /**
+   * Wall time limit in seconds: more than 0, at most 60 (the default maximum, which the operator sets).
+   * @maximum 60
+   */
   timeout?: InterpreterBodyTimeout;
 }
 
@@ -371,10 +412,17 @@ export interface InterpreterError {
 
 export type InterpreterResponseError = null | InterpreterError;
 
+/**
+ * The program's exit code (also for `exit`); null when it was killed by a signal or never ran.
+ */
+export type InterpreterResponseExitCode = number | null;
+
 export type InterpreterResponseSessionId = string | null;
 
 export interface InterpreterResponse {
   error?: InterpreterResponseError;
+  /** The program's exit code (also for `exit`); null when it was killed by a signal or never ran. */
+  exitCode?: InterpreterResponseExitCode;
   sessionId?: InterpreterResponseSessionId;
   /** `ok`, `error`, `interrupted` or `exit`. */
   status: string;
@@ -399,9 +447,53 @@ export interface JobView {
   finished_at?: JobViewFinishedAt;
   id: string;
   result?: JobViewResult;
+  /** True when the stored result was shortened to the server's `async_result_bytes`: its longest strings (stdout,
+stderr, collected files) were cut. */
+  result_truncated: boolean;
   started_at?: JobViewStartedAt;
   /** `queued`, `running`, `done` or `cancelled`. */
   status: string;
+}
+
+export interface Judge0About {
+  homepage: string;
+  maintainer: string;
+  source_code: string;
+  version: string;
+}
+
+export type Judge0BatchSubmissionsItemAnyOf = { [key: string]: unknown };
+
+export type Judge0BatchSubmissionsItem = Judge0BatchSubmissionsItemAnyOf | null;
+
+/**
+ * `{"submissions": [record or null, ...]}`.
+ */
+export interface Judge0Batch {
+  submissions: Judge0BatchSubmissionsItem[];
+}
+
+/**
+ * `{"error": "..."}` (or, with 422, `{field: [messages]}`).
+ */
+export interface Judge0ErrorBody {
+  error: string;
+}
+
+export interface Judge0Language {
+  id: number;
+  name: string;
+}
+
+/**
+ * `{"token": "..."}`, or a whole record.
+ */
+export interface Judge0Record { [key: string]: unknown }
+
+export interface Judge0Status {
+  description: string;
+  /** @minimum 0 */
+  id: number;
 }
 
 export interface LanguageCounts {
@@ -412,72 +504,146 @@ export interface LanguageCounts {
 }
 
 /**
- * @minimum 0
+ * CPU bandwidth of the run stage (or the session) in thousandths of a core: 1000 (the default) is one
+core's worth of CPU per second of wall time however many threads run; 2500 is two and a half cores.
+At least 100, at most the server's maximum (`limits.cpu_millicores` of its configuration). The compile
+stage always gets the default.
+ * @minimum 100
+ * @maximum 1000000
+ */
+export type LimitOverridesCpuMillicores = number | null;
+
+/**
+ * CPU time, milliseconds.
+ * @minimum 1
+ * @maximum 60000
  */
 export type LimitOverridesCpuMs = number | null;
 
 /**
- * @minimum 0
+ * Largest file the program may write, MiB.
+ * @minimum 1
+ * @maximum 256
  */
 export type LimitOverridesFileSizeMb = number | null;
 
 /**
- * @minimum 0
+ * Memory, MiB.
+ * @minimum 16
+ * @maximum 2048
  */
 export type LimitOverridesMemoryMb = number | null;
 
 /**
- * @minimum 0
+ * Open file descriptors.
+ * @minimum 16
+ * @maximum 4096
  */
 export type LimitOverridesOpenFiles = number | null;
 
 /**
+ * Bytes of stdout, and of stderr, kept.
  * @minimum 0
+ * @maximum 16777216
  */
 export type LimitOverridesOutputBytes = number | null;
 
 /**
- * @minimum 0
+ * Processes and threads.
+ * @minimum 1
+ * @maximum 512
  */
 export type LimitOverridesProcesses = number | null;
 
 /**
- * @minimum 0
+ * Wall time, milliseconds.
+ * @minimum 1
+ * @maximum 60000
  */
 export type LimitOverridesTimeoutMs = number | null;
 
 /**
- * @minimum 0
+ * Size of `/tmp`, MiB.
+ * @minimum 1
+ * @maximum 512
  */
 export type LimitOverridesTmpMb = number | null;
 
 /**
- * @minimum 0
+ * Size of the workspace, MiB.
+ * @minimum 1
+ * @maximum 512
  */
 export type LimitOverridesWorkspaceMb = number | null;
 
 /**
- * Limits a client may ask for; each is capped by the engine's maxima. Absent fields take the language's
-defaults.
+ * Limits a client may ask for. Absent fields take the language's defaults. The bounds below are those of the
+default configuration: the operator sets the maxima (`limits.*` in the server's configuration), and a value
+outside the server's own bounds is refused with 422 naming the field.
  */
 export interface LimitOverrides {
-  /** @minimum 0 */
+  /**
+   * CPU bandwidth of the run stage (or the session) in thousandths of a core: 1000 (the default) is one
+core's worth of CPU per second of wall time however many threads run; 2500 is two and a half cores.
+At least 100, at most the server's maximum (`limits.cpu_millicores` of its configuration). The compile
+stage always gets the default.
+   * @minimum 100
+   * @maximum 1000000
+   */
+  cpu_millicores?: LimitOverridesCpuMillicores;
+  /**
+   * CPU time, milliseconds.
+   * @minimum 1
+   * @maximum 60000
+   */
   cpu_ms?: LimitOverridesCpuMs;
-  /** @minimum 0 */
+  /**
+   * Largest file the program may write, MiB.
+   * @minimum 1
+   * @maximum 256
+   */
   file_size_mb?: LimitOverridesFileSizeMb;
-  /** @minimum 0 */
+  /**
+   * Memory, MiB.
+   * @minimum 16
+   * @maximum 2048
+   */
   memory_mb?: LimitOverridesMemoryMb;
-  /** @minimum 0 */
+  /**
+   * Open file descriptors.
+   * @minimum 16
+   * @maximum 4096
+   */
   open_files?: LimitOverridesOpenFiles;
-  /** @minimum 0 */
+  /**
+   * Bytes of stdout, and of stderr, kept.
+   * @minimum 0
+   * @maximum 16777216
+   */
   output_bytes?: LimitOverridesOutputBytes;
-  /** @minimum 0 */
+  /**
+   * Processes and threads.
+   * @minimum 1
+   * @maximum 512
+   */
   processes?: LimitOverridesProcesses;
-  /** @minimum 0 */
+  /**
+   * Wall time, milliseconds.
+   * @minimum 1
+   * @maximum 60000
+   */
   timeout_ms?: LimitOverridesTimeoutMs;
-  /** @minimum 0 */
+  /**
+   * Size of `/tmp`, MiB.
+   * @minimum 1
+   * @maximum 512
+   */
   tmp_mb?: LimitOverridesTmpMb;
-  /** @minimum 0 */
+  /**
+   * Size of the workspace, MiB.
+   * @minimum 1
+   * @maximum 512
+   */
   workspace_mb?: LimitOverridesWorkspaceMb;
 }
 
@@ -531,6 +697,158 @@ export interface Outcome {
   wall_ms: number;
 }
 
+export type PistonExecuteBodyArgs = string[] | null;
+
+export type PistonExecuteBodyCompileCpuTime = number | null;
+
+/**
+ * Bytes; -1 means the default.
+ */
+export type PistonExecuteBodyCompileMemoryLimit = number | null;
+
+/**
+ * Milliseconds; -1 means the default. Compile limits are checked against the caps; the compile stage keeps
+its language's limits.
+ */
+export type PistonExecuteBodyCompileTimeout = number | null;
+
+export type PistonExecuteBodyRunCpuTime = number | null;
+
+export type PistonExecuteBodyRunMemoryLimit = number | null;
+
+export type PistonExecuteBodyRunTimeout = number | null;
+
+export type PistonExecuteBodyStdin = string | null;
+
+/**
+ * A version or range (`3.11.2`, `3.x`, `^3`), `*`, or absent.
+ */
+export type PistonExecuteBodyVersion = string | null;
+
+/**
+ * `POST /api/v2/execute`: JSON (also as `text/plain`) or a form with `files` as a string of code.
+ */
+export interface PistonExecuteBody {
+  args?: PistonExecuteBodyArgs;
+  compile_cpu_time?: PistonExecuteBodyCompileCpuTime;
+  /** Bytes; -1 means the default. */
+  compile_memory_limit?: PistonExecuteBodyCompileMemoryLimit;
+  /** Milliseconds; -1 means the default. Compile limits are checked against the caps; the compile stage keeps
+its language's limits. */
+  compile_timeout?: PistonExecuteBodyCompileTimeout;
+  files: PistonFile[];
+  /** A language name or alias. */
+  language: string;
+  run_cpu_time?: PistonExecuteBodyRunCpuTime;
+  run_memory_limit?: PistonExecuteBodyRunMemoryLimit;
+  run_timeout?: PistonExecuteBodyRunTimeout;
+  stdin?: PistonExecuteBodyStdin;
+  /** A version or range (`3.11.2`, `3.x`, `^3`), `*`, or absent. */
+  version?: PistonExecuteBodyVersion;
+}
+
+/**
+ * `utf8` (default), `base64` or `hex`.
+ */
+export type PistonFileEncoding = string | null;
+
+/**
+ * Defaults to the language's source file for the first file, `file{i}.code` for the others.
+ */
+export type PistonFileName = string | null;
+
+/**
+ * A file of a Piston request; the first is the entry point.
+ */
+export interface PistonFile {
+  content: string;
+  /** `utf8` (default), `base64` or `hex`. */
+  encoding?: PistonFileEncoding;
+  /** Defaults to the language's source file for the first file, `file{i}.code` for the others. */
+  name?: PistonFileName;
+}
+
+/**
+ * `{"message": "..."}`.
+ */
+export interface PistonMessage {
+  message: string;
+}
+
+export type PistonResultCompile = null | PistonStage;
+
+export interface PistonResult {
+  compile?: PistonResultCompile;
+  language: string;
+  run: PistonStage;
+  version: string;
+}
+
+export interface PistonRuntime {
+  aliases: string[];
+  language: string;
+  version: string;
+}
+
+export type PistonStageCode = number | null;
+
+/**
+ * Milliseconds.
+ * @minimum 0
+ */
+export type PistonStageCpuTime = number | null;
+
+/**
+ * Bytes.
+ * @minimum 0
+ */
+export type PistonStageMemory = number | null;
+
+export type PistonStageMessage = string | null;
+
+/**
+ * A signal name such as `SIGKILL`.
+ */
+export type PistonStageSignal = string | null;
+
+/**
+ * null, or `RE` (non-zero exit), `SG` (signal), `TO` (time), `OL`/`EL` (output limit), `XX` (internal).
+ */
+export type PistonStageStatus = string | null;
+
+/**
+ * @minimum 0
+ */
+export type PistonStageWallTime = number | null;
+
+/**
+ * One stage's outcome, Piston style.
+ */
+export interface PistonStage {
+  code?: PistonStageCode;
+  /**
+   * Milliseconds.
+   * @minimum 0
+   */
+  cpu_time?: PistonStageCpuTime;
+  /**
+   * Bytes.
+   * @minimum 0
+   */
+  memory?: PistonStageMemory;
+  message?: PistonStageMessage;
+  /** stdout then stderr (runbox keeps the two streams apart, so they are not interleaved). */
+  output: string;
+  /** A signal name such as `SIGKILL`. */
+  signal?: PistonStageSignal;
+  /** null, or `RE` (non-zero exit), `SG` (signal), `TO` (time), `OL`/`EL` (output limit), `XX` (internal). */
+  status?: PistonStageStatus;
+  stderr: string;
+  stdout: string;
+  /** @minimum 0 */
+  wall_time?: PistonStageWallTime;
+}
+
 /**
  * How warm sandboxes are built: `running` (forked by the language's zygote), `not started`,
 `unavailable: <why>` (built from scratch meanwhile); absent when zygotes are turned off.
@@ -541,6 +859,8 @@ export type PoolStatsZygote = string | null;
  * Sizes of one pool, for metrics and health.
  */
 export interface PoolStats {
+  /** The latest warm sandbox built for this language failed to start (none is ready). */
+  failing: boolean;
   /** @minimum 0 */
   hits: number;
   language: string;
@@ -558,6 +878,36 @@ export interface PoolStats {
 }
 
 /**
+ * Why the server is not ready.
+ */
+export type ReadinessReason = string | null;
+
+/**
+ * Seconds since the latest trial sandbox ran.
+ * @minimum 0
+ */
+export type ReadinessTrialAgeS = number | null;
+
+/**
+ * Whether the latest trial sandbox (run at start-up, then every 30 s) ran; absent before the first one.
+ */
+export type ReadinessTrialOk = boolean | null;
+
+export interface Readiness {
+  /** Why the server is not ready. */
+  reason?: ReadinessReason;
+  /** `ready`, `degraded` (sandboxes cannot be built: see `reason`) or `draining` (shutting down). */
+  status: string;
+  /**
+   * Seconds since the latest trial sandbox ran.
+   * @minimum 0
+   */
+  trial_age_s?: ReadinessTrialAgeS;
+  /** Whether the latest trial sandbox (run at start-up, then every 30 s) ran; absent before the first one. */
+  trial_ok?: ReadinessTrialOk;
+}
+
+/**
  * One rich output: a MIME type and its data (text, or base64 for binary types such as image/png).
  */
 export interface RichOutput {
@@ -566,13 +916,11 @@ export interface RichOutput {
 }
 
 /**
- * Not supported per cell (the interpreter's environment persists): set `env` when creating the session.
- */
-export type SessionExecuteBodyEnv = {[key: string]: string};
-
-/**
  * Time limit of this cell; past it the cell is interrupted (status `timeout`) and the session survives.
- * @minimum 0
+Bounds of the default configuration (the operator sets the maximum). The environment is set when the
+session is created, not per cell.
+ * @minimum 1
+ * @maximum 60000
  */
 export type SessionExecuteBodyTimeoutMs = number | null;
 
@@ -581,11 +929,12 @@ export type SessionExecuteBodyTimeoutMs = number | null;
  */
 export interface SessionExecuteBody {
   code: string;
-  /** Not supported per cell (the interpreter's environment persists): set `env` when creating the session. */
-  env?: SessionExecuteBodyEnv;
   /**
    * Time limit of this cell; past it the cell is interrupted (status `timeout`) and the session survives.
-   * @minimum 0
+Bounds of the default configuration (the operator sets the maximum). The environment is set when the
+session is created, not per cell.
+   * @minimum 1
+   * @maximum 60000
    */
   timeout_ms?: SessionExecuteBodyTimeoutMs;
 }
@@ -635,7 +984,10 @@ export const SessionState = {
 export interface SourceFile {
   content: string;
   encoding?: Encoding;
-  /** Path inside the workspace (`src/util.py`). */
+  /**
+   * Path inside the workspace (`src/util.py`).
+   * @pattern ^(?!/)(?!(?:\./+)*\.runbox(?:/|$))(?!(?:[^/]*\/)*\.\.(?:/|$))(?=[/.]*[^/.])[^\\\x00]+$
+   */
   path: string;
 }
 
@@ -736,9 +1088,62 @@ export const Verdict = {
   failed: 'failed',
 } as const;
 
+export type PistonExecuteBodyTwo = { [key: string]: unknown };
+
+export type Judge0ConfigInfo200 = { [key: string]: unknown };
+
+export type Judge0AllLanguages200Item = { [key: string]: unknown };
+
+export type Judge0Language200 = { [key: string]: unknown };
+
+export type Judge0CreateSubmissionParams = {
+/**
+ * text fields in base64
+ */
+base64_encoded?: boolean;
+/**
+ * run now and answer with the record
+ */
+wait?: boolean;
+/**
+ * comma list or *
+ */
+fields?: string;
+};
+
+export type Judge0CreateSubmissionBody = { [key: string]: unknown };
+
+export type Judge0CreateSubmission422 = { [key: string]: unknown };
+
+export type Judge0GetBatchParams = {
+tokens: string;
+base64_encoded?: boolean;
+fields?: string;
+};
+
+export type Judge0CreateBatchParams = {
+base64_encoded?: boolean;
+};
+
+export type Judge0CreateBatchBody = { [key: string]: unknown };
+
+export type Judge0CreateBatch201Item = { [key: string]: unknown };
+
+export type Judge0CreateBatch422Item = { [key: string]: unknown };
+
+export type Judge0GetSubmissionParams = {
+base64_encoded?: boolean;
+fields?: string;
+};
+
+export type Judge0DeleteSubmissionParams = {
+fields?: string;
+};
+
 export type ListFilesParams = {
 /**
  * Directory to list, relative to the workspace; the workspace itself when absent.
+ * @pattern ^(?:/*|\.|(?!/)(?!(?:\./+)*\.runbox(?:/|$))(?!(?:[^/]*\/)*\.\.(?:/|$))(?=[/.]*[^/.])[^\\\x00]+)$
  */
 path?: string;
 };

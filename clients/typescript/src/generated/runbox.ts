@@ -12,12 +12,34 @@ import type {
   CreateSession,
   ExecuteBody,
   ExecutionResult,
+  FileBytes,
   FileEntry,
   Health,
   InterpreterBody,
   InterpreterResponse,
   JobView,
+  Judge0About,
+  Judge0AllLanguages200Item,
+  Judge0Batch,
+  Judge0ConfigInfo200,
+  Judge0CreateBatch201Item,
+  Judge0CreateBatchBody,
+  Judge0CreateBatchParams,
+  Judge0CreateSubmissionBody,
+  Judge0CreateSubmissionParams,
+  Judge0DeleteSubmissionParams,
+  Judge0GetBatchParams,
+  Judge0GetSubmissionParams,
+  Judge0Language,
+  Judge0Language200,
+  Judge0Record,
+  Judge0Status,
   ListFilesParams,
+  PistonExecuteBody,
+  PistonExecuteBodyTwo,
+  PistonResult,
+  PistonRuntime,
+  Readiness,
   SessionExecuteBody,
   SessionInfo,
   Submitted
@@ -39,6 +61,43 @@ const apiInfo = (
  options?: SecondParameter<typeof runboxRequest<ApiInfo>>,) => {
       return runboxRequest<ApiInfo>(
       {url: `/`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Piston: an interactive run over a WebSocket (Piston's `init`/`data`/`signal` protocol).
+ */
+const pistonConnect = (
+    
+ options?: SecondParameter<typeof runboxRequest<unknown>>,) => {
+      return runboxRequest<unknown>(
+      {url: `/api/v2/connect`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Piston: run code once.
+ */
+const pistonExecute = (
+    pistonExecuteBody: BodyType<PistonExecuteBody | PistonExecuteBodyTwo>| PistonExecuteBodyTwo,
+ options?: SecondParameter<typeof runboxRequest<PistonResult>>,) => {
+      return runboxRequest<PistonResult>(
+      {url: `/api/v2/execute`, method: 'POST',
+      data: pistonExecuteBody
+    },
+      options);
+    }
+  
+/**
+ * @summary Piston: the runtimes this host can run.
+ */
+const pistonRuntimes = (
+    
+ options?: SecondParameter<typeof runboxRequest<PistonRuntime[]>>,) => {
+      return runboxRequest<PistonRuntime[]>(
+      {url: `/api/v2/runtimes`, method: 'GET'
     },
       options);
     }
@@ -98,7 +157,8 @@ const getExecution = (
     }
   
 /**
- * @summary Cancel a queued or running async execution.
+ * @summary Cancel an async execution (a queued one never runs, a running one is killed) and remove its record; the answer is
+the record as it was removed.
  */
 const cancelExecution = (
     id: string,
@@ -110,13 +170,185 @@ const cancelExecution = (
     }
   
 /**
- * @summary Liveness and readiness: version, uptime, sandbox protections in force, languages available. Needs no key.
+ * @summary Liveness (always 200 while the process serves): version, uptime, sandbox protections in force, languages
+available, pools, and `status` `degraded` with its `reason` when sandboxes cannot be built. Needs no key.
  */
 const health = (
     
  options?: SecondParameter<typeof runboxRequest<Health>>,) => {
       return runboxRequest<Health>(
       {url: `/health`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Readiness: 200 when this server can run code (a trial sandbox ran, and not every warm pool is failing), 503
+when sandboxes cannot be built, with the reason, or while shutting down. Needs no key. For load balancers
+and orchestrators; `/health` stays 200 as long as the process serves.
+ */
+const ready = (
+    
+ options?: SecondParameter<typeof runboxRequest<Readiness>>,) => {
+      return runboxRequest<Readiness>(
+      {url: `/health/ready`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: `{version, homepage, source_code, maintainer}`; the version is the Judge0 one runbox behaves as.
+ */
+const judge0About = (
+    
+ options?: SecondParameter<typeof runboxRequest<Judge0About>>,) => {
+      return runboxRequest<Judge0About>(
+      {url: `/judge0/about`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: the configuration, every key Judge0 CE 1.13.1 has, in Judge0's units.
+ */
+const judge0ConfigInfo = (
+    
+ options?: SecondParameter<typeof runboxRequest<Judge0ConfigInfo200>>,) => {
+      return runboxRequest<Judge0ConfigInfo200>(
+      {url: `/judge0/config_info`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: the languages this server can run, with Judge0 CE 1.13.1's ids.
+ */
+const judge0Languages = (
+    
+ options?: SecondParameter<typeof runboxRequest<Judge0Language[]>>,) => {
+      return runboxRequest<Judge0Language[]>(
+      {url: `/judge0/languages`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: every language with `is_archived` (none is).
+ */
+const judge0AllLanguages = (
+    
+ options?: SecondParameter<typeof runboxRequest<Judge0AllLanguages200Item[]>>,) => {
+      return runboxRequest<Judge0AllLanguages200Item[]>(
+      {url: `/judge0/languages/all`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: one language, `{id, name, is_archived, source_file, compile_cmd, run_cmd}`.
+ */
+const judge0Language = (
+    id: number,
+ options?: SecondParameter<typeof runboxRequest<Judge0Language200>>,) => {
+      return runboxRequest<Judge0Language200>(
+      {url: `/judge0/languages/${id}`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: the statuses, ids 1 to 14.
+ */
+const judge0Statuses = (
+    
+ options?: SecondParameter<typeof runboxRequest<Judge0Status[]>>,) => {
+      return runboxRequest<Judge0Status[]>(
+      {url: `/judge0/statuses`, method: 'GET'
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: create a submission (`wait=true` runs it at once and answers with its record).
+ */
+const judge0CreateSubmission = (
+    judge0CreateSubmissionBody: BodyType<Judge0CreateSubmissionBody>,
+    params?: Judge0CreateSubmissionParams,
+ options?: SecondParameter<typeof runboxRequest<Judge0Record>>,) => {
+      return runboxRequest<Judge0Record>(
+      {url: `/judge0/submissions`, method: 'POST',
+      headers: {'Content-Type': 'application/json', },
+      data: judge0CreateSubmissionBody,
+        params
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: several submissions' records, by `tokens=a,b,c` (null for an unknown token).
+ */
+const judge0GetBatch = (
+    params: Judge0GetBatchParams,
+ options?: SecondParameter<typeof runboxRequest<Judge0Batch>>,) => {
+      return runboxRequest<Judge0Batch>(
+      {url: `/judge0/submissions/batch`, method: 'GET',
+        params
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: create several submissions; each entry is `{"token"}` or that entry's errors.
+ */
+const judge0CreateBatch = (
+    judge0CreateBatchBody: BodyType<Judge0CreateBatchBody>,
+    params?: Judge0CreateBatchParams,
+ options?: SecondParameter<typeof runboxRequest<Judge0CreateBatch201Item[]>>,) => {
+      return runboxRequest<Judge0CreateBatch201Item[]>(
+      {url: `/judge0/submissions/batch`, method: 'POST',
+      headers: {'Content-Type': 'application/json', },
+      data: judge0CreateBatchBody,
+        params
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: a submission's record.
+ */
+const judge0GetSubmission = (
+    token: string,
+    params?: Judge0GetSubmissionParams,
+ options?: SecondParameter<typeof runboxRequest<Judge0Record>>,) => {
+      return runboxRequest<Judge0Record>(
+      {url: `/judge0/submissions/${token}`, method: 'GET',
+        params
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: delete a finished submission; answers with its record (always base64, as Judge0 does).
+ */
+const judge0DeleteSubmission = (
+    token: string,
+    params?: Judge0DeleteSubmissionParams,
+ options?: SecondParameter<typeof runboxRequest<Judge0Record>>,) => {
+      return runboxRequest<Judge0Record>(
+      {url: `/judge0/submissions/${token}`, method: 'DELETE',
+        params
+    },
+      options);
+    }
+  
+/**
+ * @summary Judge0: the version, as plain text.
+ */
+const judge0Version = (
+    
+ options?: SecondParameter<typeof runboxRequest<unknown>>,) => {
+      return runboxRequest<unknown>(
+      {url: `/judge0/version`, method: 'GET'
     },
       options);
     }
@@ -199,7 +431,7 @@ const listSessions = (
  * @summary Start a session: a sandbox with a persistent interpreter. An empty body starts a default Python session.
  */
 const createSession = (
-    createSession: BodyType<CreateSession>,
+    createSession?: BodyType<CreateSession>,
  options?: SecondParameter<typeof runboxRequest<SessionInfo>>,) => {
       return runboxRequest<SessionInfo>(
       {url: `/sessions`, method: 'POST',
@@ -291,17 +523,19 @@ const downloadFile = (
     }
   
 /**
- * @summary Upload a file (the raw request body); parent directories are created.
+ * @summary Upload a file: the request body is its exact bytes (`application/octet-stream`; an empty or absent body makes an
+empty file). Parent directories are created. Uploads are charged to the session (its workspace holds no more
+than its memory limit), to its key and to the server (413 `workspace_quota_exceeded`).
  */
 const uploadFile = (
     id: string,
     path: string,
-    uploadFileBody: number[],
+    fileBytes?: BodyType<FileBytes>,
  options?: SecondParameter<typeof runboxRequest<FileEntry>>,) => {
       return runboxRequest<FileEntry>(
       {url: `/sessions/${id}/files/${path}`, method: 'PUT',
       headers: {'Content-Type': 'application/octet-stream', },
-      data: uploadFileBody
+      data: fileBytes
     },
       options);
     }
@@ -346,14 +580,30 @@ const websocket = (
       options);
     }
   
-return {apiInfo,execute,executeStream,createExecution,getExecution,cancelExecution,health,listLanguages,metrics,openapi,interpreterExecute,reference,listSessions,createSession,getSession,deleteSession,sessionExecute,sessionExecuteStream,listFiles,downloadFile,uploadFile,deleteFile,interruptSession,websocket}};
+return {apiInfo,pistonConnect,pistonExecute,pistonRuntimes,execute,executeStream,createExecution,getExecution,cancelExecution,health,ready,judge0About,judge0ConfigInfo,judge0Languages,judge0AllLanguages,judge0Language,judge0Statuses,judge0CreateSubmission,judge0GetBatch,judge0CreateBatch,judge0GetSubmission,judge0DeleteSubmission,judge0Version,listLanguages,metrics,openapi,interpreterExecute,reference,listSessions,createSession,getSession,deleteSession,sessionExecute,sessionExecuteStream,listFiles,downloadFile,uploadFile,deleteFile,interruptSession,websocket}};
 export type ApiInfoResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['apiInfo']>>>
+export type PistonConnectResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['pistonConnect']>>>
+export type PistonExecuteResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['pistonExecute']>>>
+export type PistonRuntimesResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['pistonRuntimes']>>>
 export type ExecuteResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['execute']>>>
 export type ExecuteStreamResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['executeStream']>>>
 export type CreateExecutionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['createExecution']>>>
 export type GetExecutionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['getExecution']>>>
 export type CancelExecutionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['cancelExecution']>>>
 export type HealthResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['health']>>>
+export type ReadyResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['ready']>>>
+export type Judge0AboutResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0About']>>>
+export type Judge0ConfigInfoResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0ConfigInfo']>>>
+export type Judge0LanguagesResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0Languages']>>>
+export type Judge0AllLanguagesResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0AllLanguages']>>>
+export type Judge0LanguageResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0Language']>>>
+export type Judge0StatusesResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0Statuses']>>>
+export type Judge0CreateSubmissionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0CreateSubmission']>>>
+export type Judge0GetBatchResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0GetBatch']>>>
+export type Judge0CreateBatchResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0CreateBatch']>>>
+export type Judge0GetSubmissionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0GetSubmission']>>>
+export type Judge0DeleteSubmissionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0DeleteSubmission']>>>
+export type Judge0VersionResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['judge0Version']>>>
 export type ListLanguagesResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['listLanguages']>>>
 export type MetricsResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['metrics']>>>
 export type OpenapiResult = NonNullable<Awaited<ReturnType<ReturnType<typeof getRunbox>['openapi']>>>

@@ -60,6 +60,9 @@ pub(crate) fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&
         if let Some(c) = o.cpu_ms {
             l.cpu_ms = c;
         }
+        if let Some(c) = o.cpu_millicores {
+            l.cpu_millicores = c;
+        }
         if let Some(m) = o.memory_mb {
             l.memory_bytes = m * MIB;
         }
@@ -80,6 +83,16 @@ pub(crate) fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&
         }
     }
     l
+}
+
+/// The environment of a compile stage: the language's own, and nothing of the request's. A compiler runs with the
+/// request's sources only; the request's `env` is for the program. Variables such as `LD_PRELOAD`,
+/// `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS`, `GOFLAGS`, `RUSTC_WRAPPER` or `NODE_OPTIONS` would
+/// otherwise run the request's code inside the compiler (or change what it builds), and the compile cache would
+/// have to trust artefacts a request shaped that way. An allow-list was considered and not needed: every compile
+/// command is fixed by the language's TOML file.
+pub(crate) fn compile_env(lang: &Language) -> std::collections::BTreeMap<String, String> {
+    lang.env().clone()
 }
 
 /// The request's files, checked and decoded, and the entry point.
@@ -268,6 +281,7 @@ impl Engine {
         let mut compile_cached = false;
         let compile = match (lang.compile(), lang.compile_argv(&plan)) {
             (Some(stage), Some(argv)) => 'compile: {
+                let compile_env = compile_env(lang);
                 let cache_key = self.compile_cache.enabled().then(|| {
                     let version = version.as_deref().unwrap_or("");
                     CacheKey {
@@ -275,7 +289,7 @@ impl Engine {
                         language: lang.id(),
                         version,
                         argv: &argv,
-                        env: &env,
+                        env: &compile_env,
                         files: &files,
                     }
                     .digest()
@@ -289,7 +303,8 @@ impl Engine {
                     break 'compile Some(hit);
                 }
                 on_event(ExecEvent::StageStarted(Stage::Compile));
-                let spec = spec_for("c", argv, stage_limits(stage.limits(), Some(&output_override)));
+                let mut spec = spec_for("c", argv, stage_limits(stage.limits(), Some(&output_override)));
+                spec.env = compile_env;
                 let outcome = self.config.jail.run_cancellable(
                     &spec,
                     None,

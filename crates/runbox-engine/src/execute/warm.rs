@@ -42,8 +42,7 @@ impl Engine {
         let Some(argv) = lang.compile_argv(&plan) else {
             return Ok(None);
         };
-        let mut env = lang.env().clone();
-        env.extend(req.env.clone());
+        let env = super::compile_env(lang);
         let version_str = version.as_deref().unwrap_or("");
         let key = CacheKey {
             tenant: &req.tenant,
@@ -92,6 +91,7 @@ impl Engine {
         let wanted = stage_limits(lang.run().limits(), Some(&req.limits));
         let same = wanted.memory_bytes == pool_limits.memory_bytes
             && wanted.processes == pool_limits.processes
+            && wanted.cpu_millicores == pool_limits.cpu_millicores
             && wanted.file_size_bytes == pool_limits.file_size_bytes
             && wanted.open_files == pool_limits.open_files
             && wanted.tmp_bytes == pool_limits.tmp_bytes

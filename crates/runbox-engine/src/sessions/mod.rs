@@ -425,6 +425,10 @@ impl Sessions {
         let limits = Limits {
             wall_ms: lifetime_ms,
             cpu_ms: lifetime_ms.saturating_mul(4),
+            cpu_millicores: req
+                .limits
+                .cpu_millicores
+                .unwrap_or(runbox_sandbox::DEFAULT_CPU_MILLICORES),
             memory_bytes: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
             processes: req.limits.processes.unwrap_or(SESSION_PROCESSES),
             output_bytes: u64::MAX,

@@ -63,6 +63,8 @@ pub struct CgroupHost {
     pub v1_memory: Option<PathBuf>,
     pub v1_pids: Option<PathBuf>,
     pub v1_cpuacct: Option<PathBuf>,
+    /// The v1 `cpu` hierarchy (CFS bandwidth control); often the same mount as `cpuacct`.
+    pub v1_cpu: Option<PathBuf>,
 }
 
 impl CgroupHost {
@@ -75,6 +77,15 @@ impl CgroupHost {
 
     pub fn v1_usable(&self) -> bool {
         self.v1_memory.is_some() && self.v1_pids.is_some()
+    }
+
+    /// Whether runs under `version` can have their CPU bandwidth capped: the v2 root offers the cpu controller, or
+    /// a v1 cpu hierarchy is mounted.
+    pub fn cpu_cap_available(&self, version: CgroupVersion) -> bool {
+        match version {
+            CgroupVersion::V2 => self.v2_controllers.iter().any(|c| c == "cpu"),
+            CgroupVersion::V1 => self.v1_cpu.is_some(),
+        }
     }
 
     /// The version runs will use under `pref`, or why none can be used.
@@ -137,6 +148,7 @@ pub fn detect() -> CgroupHost {
                         "memory" => &mut host.v1_memory,
                         "pids" => &mut host.v1_pids,
                         "cpuacct" => &mut host.v1_cpuacct,
+                        "cpu" => &mut host.v1_cpu,
                         _ => continue,
                     };
                     slot.get_or_insert_with(|| mount_point.clone());
@@ -156,22 +168,25 @@ pub enum Cgroup {
 }
 
 impl Cgroup {
-    /// Creates the run's cgroup under `parent` and applies the limits.
+    /// Creates the run's cgroup under `parent` and applies the limits; with `cpu_cap`, the CPU bandwidth limit
+    /// too (an error if it cannot be applied: the caller decided it must be in force).
     pub fn create(
         host: &CgroupHost,
         version: CgroupVersion,
         parent: &str,
         name: &str,
         limits: &Limits,
+        cpu_cap: bool,
     ) -> Result<Cgroup, CgroupError> {
         match version {
-            CgroupVersion::V1 => v1::CgroupV1::create(host, parent, name, limits).map(Cgroup::V1),
+            CgroupVersion::V1 => v1::CgroupV1::create(host, parent, name, limits, cpu_cap).map(Cgroup::V1),
             CgroupVersion::V2 => {
                 let root = host
                     .v2_mount
                     .as_ref()
                     .ok_or_else(|| CgroupError::Unavailable("no v2 mount".into()))?;
-                v2::CgroupV2::create(root, parent, name, Some(limits)).map(Cgroup::V2)
+                let cpu = cpu_cap.then_some(limits.cpu_millicores);
+                v2::CgroupV2::create(root, parent, name, Some(limits), cpu).map(Cgroup::V2)
             }
         }
     }
@@ -236,7 +251,13 @@ const LEFTOVER_AGE: Duration = Duration::from_secs(600);
 /// Removes the empty groups under `parent` in every hierarchy that are older than ten minutes: left behind by jails
 /// that were killed outright. A group that holds processes, or was just created, is left alone.
 pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
-    let roots = [&host.v2_mount, &host.v1_memory, &host.v1_pids, &host.v1_cpuacct];
+    let roots = [
+        &host.v2_mount,
+        &host.v1_memory,
+        &host.v1_pids,
+        &host.v1_cpuacct,
+        &host.v1_cpu,
+    ];
     let mut removed = 0;
     for root in roots.into_iter().flatten() {
         let Ok(entries) = fs::read_dir(root.join(parent)) else {
@@ -260,7 +281,13 @@ pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
 /// removes those groups: what jails killed outright left, swept by the next owner of their runs. Returns how many
 /// groups were removed.
 pub fn kill_leftovers(host: &CgroupHost, parent: &str, left_behind: impl Fn(&str) -> bool) -> usize {
-    let roots = [&host.v2_mount, &host.v1_pids, &host.v1_memory, &host.v1_cpuacct];
+    let roots = [
+        &host.v2_mount,
+        &host.v1_pids,
+        &host.v1_memory,
+        &host.v1_cpuacct,
+        &host.v1_cpu,
+    ];
     let mut removed = 0;
     for root in roots.into_iter().flatten() {
         let Ok(entries) = fs::read_dir(root.join(parent)) else {
@@ -283,6 +310,14 @@ pub fn kill_leftovers(host: &CgroupHost, parent: &str, left_behind: impl Fn(&str
         }
     }
     removed
+}
+
+/// Period of the CPU bandwidth cap: the kernel's default, 100 ms.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Quota per [`CPU_PERIOD_US`] for `millicores` thousandths of a core (1000 = one core's worth per period).
+fn cpu_quota_us(millicores: u32) -> u64 {
+    CPU_PERIOD_US * u64::from(millicores) / 1000
 }
 
 /// Pids listed in a `cgroup.procs` file.
@@ -335,7 +370,27 @@ mod tests {
             v1_memory: v1.then(|| PathBuf::from("/sys/fs/cgroup/memory")),
             v1_pids: v1.then(|| PathBuf::from("/sys/fs/cgroup/pids")),
             v1_cpuacct: v1.then(|| PathBuf::from("/sys/fs/cgroup/cpuacct")),
+            v1_cpu: v1.then(|| PathBuf::from("/sys/fs/cgroup/cpu")),
         }
+    }
+
+    #[test]
+    fn cpu_cap_needs_the_cpu_controller_of_the_chosen_version() {
+        assert!(host(Some(&["cpu", "memory", "pids"]), false).cpu_cap_available(CgroupVersion::V2));
+        assert!(!host(Some(&["memory", "pids"]), false).cpu_cap_available(CgroupVersion::V2));
+        assert!(host(Some(&[]), true).cpu_cap_available(CgroupVersion::V1));
+        let no_cpu = CgroupHost {
+            v1_cpu: None,
+            ..host(None, true)
+        };
+        assert!(!no_cpu.cpu_cap_available(CgroupVersion::V1));
+    }
+
+    #[test]
+    fn cpu_quota_is_millicores_of_the_period() {
+        assert_eq!(cpu_quota_us(1000), 100_000);
+        assert_eq!(cpu_quota_us(2500), 250_000);
+        assert_eq!(cpu_quota_us(10), 1_000);
     }
 
     #[test]

@@ -68,11 +68,14 @@ fn make(root: &Path, parent: &str) -> Result<PathBuf, CgroupError> {
     Ok(dir)
 }
 
-/// Enables the memory and pids controllers for the children of `dir` (v2).
+/// Enables the memory and pids controllers for the children of `dir` (v2), and cpu where `dir` offers it (the
+/// runs' CPU bandwidth cap needs it in every ancestor; whether runs may go without is the protections decision's).
 fn enable(dir: &Path) -> Result<(), CgroupError> {
     let control = dir.join("cgroup.subtree_control");
     let enabled = std::fs::read_to_string(&control).map_err(io_err("read", &control))?;
-    for ctrl in ["memory", "pids"] {
+    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let cpu = available.split_whitespace().any(|c| c == "cpu").then_some("cpu");
+    for ctrl in ["memory", "pids"].into_iter().chain(cpu) {
         if !enabled.split_whitespace().any(|c| c == ctrl) {
             write_file(&control, &format!("+{ctrl}"))?;
         }

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError};
+use super::{
+    cpu_quota_us, io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError,
+    CPU_PERIOD_US,
+};
 use crate::spec::Limits;
 
 #[derive(Debug)]
@@ -14,16 +17,24 @@ pub struct CgroupV2 {
 impl CgroupV2 {
     /// Creates `root/parent/name`. With `limits`, the memory and pids controllers are enabled on the way down and
     /// the limits applied; without, the group only tracks and kills (usable on a v2 mount with no controllers).
-    pub fn create(root: &Path, parent: &str, name: &str, limits: Option<&Limits>) -> Result<CgroupV2, CgroupError> {
+    /// With `cpu_millicores`, the cpu controller is required too and `cpu.max` caps the group's bandwidth.
+    pub fn create(
+        root: &Path,
+        parent: &str,
+        name: &str,
+        limits: Option<&Limits>,
+        cpu_millicores: Option<u32>,
+    ) -> Result<CgroupV2, CgroupError> {
         let parent_dir = root.join(parent);
         if !parent_dir.exists() {
             std::fs::create_dir_all(&parent_dir).map_err(io_err("create", &parent_dir))?;
         }
-        if limits.is_some() {
+        if limits.is_some() || cpu_millicores.is_some() {
             // Controllers must be enabled in every ancestor's subtree_control; the parent holds no processes so
             // the no-internal-process rule is respected.
-            enable_controllers(root)?;
-            enable_controllers(&parent_dir)?;
+            let need_cpu = cpu_millicores.is_some();
+            enable_controllers(root, need_cpu)?;
+            enable_controllers(&parent_dir, need_cpu)?;
         }
         let dir = parent_dir.join(name);
         std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
@@ -40,6 +51,10 @@ impl CgroupV2 {
                 write_file(&oom_group, "1")?;
             }
             write_file(&group.dir.join("pids.max"), &limits.processes.to_string())?;
+        }
+        if let Some(millicores) = cpu_millicores {
+            let value = format!("{} {CPU_PERIOD_US}", cpu_quota_us(millicores));
+            write_file(&group.dir.join("cpu.max"), &value)?;
         }
         Ok(group)
     }
@@ -82,7 +97,8 @@ impl CgroupV2 {
     }
 }
 
-fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
+/// Enables memory, pids and (when offered, or required by `need_cpu`) cpu for the children of `dir`.
+fn enable_controllers(dir: &Path, need_cpu: bool) -> Result<(), CgroupError> {
     let control = dir.join("cgroup.subtree_control");
     let enabled = std::fs::read_to_string(&control).map_err(io_err("read", &control))?;
     for ctrl in ["memory", "pids", "cpu"] {
@@ -92,7 +108,7 @@ fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
         let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
         if available.split_whitespace().any(|c| c == ctrl) {
             write_file(&control, &format!("+{ctrl}"))?;
-        } else if ctrl != "cpu" {
+        } else if ctrl != "cpu" || need_cpu {
             return Err(CgroupError::Unavailable(format!(
                 "controller {ctrl} is not available in {}",
                 dir.display()
@@ -106,5 +122,42 @@ impl Drop for CgroupV2 {
     fn drop(&mut self) {
         self.kill_all();
         remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake v2 hierarchy in a temporary directory (regular files stand in for the kernel's).
+    fn fake_root(controllers: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for d in [dir.path().to_path_buf(), dir.path().join("rb")] {
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup.controllers"), controllers).unwrap();
+            std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn cpu_max_holds_the_runs_millicores_over_a_100_ms_period() {
+        let root = fake_root("cpu memory pids");
+        let group = CgroupV2::create(root.path(), "rb", "run", Some(&Limits::default()), Some(2500)).unwrap();
+        let cpu_max = std::fs::read_to_string(group.path().join("cpu.max")).unwrap();
+        assert_eq!(cpu_max, "250000 100000");
+        // Regular files cannot be removed like a kernel's group: leave the directory to the TempDir.
+        std::mem::forget(group);
+    }
+
+    #[test]
+    fn a_cpu_cap_without_the_cpu_controller_is_an_error_not_skipped() {
+        let root = fake_root("memory pids");
+        let err = CgroupV2::create(root.path(), "rb", "run", Some(&Limits::default()), Some(1000)).unwrap_err();
+        assert!(err.to_string().contains("cpu"), "{err}");
+        // Without a cap asked for, the same host still gives a group (the protections decision allowed that).
+        let group = CgroupV2::create(root.path(), "rb", "run2", Some(&Limits::default()), None).unwrap();
+        assert!(!group.path().join("cpu.max").exists());
+        std::mem::forget(group);
     }
 }

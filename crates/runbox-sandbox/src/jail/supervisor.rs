@@ -180,6 +180,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
                 &spec.policy.cgroup_parent,
                 &spec.id,
                 &spec.limits,
+                in_force.cpu_cap,
             )
             .map_err(|e| e.to_string())?,
         ),
