@@ -4,8 +4,8 @@
 //! over MCP belong to the caller's key, exactly as over REST. The tools themselves live in `runbox-mcp`; this
 //! backend only calls the same handlers and engine entry points the REST routes use.
 //!
-//! A server without keys listens on loopback only; there `/mcp` also accepts only loopback `Host` names (rmcp's
-//! DNS-rebinding guard), since a rebound page would otherwise be same-origin. With keys, the key is the guard.
+//! A server without keys answers only to loopback `Host` names (and `allowed_hosts`) on every route, `/mcp`
+//! included (`host_guard`), so rmcp's own host check, which knows no `allowed_hosts`, is off.
 
 use std::sync::Arc;
 
@@ -141,12 +141,11 @@ impl Backend for ServerBackend {
 
 /// The `/mcp` route: rmcp's streamable HTTP service behind [`guard`].
 pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    let mut config = StreamableHttpServerConfig::default()
+    // The server's Host guard covers this route as every other (it knows `allowed_hosts`; rmcp's does not).
+    let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(state.mcp_shutdown.clone())
-        .with_max_request_body_bytes(state.config.body_limit_bytes);
-    if state.auth_required() {
-        config = config.disable_allowed_hosts();
-    }
+        .with_max_request_body_bytes(state.config.body_limit_bytes)
+        .disable_allowed_hosts();
     let backend = Arc::new(ServerBackend { state: state.clone() });
     let service = StreamableHttpService::new(
         move || Ok(RunboxMcp::new(backend.clone())),
