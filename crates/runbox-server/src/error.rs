@@ -126,7 +126,16 @@ impl From<SessionError> for ApiError {
                 .with_details(serde_json::json!({ "field": "language" })),
             SessionError::InvalidField { field, message } => ApiError::invalid_field(&field, message),
             SessionError::Engine(inner) => inner.into(),
-            SessionError::StartFailed(_) | SessionError::Io(_) => ApiError::internal(e),
+            // The host cannot build the session's sandbox now (no cgroups, no memory, a runtime that will not
+            // start): the request was fine, so this is the server being unavailable, with the reason logged.
+            SessionError::StartFailed(_) => {
+                tracing::error!(error = %e, "a session could not start");
+                ApiError::unavailable(
+                    code,
+                    format!("{e}; GET /health/ready says whether this server can run code"),
+                )
+            }
+            SessionError::Io(_) => ApiError::internal(e),
             SessionError::QuotaExceeded(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
             SessionError::File(f) => f.into(),
             SessionError::KeyCapacity(m) => ApiError::rate_limited("key_capacity_exceeded", m, 1),

@@ -114,7 +114,29 @@ impl Session {
         self.reservation.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
+    /// Notices a worker that ended while no cell ran (killed from outside, crashed, out of memory between cells):
+    /// the session is then dead at once, as its info and the list say, rather than when the next cell finds out.
+    /// Output of an idle session belongs to no cell and is dropped here, as the next cell would drop it.
+    fn notice_end(&self) {
+        if self.dead_reason().is_some() {
+            return;
+        }
+        let Ok(_idle) = self.exec_lock.try_lock() else {
+            return; // the running cell reads the events, and sees the end itself
+        };
+        while let Ok(ev) = self.process.recv_timeout(Duration::ZERO) {
+            if let SessionEvent::Ended(report) = ev {
+                let (_, reason, _) = cell::end_reason(&report);
+                tracing::warn!(session = %self.id, reason = %reason, "a session's worker ended between cells");
+                self.mark_dead(reason);
+                self.process.has_exited();
+                return;
+            }
+        }
+    }
+
     fn info(&self) -> SessionInfo {
+        self.notice_end();
         let dead = self.dead_reason();
         let busy = self.exec_lock.try_lock().is_err();
         let state = match (&dead, busy) {
@@ -558,6 +580,7 @@ impl Sessions {
             .cloned()
             .collect();
         for s in sessions {
+            s.notice_end();
             let busy = s.exec_lock.try_lock().is_err();
             let idle_for = now.duration_since(s.last_used.lock().unwrap_or_else(|e| e.into_inner()).0);
             if let Some(_reason) = s.dead_reason() {
