@@ -183,7 +183,10 @@ async fn a_zygote_killed_outright_is_replaced_and_every_run_still_succeeds() {
         python_zygote_running(&server).await && python_zygote(&server).is_some_and(|z| z != zygote)
     })
     .await;
-    assert!(server.log().contains("a zygote ended unexpectedly"), "{}", server.log());
+    wait_for(5, "the log line", async || {
+        server.log().contains("a zygote ended unexpectedly")
+    })
+    .await;
     // The dead zygote's workspace went with it: one `z…` workspace per running zygote.
     let health = server.get("/health").await.expect(200);
     let running = health["pools"]
@@ -261,7 +264,10 @@ async fn a_full_data_directory_refuses_async_jobs_with_storage_full_loses_no_res
         .await;
     refused.expect_error(503, "storage_full");
     assert!(refused.header("retry-after").is_some());
-    assert!(server.log().contains("the data directory is full"), "{}", server.log());
+    wait_for(5, "the log line", async || {
+        server.log().contains("the data directory is full")
+    })
+    .await;
     // Runs that need no record are served meanwhile, and finished records can be read.
     let r = run_python(&server, "print(6 * 7)").await;
     assert_eq!(
