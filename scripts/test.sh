@@ -13,5 +13,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 
+# A short soak (45 s): a mix at capacity, then proof that nothing leaked; exits 1 on any error or leak.
+cargo run -q -p runbox -- bench --soak 45 --json target/soak.json
+
 # The Python SDK and the TypeScript client, each against a real server (see the script's header).
 bash scripts/test-sdks.sh

@@ -6,6 +6,7 @@ mod doctor;
 mod languages;
 mod run;
 mod serve;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
