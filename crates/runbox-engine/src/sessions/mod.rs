@@ -168,26 +168,34 @@ impl Session {
     /// Complete JSON lines the worker wrote so far.
     fn worker_lines(&self, bytes: &[u8]) -> Vec<serde_json::Value> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
-        // frames) linear rather than rescanned with every frame.
-        let mut from = pending.len();
-        pending.extend_from_slice(bytes);
-        let mut lines = Vec::new();
-        while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            from = 0;
-            if let Ok(v) = serde_json::from_slice(&line) {
-                lines.push(v);
-            }
-        }
-        // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
-        // was most likely a rich output too large to keep).
-        if pending.len() > MAX_WORKER_LINE {
-            pending.clear();
-            lines.push(serde_json::json!({"event": "dropped"}));
-        }
-        lines
+        split_worker_lines(&mut pending, bytes, MAX_WORKER_LINE)
     }
+}
+
+/// The host's side of the worker protocol: adds `bytes` (any chunk of what the worker wrote) to `pending` and
+/// returns the JSON messages completed by it, one per line; lines that are not JSON are skipped. A line longer
+/// than `max_line` is dropped rather than held, and one `{"event": "dropped"}` says so. Public for the fuzz
+/// targets (`fuzz/`), which feed it arbitrary bytes in arbitrary chunks.
+pub fn split_worker_lines(pending: &mut Vec<u8>, bytes: &[u8], max_line: usize) -> Vec<serde_json::Value> {
+    // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
+    // frames) linear rather than rescanned with every frame.
+    let mut from = pending.len();
+    pending.extend_from_slice(bytes);
+    let mut lines = Vec::new();
+    while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
+        let line: Vec<u8> = pending.drain(..=pos).collect();
+        from = 0;
+        if let Ok(v) = serde_json::from_slice(&line) {
+            lines.push(v);
+        }
+    }
+    // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
+    // was most likely a rich output too large to keep).
+    if pending.len() > max_line {
+        pending.clear();
+        lines.push(serde_json::json!({"event": "dropped"}));
+    }
+    lines
 }
 
 pub struct Sessions {
