@@ -10,8 +10,11 @@ use std::sync::OnceLock;
 use runbox_engine::LimitCaps;
 use runbox_sandbox::protocol::{self, FrameKind};
 
+/// A fuzz target: takes any bytes, panics when a property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the drivers.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("execute_body", execute_body),
     ("jail_frames", jail_frames),
     ("worker_lines", worker_lines),
@@ -78,7 +81,9 @@ pub fn jail_frames(data: &[u8]) {
 /// first byte chooses the chunk sizes), gives the same messages as the whole read at once; nothing more than the
 /// longest line allowed is ever held.
 pub fn worker_lines(data: &[u8]) {
-    let Some((&seed, data)) = data.split_first() else { return };
+    let Some((&seed, data)) = data.split_first() else {
+        return;
+    };
     let whole = runbox_engine::sessions::split_worker_lines(&mut Vec::new(), data, usize::MAX);
     let mut pending = Vec::new();
     let mut chunked = Vec::new();
@@ -87,7 +92,11 @@ pub fn worker_lines(data: &[u8]) {
     while !rest.is_empty() {
         step = (step * 31 + 7) % 97;
         let n = (step % 13 + 1).min(rest.len());
-        chunked.extend(runbox_engine::sessions::split_worker_lines(&mut pending, &rest[..n], usize::MAX));
+        chunked.extend(runbox_engine::sessions::split_worker_lines(
+            &mut pending,
+            &rest[..n],
+            usize::MAX,
+        ));
         rest = &rest[n..];
     }
     assert_eq!(whole, chunked, "chunking changed the messages");
@@ -96,7 +105,11 @@ pub fn worker_lines(data: &[u8]) {
     let mut pending = Vec::new();
     for chunk in data.chunks(7) {
         runbox_engine::sessions::split_worker_lines(&mut pending, chunk, max_line);
-        assert!(pending.len() <= max_line, "{} bytes held past the {max_line} limit", pending.len());
+        assert!(
+            pending.len() <= max_line,
+            "{} bytes held past the {max_line} limit",
+            pending.len()
+        );
     }
 }
 
@@ -151,10 +164,17 @@ pub fn path_confinement(data: &[u8]) {
     }
     if let Ok(entries) = runbox_engine::files::list(&f.root, &raw) {
         // Only the directory outside holds an entry named `secret`.
-        assert!(!entries.iter().any(|e| e.name == "secret"), "{raw:?} listed the directory outside");
+        assert!(
+            !entries.iter().any(|e| e.name == "secret"),
+            "{raw:?} listed the directory outside"
+        );
     }
     if runbox_engine::files::write(&f.root, &raw, b"fuzz", None).is_ok() {
-        assert_eq!(std::fs::read(f.outside.join("secret")).unwrap(), SECRET, "{raw:?} wrote outside");
+        assert_eq!(
+            std::fs::read(f.outside.join("secret")).unwrap(),
+            SECRET,
+            "{raw:?} wrote outside"
+        );
         let outside: Vec<_> = std::fs::read_dir(&f.outside).unwrap().flatten().collect();
         assert_eq!(outside.len(), 1, "{raw:?} created a file outside the workspace");
         // The file it wrote is inside the workspace, and not through a symlink.

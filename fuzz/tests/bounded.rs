@@ -33,13 +33,64 @@ impl Rng {
 
 /// Byte strings these parsers give meaning to.
 const DICTIONARY: &[&[u8]] = &[
-    b"..", b"/", b"./", b"../", b"\0", b"\\", b"%2e%2e", b".runbox", b"//", b"\n", b"\r\n", b"{", b"}", b"[", b"]",
-    b"\"", b":", b",", b"null", b"true", b"-1", b"0", b"18446744073709551615", b"9223372036854775808", b"1e309",
-    b"\"language\"", b"\"code\"", b"\"files\"", b"\"path\"", b"\"content\"", b"\"encoding\"", b"\"base64\"",
-    b"\"limits\"", b"\"timeout_ms\"", b"\"memory_mb\"", b"\"tests\"", b"\"stdin\"", b"\"env\"", b"\"args\"",
-    b"\"collect\"", b"\"entry\"", b"\"wall_ms\"", b"\"cpu_ms\"", b"\"event\"", b"\"dropped\"", b"\xff\xff\xff\xff",
-    b"\x00\x00\x10\x00", b"\x01", b"\x02", b"\x04", b"\x06", b"\x07", b"\xc3\x28", b"\xf0\x9f\x92\xa9", b"out/",
-    b"sub/up/", b"secret", b"secret-link",
+    b"..",
+    b"/",
+    b"./",
+    b"../",
+    b"\0",
+    b"\\",
+    b"%2e%2e",
+    b".runbox",
+    b"//",
+    b"\n",
+    b"\r\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"18446744073709551615",
+    b"9223372036854775808",
+    b"1e309",
+    b"\"language\"",
+    b"\"code\"",
+    b"\"files\"",
+    b"\"path\"",
+    b"\"content\"",
+    b"\"encoding\"",
+    b"\"base64\"",
+    b"\"limits\"",
+    b"\"timeout_ms\"",
+    b"\"memory_mb\"",
+    b"\"tests\"",
+    b"\"stdin\"",
+    b"\"env\"",
+    b"\"args\"",
+    b"\"collect\"",
+    b"\"entry\"",
+    b"\"wall_ms\"",
+    b"\"cpu_ms\"",
+    b"\"event\"",
+    b"\"dropped\"",
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x10\x00",
+    b"\x01",
+    b"\x02",
+    b"\x04",
+    b"\x06",
+    b"\x07",
+    b"\xc3\x28",
+    b"\xf0\x9f\x92\xa9",
+    b"out/",
+    b"sub/up/",
+    b"secret",
+    b"secret-link",
 ];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>]) {
@@ -122,15 +173,21 @@ fn check(target: &str, f: fn(&[u8]), input: &[u8]) {
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[test]
 fn every_target_holds_for_its_corpus_and_seeded_mutations() {
-    let secs: u64 = std::env::var("RUNBOX_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
-    let seed: u64 = std::env::var("RUNBOX_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
+    let secs: u64 = std::env::var("RUNBOX_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let seed: u64 = std::env::var("RUNBOX_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
     if let Ok(file) = std::env::var("RUNBOX_FUZZ_REPLAY") {
         let input = std::fs::read(&file).expect("the input to replay");
         for &(name, f) in runbox_fuzz::TARGETS {
@@ -156,6 +213,9 @@ fn every_target_holds_for_its_corpus_and_seeded_mutations() {
                 runs += 1;
             }
         }
-        println!("{name}: {runs} inputs in {secs} s ({} seeds), seed {seed:#x}: all held", seeds.len());
+        println!(
+            "{name}: {runs} inputs in {secs} s ({} seeds), seed {seed:#x}: all held",
+            seeds.len()
+        );
     }
 }
