@@ -10,4 +10,5 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "tests/clients/.venv is missing: run scripts/install-compat-clients.sh" >&2
     exit 1
 fi
-"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients "$@"
+# Only the Judge0 and Piston tests: tests/clients/mcp has its own environment and runner.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/clients/test_judge0_sdk.py tests/clients/test_piston_clients.py "$@"

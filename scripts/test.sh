@@ -18,6 +18,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash scripts/schemathesis.sh
 
+# A short soak (45 s): a mix at capacity, then proof that nothing leaked; exits 1 on any error or leak.
+cargo run -q -p runbox -- bench --soak 45 --json target/soak.json
+
+# The bounded fuzz run (stable: seeded property fuzzing of the four targets, 20 s each; see fuzz/tests/bounded.rs).
+(cd fuzz && RUNBOX_FUZZ_SECONDS=20 CARGO_TARGET_DIR=../target cargo test --quiet)
+
 # The Python SDK and the TypeScript client, each against a real server (see the script's header).
 bash scripts/test-sdks.sh
 

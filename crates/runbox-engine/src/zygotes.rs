@@ -83,7 +83,11 @@ impl Zygotes {
         let existing = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
         let zygote = match existing {
             Some(z) if !z.process.has_exited() => z,
-            _ => {
+            existing => {
+                if existing.is_some() {
+                    tracing::warn!(language = %id, pid = existing.as_ref().map(|z| z.process.pid()),
+                        "a zygote ended unexpectedly; starting a new one");
+                }
                 let recently_failed = self
                     .failed
                     .lock()
@@ -131,9 +135,14 @@ impl Zygotes {
         running.iter().map(|(k, z)| (k.clone(), z.process.pid())).collect()
     }
 
-    /// Stops `lang`'s zygote and builds without one for a while.
+    /// Stops `lang`'s zygote and builds without one for a while. A zygote that has itself died (killed from
+    /// outside) is not held to blame: it is replaced by the next warm sandbox's build, without the back-off.
     pub fn set_aside(&self, lang: &str) {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(lang);
+        let removed = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(lang);
+        if let Some(z) = removed.filter(|z| z.process.has_exited()) {
+            tracing::warn!(language = %lang, pid = z.process.pid(), "a zygote ended unexpectedly; starting a new one");
+            return;
+        }
         self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(
             lang.to_string(),
             (Instant::now(), "a sandbox it forked failed to start".into()),

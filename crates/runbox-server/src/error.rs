@@ -126,11 +126,14 @@ impl From<SessionError> for ApiError {
                 .with_details(serde_json::json!({ "field": "language" })),
             SessionError::InvalidField { field, message } => ApiError::invalid_field(&field, message),
             SessionError::Engine(inner) => inner.into(),
-            // A worker that did not come up (a loaded host, a sandbox that could not be built right now) is this
+            // A worker that did not come up (a loaded host, no cgroups, a runtime that will not start) is this
             // server's trouble, not the request's, and worth a retry: 503 with the reason, logged.
             SessionError::StartFailed(_) => {
                 tracing::warn!(error = %e, "a session could not start");
-                let mut answer = ApiError::unavailable("session_start_failed", e.to_string());
+                let mut answer = ApiError::unavailable(
+                    code,
+                    format!("{e}; GET /health/ready says whether this server can run code"),
+                );
                 answer.retry_after_s = Some(5);
                 answer
             }

@@ -13,13 +13,56 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
-#[error("job store: {0}")]
-pub struct JobError(String);
+#[error("job store: {message}")]
+pub struct JobError {
+    message: String,
+    /// SQLite could not write for want of space (`SQLITE_FULL`): the data directory's disk is full.
+    disk_full: bool,
+}
+
+impl JobError {
+    fn new(message: String) -> JobError {
+        JobError {
+            message,
+            disk_full: false,
+        }
+    }
+
+    /// Whether the write failed because the data directory's disk is full (nothing is wrong with the store).
+    pub fn is_disk_full(&self) -> bool {
+        self.disk_full
+    }
+}
 
 impl From<rusqlite::Error> for JobError {
     fn from(e: rusqlite::Error) -> Self {
-        JobError(e.to_string())
+        JobError {
+            disk_full: e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            message: e.to_string(),
+        }
     }
+}
+
+/// Why a store cannot be opened, naming the file and what the operator can do. The server then does not start:
+/// it never replaces a store it cannot read, so no async record is dropped without the operator knowing.
+fn open_error(path: &Path, e: &rusqlite::Error) -> JobError {
+    use rusqlite::ErrorCode;
+    let hint = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "another process holds it locked (another runbox on this data directory, or a tool with the file \
+             open): stop that process and start again"
+        }
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            "the file is damaged: restore it from a backup, or move it aside (with its -wal and -shm files) to \
+             start with an empty store, losing the async execution records it held"
+        }
+        Some(ErrorCode::DiskFull) => "the data directory's disk is full: free some space and start again",
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+            "the server cannot write it: check the file's owner and mode, and the data directory's mount"
+        }
+        _ => "see the SQLite error above",
+    };
+    JobError::new(format!("cannot open {}: {e}; {hint}", path.display()))
 }
 
 /// An async execution as `GET /executions/{id}` shows it.
@@ -110,14 +153,14 @@ impl JobStore {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         if let Some(parent) = path.parent() {
             runbox_engine::data_dir::create_private_dir(parent)
-                .map_err(|e| JobError(format!("create {}: {e}", parent.display())))?;
+                .map_err(|e| JobError::new(format!("create {}: {e}", parent.display())))?;
         }
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| JobError(format!("create {}: {e}", path.display())))?;
+            .map_err(|e| JobError::new(format!("create {}: {e}", path.display())))?;
         // Files an older version created with the default mode are closed too.
         for suffix in ["", "-wal", "-shm"] {
             let mut name = path.as_os_str().to_owned();
@@ -125,18 +168,36 @@ impl JobStore {
             let file = Path::new(&name);
             if file.exists() {
                 std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| JobError(format!("chmod {}: {e}", file.display())))?;
+                    .map_err(|e| JobError::new(format!("chmod {}: {e}", file.display())))?;
             }
         }
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        let conn = Connection::open(path).map_err(|e| open_error(path, &e))?;
+        // A damaged file is found now, at start, not by whichever request first reads the damaged page.
+        let verdict: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| open_error(path, &e))?;
+        if verdict != "ok" {
+            let e = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("integrity check: {verdict}")),
+            );
+            return Err(open_error(path, &e));
+        }
+        Self::schema(&conn).map_err(|e| open_error(path, &e))?;
+        // The store must be writable now (a lock another process holds shows here, naming the file).
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+            .map_err(|e| open_error(path, &e))?;
+        Ok(JobStore { conn: Mutex::new(conn) })
     }
 
     pub fn in_memory() -> Result<JobStore, JobError> {
-        Self::init(Connection::open_in_memory()?)
+        let conn = Connection::open_in_memory()?;
+        Self::schema(&conn)?;
+        Ok(JobStore { conn: Mutex::new(conn) })
     }
 
-    fn init(conn: Connection) -> Result<JobStore, JobError> {
+    /// Creates the table and its indexes, and adds the columns a store from an older version lacks.
+    fn schema(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -166,11 +227,11 @@ impl JobStore {
         ] {
             if let Err(e) = conn.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []) {
                 if !e.to_string().contains("duplicate column") {
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
-        Ok(JobStore { conn: Mutex::new(conn) })
+        Ok(())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -181,7 +242,7 @@ impl JobStore {
         self.insert_within(owner, request, callback_url, &JobQuota::UNLIMITED)
             .map_err(|e| match e {
                 InsertError::Store(e) => e,
-                InsertError::Quota(m) => JobError(m),
+                InsertError::Quota(m) => JobError::new(m),
             })
     }
 

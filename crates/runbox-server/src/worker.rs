@@ -175,12 +175,28 @@ async fn run_job(
         let _ = state.jobs.requeue_interrupted();
         return;
     }
-    if let Err(e) = state
+    // A result that cannot be stored (the data directory's disk is full) is kept here and stored once it can be:
+    // the record says `running` meanwhile, and the job keeps its slot. Only a shutdown gives up on it, and then
+    // the record is still `running`, so the job runs again after the restart (nothing completed is reported lost).
+    let mut backoff = Duration::from_millis(100);
+    let mut reported = false;
+    while let Err(e) = state
         .jobs
         .finish_stored(&job.id, result.as_deref(), error.as_deref(), truncated)
     {
-        tracing::error!(job = %job.id, error = %e, "cannot store a job's result");
-        return;
+        if !reported {
+            tracing::error!(job = %job.id, error = %e, disk_full = e.is_disk_full(),
+                "cannot store a job's result; keeping it and retrying");
+            reported = true;
+        }
+        if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+    if reported {
+        tracing::info!(job = %job.id, "a job's result was stored after all");
     }
     if let Some(url) = job.callback_url {
         if let Ok(Some(view)) = state.jobs.get(&job.id, &job.owner) {

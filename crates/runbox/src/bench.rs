@@ -36,6 +36,13 @@ pub struct BenchArgs {
     /// Idle sessions to open for the memory figure.
     #[arg(long, default_value_t = 10)]
     sessions: usize,
+    /// Instead of the figures: a soak of this many seconds (a mix at capacity, then proof that nothing leaked;
+    /// exits 1 on any error or leak). Always on a server of its own.
+    #[arg(long, value_name = "SECS")]
+    soak: Option<u64>,
+    /// Concurrent clients of the soak (default: eight per core).
+    #[arg(long)]
+    soak_clients: Option<usize>,
 }
 
 /// A server this benchmark started; killed on drop.
@@ -379,6 +386,9 @@ fn print_table(main: &Value, base: Option<&Value>) {
 }
 
 pub fn main(args: BenchArgs) -> anyhow::Result<i32> {
+    if let Some(secs) = args.soak {
+        return crate::soak::main(secs, args.soak_clients, args.json.as_deref());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let (server, url) = match &args.url {

@@ -7,6 +7,7 @@ mod languages;
 mod mcp;
 mod run;
 mod serve;
+mod soak;
 
 use clap::{Parser, Subcommand};
 

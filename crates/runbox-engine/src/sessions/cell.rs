@@ -79,6 +79,7 @@ impl Sessions {
         while let Ok(ev) = session.process.recv_timeout(Duration::ZERO) {
             if let SessionEvent::Ended(report) = ev {
                 let (_, reason, _) = end_reason(&report);
+                tracing::warn!(session = %session.id, reason = %reason, "a session's worker ended between cells");
                 session.mark_dead(reason.clone());
                 return Err(SessionError::Dead(reason));
             }
@@ -262,7 +263,7 @@ impl Sessions {
 }
 
 /// Why a session ended, from the jail's report.
-fn end_reason(report: &Result<runbox_sandbox::JailReport, String>) -> (CellStatus, String, Option<i32>) {
+pub(super) fn end_reason(report: &Result<runbox_sandbox::JailReport, String>) -> (CellStatus, String, Option<i32>) {
     match report {
         Ok(r) => match r.status {
             Status::MemoryLimit => (

@@ -114,7 +114,29 @@ impl Session {
         self.reservation.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
+    /// Notices a worker that ended while no cell ran (killed from outside, crashed, out of memory between cells):
+    /// the session is then dead at once, as its info and the list say, rather than when the next cell finds out.
+    /// Output of an idle session belongs to no cell and is dropped here, as the next cell would drop it.
+    fn notice_end(&self) {
+        if self.dead_reason().is_some() {
+            return;
+        }
+        let Ok(_idle) = self.exec_lock.try_lock() else {
+            return; // the running cell reads the events, and sees the end itself
+        };
+        while let Ok(ev) = self.process.recv_timeout(Duration::ZERO) {
+            if let SessionEvent::Ended(report) = ev {
+                let (_, reason, _) = cell::end_reason(&report);
+                tracing::warn!(session = %self.id, reason = %reason, "a session's worker ended between cells");
+                self.mark_dead(reason);
+                self.process.has_exited();
+                return;
+            }
+        }
+    }
+
     fn info(&self) -> SessionInfo {
+        self.notice_end();
         let dead = self.dead_reason();
         let busy = self.exec_lock.try_lock().is_err();
         let state = match (&dead, busy) {
@@ -146,26 +168,34 @@ impl Session {
     /// Complete JSON lines the worker wrote so far.
     fn worker_lines(&self, bytes: &[u8]) -> Vec<serde_json::Value> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
-        // frames) linear rather than rescanned with every frame.
-        let mut from = pending.len();
-        pending.extend_from_slice(bytes);
-        let mut lines = Vec::new();
-        while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            from = 0;
-            if let Ok(v) = serde_json::from_slice(&line) {
-                lines.push(v);
-            }
-        }
-        // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
-        // was most likely a rich output too large to keep).
-        if pending.len() > MAX_WORKER_LINE {
-            pending.clear();
-            lines.push(serde_json::json!({"event": "dropped"}));
-        }
-        lines
+        split_worker_lines(&mut pending, bytes, MAX_WORKER_LINE)
     }
+}
+
+/// The host's side of the worker protocol: adds `bytes` (any chunk of what the worker wrote) to `pending` and
+/// returns the JSON messages completed by it, one per line; lines that are not JSON are skipped. A line longer
+/// than `max_line` is dropped rather than held, and one `{"event": "dropped"}` says so. Public for the fuzz
+/// targets (`fuzz/`), which feed it arbitrary bytes in arbitrary chunks.
+pub fn split_worker_lines(pending: &mut Vec<u8>, bytes: &[u8], max_line: usize) -> Vec<serde_json::Value> {
+    // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
+    // frames) linear rather than rescanned with every frame.
+    let mut from = pending.len();
+    pending.extend_from_slice(bytes);
+    let mut lines = Vec::new();
+    while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
+        let line: Vec<u8> = pending.drain(..=pos).collect();
+        from = 0;
+        if let Ok(v) = serde_json::from_slice(&line) {
+            lines.push(v);
+        }
+    }
+    // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
+    // was most likely a rich output too large to keep).
+    if pending.len() > max_line {
+        pending.clear();
+        lines.push(serde_json::json!({"event": "dropped"}));
+    }
+    lines
 }
 
 pub struct Sessions {
@@ -569,6 +599,7 @@ impl Sessions {
             .cloned()
             .collect();
         for s in sessions {
+            s.notice_end();
             let busy = s.exec_lock.try_lock().is_err();
             let idle_for = now.duration_since(s.last_used.lock().unwrap_or_else(|e| e.into_inner()).0);
             if let Some(_reason) = s.dead_reason() {

@@ -138,6 +138,16 @@ pub fn insert_refusal(state: &AppState, e: crate::jobs::InsertError) -> ApiError
             state.metrics.record_rejection("async_quota_exceeded");
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "async_quota_exceeded", m)
         }
+        crate::jobs::InsertError::Store(e) if e.is_disk_full() => {
+            tracing::error!(error = %e, data_dir = %state.config.data_dir.display(),
+                "the data directory is full: async executions are refused until space is freed");
+            state.metrics.record_rejection("storage_full");
+            ApiError::unavailable(
+                "storage_full",
+                "the server's storage is full: async executions cannot be recorded now (runs without a record, \
+                 POST /execute, still work); retry later",
+            )
+        }
         crate::jobs::InsertError::Store(e) => ApiError::internal(e),
     }
 }

@@ -47,21 +47,34 @@ pub struct Server {
 impl Server {
     /// Starts `runbox serve` on a free loopback port with `--set` settings, and waits for its address.
     pub fn start(data_dir: &Path, sets: &[&str]) -> Server {
-        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], false)
+        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], false, &[])
+    }
+
+    /// [`Server::start`] through a wrapper command that ends by exec'ing its arguments (the binary comes last),
+    /// e.g. `unshare` to give the server a mount namespace of its own.
+    pub fn start_wrapped(data_dir: &Path, sets: &[&str], wrapper: &[&str]) -> Server {
+        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], false, wrapper)
     }
 
     /// Like [`Server::start`], with exactly these variables besides `RUNBOX_LOG` (not even the test's `NO_COLOR`).
     pub fn start_with_env(data_dir: &Path, sets: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::start_with(data_dir, sets, env, false)
+        Server::start_with(data_dir, sets, env, false, &[])
     }
 
     /// [`Server::start`], in a process group of its own (which [`Server::kill_group`] kills as a whole).
     pub fn start_in_own_group(data_dir: &Path, sets: &[&str]) -> Server {
-        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], true)
+        Server::start_with(data_dir, sets, &[("NO_COLOR", "1")], true, &[])
     }
 
-    fn start_with(data_dir: &Path, sets: &[&str], env: &[(&str, &str)], own_group: bool) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbox"));
+    fn start_with(data_dir: &Path, sets: &[&str], env: &[(&str, &str)], own_group: bool, wrapper: &[&str]) -> Server {
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(env!("CARGO_BIN_EXE_runbox")),
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(env!("CARGO_BIN_EXE_runbox"));
+                cmd
+            }
+        };
         if own_group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }

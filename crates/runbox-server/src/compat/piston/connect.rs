@@ -50,7 +50,7 @@ impl Read for StdinReader {
 /// Piston: an interactive run over a WebSocket (Piston's `init`/`data`/`signal` protocol).
 #[utoipa::path(get, path = "/api/v2/connect", operation_id = "pistonConnect", tag = "piston",
     responses((status = 101, description = "Switching to Piston's WebSocket protocol described above"),
-        (status = 401, body = super::PistonMessage), (status = 403, body = crate::error::ErrorBody),
+        (status = 400, description = "Not a WebSocket handshake"), (status = 401, body = super::PistonMessage), (status = 403, body = crate::error::ErrorBody),
         (status = 429, body = super::PistonMessage)))]
 pub async fn connect(
     State(state): State<Arc<AppState>>,
