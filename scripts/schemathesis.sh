@@ -72,7 +72,7 @@ run() {
     "$VENV/bin/st" --config-file scripts/schemathesis.toml run "http://$addr/openapi.json" \
         --checks all --exclude-path /ws --exclude-path /api/v2/connect \
         --max-examples "$EXAMPLES" --max-time "$SECONDS_PER_RUN" \
-        --workers 1 --request-timeout 30 --no-color --seed 1 "${options[@]}" || status=$?
+        --workers 1 --request-timeout 90 --no-color --seed 1 "${options[@]}" || status=$?
     kill "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
     SERVER=""

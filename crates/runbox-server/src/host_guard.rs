@@ -4,12 +4,18 @@
 //! (`localhost`, `127.x.y.z`, `[::1]`, any port) and the configured `allowed_hosts` are served; others get a JSON
 //! 421. With keys every request must present one, which a rebinding page does not have, and `Host` is not checked.
 //! A request without `Host` (not from a browser) is served.
+//!
+//! The same middleware stops cross-site requests in keyless mode. A page on any site may send a "simple" POST
+//! (a `text/plain` or form body needs no CORS preflight) to `127.0.0.1`; the JSON routes refuse such bodies, but the
+//! Judge0 and Piston routes read them as their incumbents do. So a request that is not a GET, HEAD or OPTIONS and
+//! carries an `Origin` the API does not allow (the rule `/ws` applies: same origin, loopback pages, `cors_origins`)
+//! gets a JSON 403 `origin_not_allowed`. With keys a page cannot present one without a preflight.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -75,8 +81,31 @@ pub async fn check_host(State(state): State<Arc<AppState>>, request: Request, ne
             )
             .into_response()
         }
+        _ if cross_site_write(&request, &state.config.cors_origins) => {
+            state.metrics.record_rejection("origin_not_allowed");
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "without API keys this server takes requests that change or run anything only from its own pages, \
+                 pages on loopback and the origins in cors_origins",
+            )
+            .into_response()
+        }
         _ => next.run(request).await,
     }
+}
+
+/// Whether `request` writes (any method but GET, HEAD, OPTIONS) from a browser page whose origin may not use the API.
+fn cross_site_write(request: &Request, cors_origins: &[String]) -> bool {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return false; // not a browser's cross-origin request
+    };
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let list = crate::origins::AllowList::new(cors_origins);
+    !crate::origins::websocket_allowed(origin.to_str().unwrap_or("null"), host, &list)
 }
 
 #[cfg(test)]

@@ -159,3 +159,54 @@ async fn a_websocket_from_a_foreign_page_is_refused_with_json() {
         assert_ne!(status, StatusCode::FORBIDDEN, "{page}: {body}");
     }
 }
+
+/// Without keys, a page on another site cannot make the server run code with a "simple" request (no preflight):
+/// the Judge0 and Piston routes read text/plain and form bodies as their clients send them, so the Origin decides.
+#[tokio::test]
+async fn a_keyless_server_refuses_writes_from_foreign_pages_but_serves_its_own_and_loopback_pages() {
+    let (app, _dir) = app(&["https://front.example"]);
+    let post = |path: &'static str, origin: &'static str, content_type: &'static str, body: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("host", "127.0.0.1:8080")
+                .header("origin", origin)
+                .header("content-type", content_type)
+                .body(Body::from(body))
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let judge0 = r#"{"source_code": "print(1)", "language_id": 71}"#;
+    for (path, content_type, body) in [
+        ("/judge0/submissions", "text/plain", judge0),
+        (
+            "/api/v2/execute",
+            "application/x-www-form-urlencoded",
+            "language=python&files=print(1)",
+        ),
+        ("/sessions", "text/plain", ""),
+    ] {
+        let (status, text) = post(path, "https://evil.example", content_type, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {text}");
+        assert!(text.contains("origin_not_allowed"), "{path}: {text}");
+        for allowed in [
+            "http://localhost:3000",
+            "http://127.0.0.1:8080",
+            "https://front.example",
+        ] {
+            let (status, text) = post(path, allowed, content_type, body).await;
+            assert_ne!(status, StatusCode::FORBIDDEN, "{path} from {allowed}: {text}");
+        }
+    }
+    // Reading stays open (a foreign page cannot read the answer without CORS anyway).
+    assert_eq!(
+        allow_origin(&app, "GET", "https://evil.example").await.0,
+        StatusCode::OK
+    );
+}
