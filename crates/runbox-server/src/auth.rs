@@ -45,7 +45,12 @@ pub fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|p| !p.is_empty())
 }
 
-/// Every secret a request presents, in order: `Authorization: Bearer`, `X-API-Key`, a `runbox.key.` subprotocol.
+/// How many presented secrets one request may have compared: enough for a client that sends its key two ways,
+/// too few for one request to try a list of guesses while counting as a single rejection.
+pub const MAX_PRESENTED_KEYS: usize = 3;
+
+/// Every secret a request presents, in order: `Authorization: Bearer`, `X-API-Key`, a `runbox.key.` subprotocol;
+/// at most [`MAX_PRESENTED_KEYS`] of them.
 pub fn presented_keys(headers: &HeaderMap) -> Vec<String> {
     let mut keys = Vec::new();
     for v in headers
@@ -72,6 +77,7 @@ pub fn presented_keys(headers: &HeaderMap) -> Vec<String> {
             .filter_map(|encoded| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).ok())
             .filter_map(|bytes| String::from_utf8(bytes).ok()),
     );
+    keys.truncate(MAX_PRESENTED_KEYS);
     keys
 }
 
@@ -113,6 +119,13 @@ mod tests {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn one_request_has_at_most_three_secrets_compared() {
+        let many: Vec<(&'static str, String)> = (0..10).map(|i| ("x-api-key", format!("guess-{i}"))).collect();
+        let pairs: Vec<(&'static str, &str)> = many.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(presented_keys(&headers(&pairs)), ["guess-0", "guess-1", "guess-2"]);
     }
 
     #[test]

@@ -246,6 +246,12 @@ impl JobStore {
             })
     }
 
+    /// Whether a record of `owner` with a `request_len`-byte request would fit `quota` now: asked before work whose
+    /// result is then stored (a submission run at once), so that nothing runs only to be refused its record.
+    pub fn check_quota(&self, owner: &str, request_len: usize, quota: &JobQuota) -> Result<(), InsertError> {
+        reserve_size(&self.conn(), owner, request_len, quota).map(|_| ())
+    }
+
     /// Stores a new queued job unless `owner` would then hold more than `quota` allows. The check and the insert
     /// happen under one lock, so concurrent submissions cannot overshoot.
     pub fn insert_within(
@@ -648,6 +654,21 @@ mod tests {
         s.unclaim(&a1).unwrap();
         assert_eq!(s.get(&a1, "a").unwrap().unwrap().status, "queued");
         assert_eq!(s.claim_next().unwrap().unwrap().id, a1);
+    }
+
+    #[test]
+    fn a_quota_check_refuses_what_would_not_fit_and_stores_nothing() {
+        let s = JobStore::in_memory().unwrap();
+        let quota = JobQuota {
+            jobs: 1,
+            bytes: 1000,
+            result_bytes: 300,
+        };
+        s.check_quota("k", 100, &quota).unwrap();
+        assert!(matches!(s.check_quota("k", 800, &quota), Err(InsertError::Quota(_))));
+        s.insert_within("k", "{}", None, &quota).unwrap();
+        assert!(matches!(s.check_quota("k", 2, &quota), Err(InsertError::Quota(_))));
+        assert_eq!(s.count("queued"), 1, "a check stores nothing");
     }
 
     #[test]

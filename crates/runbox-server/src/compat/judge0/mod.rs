@@ -319,10 +319,15 @@ pub async fn create(
         state.wake_worker();
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
+    let (request, extra) = stored(&s, &body)?;
+    // The record is kept like a queued submission's: a key at its quota is refused before anything runs.
+    state
+        .jobs
+        .check_quota(&caller.owner, request.len(), &job_quota(&state))
+        .map_err(|e| insert_refusal(&state, e))?;
     let req = body.clone().into_request(&state.config.limits)?;
     let permit = admit(&state, &caller, &req).await?;
     let result = run_admitted(&state, permit, req, None, |_| true).await?;
-    let (request, extra) = stored(&s, &body)?;
     let token = uuid4();
     // Kept within what an async record may store, like every other result.
     let mut result_value = serde_json::to_value(&result).map_err(ApiError::internal)?;
