@@ -68,11 +68,13 @@ run() {
     local status=0
     # /ws and Piston's /api/v2/connect are WebSocket handshakes, not HTTP operations a fuzzer can drive; their
     # refusals are tested in Rust.
+    # Responses may take up to 60 s: a session whose limits leave its runtime unable to start is known only when its
+    # worker fails to come up (up to 30 s), and is then refused with a 422.
     # One worker: hypothesis describes strategies with ast.parse, which Python 3.11 cannot run in two threads.
     "$VENV/bin/st" --config-file scripts/schemathesis.toml run "http://$addr/openapi.json" \
         --checks all --exclude-path /ws --exclude-path /api/v2/connect \
         --max-examples "$EXAMPLES" --max-time "$SECONDS_PER_RUN" \
-        --workers 1 --request-timeout 90 --no-color --seed 1 "${options[@]}" || status=$?
+        --workers 1 --request-timeout 90 --max-response-time 60 --no-color --seed 1 "${options[@]}" || status=$?
     kill "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
     SERVER=""

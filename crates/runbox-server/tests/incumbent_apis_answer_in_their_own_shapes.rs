@@ -146,6 +146,18 @@ async fn judge0_submissions_get_uuid4_tokens_and_belong_to_the_key_that_sent_the
 #[tokio::test]
 async fn judge0_refusals_are_field_lists_and_error_messages() {
     let app = app();
+    // A boolean flag that is neither true nor false is refused rather than silently taken as false.
+    for query in ["wait=maybe", "base64_encoded=null"] {
+        let e = app
+            .post(
+                &format!("/judge0/submissions?{query}"),
+                json!({"source_code": "x", "language_id": 71}),
+            )
+            .send()
+            .await
+            .expect(400);
+        assert!(e["error"].as_str().unwrap().contains("must be true or false"), "{e}");
+    }
     let e = app.post("/judge0/submissions", json!({})).send().await.expect(422);
     assert_eq!(
         e,

@@ -160,8 +160,18 @@ impl<S: Send + Sync> FromRequest<S> for AnyJson {
 
 type Params = Query<HashMap<String, String>>;
 
-fn is_true(q: &HashMap<String, String>, name: &str) -> bool {
-    q.get(name).is_some_and(|v| v == "true")
+/// A boolean query parameter: `true` or `false` (absent is false). Judge0 quietly takes anything else as false; a
+/// typo there would silently change what comes back (plain text instead of base64, a token instead of a record),
+/// so it is refused instead.
+fn is_true(q: &HashMap<String, String>, name: &str) -> Judge0Result<bool> {
+    match q.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" || v.is_empty() => Ok(false),
+        Some(v) => Err(Judge0Error::bad_request(format!(
+            "{name} must be true or false, not {v:?}"
+        ))),
+    }
 }
 
 fn fields(q: &HashMap<String, String>) -> Judge0Result<Vec<&'static str>> {
@@ -310,10 +320,10 @@ pub async fn create(
     Query(q): Params,
     AnyJson(value): AnyJson,
 ) -> Judge0Result<(StatusCode, Json<Value>)> {
-    let base64 = is_true(&q, "base64_encoded");
+    let base64 = is_true(&q, "base64_encoded")?;
     let fields = fields(&q)?;
     let (s, body) = prepare(&state, &value, base64)?;
-    if !is_true(&q, "wait") {
+    if !is_true(&q, "wait")? {
         refuse_when_busy(&state, 1)?;
         let token = queue(&state, &caller, &s, &body)?;
         state.wake_worker();
@@ -386,7 +396,7 @@ pub async fn get(
     Query(q): Params,
 ) -> Judge0Result<Json<Value>> {
     let fields = fields(&q)?;
-    match load(&state, &caller.owner, &token, is_true(&q, "base64_encoded")).await? {
+    match load(&state, &caller.owner, &token, is_true(&q, "base64_encoded")?).await? {
         Some(Ok(all)) => Ok(Json(record::select(all, &fields))),
         Some(Err(record::NotUtf8)) => Err(Judge0Error::bad_request(NOT_UTF8_ONE)),
         None => Err(Judge0Error::not_found()),
@@ -454,7 +464,7 @@ pub async fn create_batch(
     Query(q): Params,
     AnyJson(value): AnyJson,
 ) -> Judge0Result<(StatusCode, Json<Vec<Value>>)> {
-    let base64 = is_true(&q, "base64_encoded");
+    let base64 = is_true(&q, "base64_encoded")?;
     let entries = value["submissions"].as_array().cloned().unwrap_or_default();
     batch_size_ok(entries.len())?;
     refuse_when_busy(&state, entries.len())?;
@@ -498,7 +508,7 @@ pub async fn get_batch(
     Query(q): Params,
 ) -> Judge0Result<Json<Judge0Batch>> {
     let fields = fields(&q)?;
-    let base64 = is_true(&q, "base64_encoded");
+    let base64 = is_true(&q, "base64_encoded")?;
     let tokens: Vec<&str> = q
         .get("tokens")
         .map_or("", |t| t.trim())
