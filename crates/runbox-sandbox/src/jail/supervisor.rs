@@ -694,13 +694,15 @@ impl Live {
                                 None
                             }
                             Err(e) => {
-                                // Limits that did not arrive intact: the program never starts.
-                                self.go_w = None;
+                                // Limits that did not arrive intact: the program never starts. The sandbox is
+                                // killed before the go pipe closes, since that end of file would release a
+                                // program waiting on it.
                                 if stop.is_none() && pid1_status.is_none() {
                                     setup_error = Some(format!("the run's limits did not arrive: {e}"));
                                     self.kill_all();
                                     killed = true;
                                 }
+                                self.go_w = None;
                                 None
                             }
                         }
