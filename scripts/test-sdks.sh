@@ -38,7 +38,8 @@ python_sdk() {
     # The venv is kept between runs while pyproject.toml is unchanged; the SDK itself is always reinstalled.
     local stamp
     stamp="$(sha256sum "$repo/clients/python/pyproject.toml" | cut -d' ' -f1)"
-    if [ "$(cat "$venv/.runbox-stamp" 2>/dev/null)" != "$stamp" ]; then
+    # A venv that no longer runs (moved with its folder, or its interpreter replaced) is made anew.
+    if [ "$(cat "$venv/.runbox-stamp" 2>/dev/null)" != "$stamp" ] || ! "$venv/bin/pip" --version >/dev/null 2>&1; then
         "$py" -m venv --clear "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "$repo/clients/python[test]"
         echo "$stamp" >"$venv/.runbox-stamp"
