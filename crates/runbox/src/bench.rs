@@ -4,7 +4,7 @@
 //! (and JSON with `--json`). With `--compare-subprocess` it runs the same workloads against a second server with
 //! warm pools and the compile cache off, so every figure comes with its ratio from the same run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,13 +64,24 @@ impl Drop for Server {
 
 fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
     let data = tempfile::tempdir()?;
+    let (child, url) = spawn_serve(data.path(), extra, Stdio::null())?;
+    Ok(Server {
+        child,
+        url,
+        _data: data,
+    })
+}
+
+/// Starts this binary's `runbox serve` on a free loopback port over `data_dir` with `extra` arguments, and returns
+/// it with the base URL from its "listening" line (for the bench and the soak).
+pub(crate) fn spawn_serve(data_dir: &Path, extra: &[&str], stderr: Stdio) -> anyhow::Result<(Child, String)> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+        .arg(data_dir)
         .args(extra)
         .env("RUNBOX_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()?;
     let stdout = child.stdout.take().context("server stdout")?;
     let mut line = String::new();
@@ -80,11 +91,7 @@ fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
         .strip_prefix("runbox listening on ")
         .context("the server did not start")?
         .to_string();
-    Ok(Server {
-        child,
-        url,
-        _data: data,
-    })
+    Ok((child, url))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

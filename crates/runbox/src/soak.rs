@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,22 +28,8 @@ impl Soaked {
     fn start() -> anyhow::Result<Soaked> {
         let data = tempfile::tempdir()?;
         let cgroup_parent = format!("runbox-soak-{}", std::process::id());
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .args(["--set", &format!("aggregate.cgroup_parent={cgroup_parent}")])
-            .env("RUNBOX_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("runbox listening on ")
-            .context("the server did not start")?
-            .to_string();
+        let cgroup_setting = format!("aggregate.cgroup_parent={cgroup_parent}");
+        let (child, url) = crate::bench::spawn_serve(data.path(), &["--set", &cgroup_setting], Stdio::inherit())?;
         Ok(Soaked {
             child,
             url,
