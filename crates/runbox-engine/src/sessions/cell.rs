@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use runbox_sandbox::{SessionEvent, Status};
 
-use super::{CellError, CellEvent, CellResult, CellStatus, Interrupt, RichOutput, Session, SessionError, Sessions};
+use super::{CellError, CellEvent, CellResult, CellStatus, RichOutput, Session, SessionError, Sessions};
 
 impl Sessions {
     /// The time limit a cell asking for `timeout_ms` gets, or why it cannot have it.
@@ -65,12 +65,14 @@ impl Sessions {
             return Err(SessionError::Dead(reason));
         }
         session.touch();
-        *session.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Interrupt::default();
+        // The cell now holds the session: from here an interrupt is kept for it (it was idle until now, so no
+        // earlier interrupt is pending).
+        session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).claim();
         /// Ends the cell's interrupt state however execute returns.
         struct CellEnd<'a>(&'a Session);
         impl Drop for CellEnd<'_> {
             fn drop(&mut self) {
-                *self.0.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Interrupt::default();
+                self.0.interrupt.lock().unwrap_or_else(|e| e.into_inner()).release();
             }
         }
         let _cell_end = CellEnd(&session);

@@ -72,15 +72,44 @@ const MAX_EXTRA_WARM: usize = 8;
 /// or worse (Node's vm briefly lets SIGINT end the process as it enters and leaves a script).
 const INTERRUPT_SETTLE: Duration = Duration::from_millis(50);
 
-/// Interrupt state of the running cell.
+/// Interrupt state of the running cell. Whether a cell is running is decided here, under this state's lock, and
+/// nowhere else: an interrupt accepted while a cell runs is kept until that cell ends (a check of the execution lock
+/// could see a cell that had not yet claimed this state, whose claim then erased the interrupt).
 #[derive(Debug, Default)]
 struct Interrupt {
+    /// Whether a cell holds the session (from taking its turn until its result); what `busy` means.
+    in_cell: bool,
     /// When the cell went to the worker; none between cells.
     cell_sent: Option<Instant>,
     /// When an interrupt (or the cell's timeout) first asked the cell to stop.
     requested: Option<Instant>,
     /// When SIGINT was last sent.
     signalled: Option<Instant>,
+}
+
+impl Interrupt {
+    /// A cell takes the session: it was idle, so nothing is pending.
+    fn claim(&mut self) {
+        *self = Interrupt {
+            in_cell: true,
+            ..Interrupt::default()
+        };
+    }
+
+    /// The cell's result is out: the session is idle again and keeps nothing for the next cell.
+    fn release(&mut self) {
+        *self = Interrupt::default();
+    }
+
+    /// Asks the running cell to stop; false when no cell runs (the interrupt is then dropped).
+    fn request(&mut self, now: Instant) -> bool {
+        if !self.in_cell {
+            return false;
+        }
+        self.requested.get_or_insert(now);
+        self.signalled = None; // asked again: signal again now (once the cell has settled)
+        true
+    }
 }
 
 impl Session {
@@ -138,7 +167,7 @@ impl Session {
     fn info(&self) -> SessionInfo {
         self.notice_end();
         let dead = self.dead_reason();
-        let busy = self.exec_lock.try_lock().is_err();
+        let busy = self.interrupt.lock().unwrap_or_else(|e| e.into_inner()).in_cell;
         let state = match (&dead, busy) {
             (Some(_), _) => SessionState::Dead,
             (None, true) => SessionState::Busy,
@@ -570,16 +599,14 @@ impl Sessions {
         if let Some(reason) = session.dead_reason() {
             return Err(SessionError::Dead(reason));
         }
-        // Idle: there is nothing to interrupt, and a SIGINT still on its way when the next cell starts would
-        // interrupt that one.
-        if session.exec_lock.try_lock().is_ok() {
-            return Ok(session.info());
-        }
         let now = Instant::now();
         {
-            let mut st = session.interrupt.lock().unwrap_or_else(|e| e.into_inner());
-            st.requested.get_or_insert(now);
-            st.signalled = None; // asked again: signal again now (once the cell has settled)
+            // Idle: there is nothing to interrupt, and a SIGINT still on its way when the next cell starts would
+            // interrupt that one.
+            let accepted = session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).request(now);
+            if !accepted {
+                return Ok(session.info());
+            }
         }
         session.signal_if_due(now, Duration::ZERO);
         Ok(session.info())
@@ -706,5 +733,31 @@ impl Sessions {
             return Err(SessionError::Dead(reason));
         }
         Ok((s.workspace.path().to_path_buf(), s.owner_uid))
+    }
+}
+
+#[cfg(test)]
+mod interrupt_tests {
+    use super::Interrupt;
+    use std::time::Instant;
+
+    #[test]
+    fn an_interrupt_accepted_after_the_cell_claimed_the_session_is_kept_until_the_cell_ends() {
+        let mut st = Interrupt::default();
+        st.claim();
+        assert!(st.request(Instant::now()));
+        // What the cell does next (record when it went to the worker) keeps the request.
+        st.cell_sent = Some(Instant::now());
+        assert!(st.requested.is_some());
+        st.release();
+        assert!(st.requested.is_none() && !st.in_cell);
+    }
+
+    #[test]
+    fn an_interrupt_while_no_cell_runs_is_dropped_and_never_reaches_the_next_cell() {
+        let mut st = Interrupt::default();
+        assert!(!st.request(Instant::now()));
+        st.claim();
+        assert!(st.requested.is_none(), "the next cell starts uninterrupted");
     }
 }
