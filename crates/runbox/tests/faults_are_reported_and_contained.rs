@@ -107,11 +107,7 @@ async fn a_session_worker_killed_outright_leaves_its_session_dead_and_everyone_e
         info["dead_reason"].as_str().is_some_and(|r| r.starts_with("killed")),
         "{info}"
     );
-    assert!(
-        server.log().contains("a session's worker ended between cells"),
-        "{}",
-        server.log()
-    );
+    server.expect_log("a session's worker ended between cells", 5).await;
     server
         .post(&format!("/sessions/{victim}/execute"), json!({"code": "x"}))
         .await
@@ -426,7 +422,7 @@ const WITHOUT_CGROUPS: &[&str] = &[
 async fn a_missing_cgroup_hierarchy_fails_closed_with_the_reason_unless_degraded_mode_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_wrapped(dir.path(), &[], WITHOUT_CGROUPS);
-    assert!(server.log().contains("no usable cgroups"), "{}", server.log());
+    server.expect_log("no usable cgroups", 5).await;
     let ready = server.get("/health/ready").await.expect(503);
     assert!(
         ready["reason"]

@@ -101,7 +101,7 @@ async fn sigterm_stops_the_server_cleanly_and_kills_its_sandboxes() {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "workspaces left behind: {leftovers:?}");
-    assert!(server.log().contains("shutting down"), "{}", server.log());
+    server.expect_log("shutting down", 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,6 +166,21 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the server's log holds `needle`, failing the test after `secs` seconds. The log is read from
+    /// stderr by a thread of its own, which can lag behind what the server already answered on its socket.
+    pub async fn expect_log(&self, needle: &str, secs: u64) {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        while !self.log().contains(needle) {
+            if std::time::Instant::now() >= until {
+                panic!(
+                    "the server did not log {needle:?} within {secs} s; log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.call("GET", path, self.key.as_deref(), None).await
     }
