@@ -93,12 +93,8 @@ impl Plumbing {
             stdout: pipe()?,
             stderr: pipe()?,
             report: pipe()?,
-            worker: if spec.session { Some(pipe()?) } else { None },
-            go: if spec.pooled && !spec.session {
-                Some(pipe()?)
-            } else {
-                None
-            },
+            worker: if spec.mode.is_session() { Some(pipe()?) } else { None },
+            go: if spec.mode.is_pooled() { Some(pipe()?) } else { None },
         };
         // Pipes belong to whoever made them: hand the program's ends to the sandbox user, so that it can reopen
         // them by path (/dev/stdin, /proc/self/fd/N) like any program expects to.
@@ -190,12 +186,12 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
     // restores normal priority. (Only root may lower a niceness again, so unprivileged pools stay normal.)
     // The cgroup lists the processes to restore at go; without one the sandbox keeps normal priority throughout.
     // (A zygote's child lowers its own priority the same way.)
-    let deprioritised = spec.pooled && in_force.mode == Mode::Root && cgroup.is_some();
+    let deprioritised = spec.mode.is_pooled() && in_force.mode == Mode::Root && cgroup.is_some();
     if deprioritised {
         // SAFETY: setpriority on the calling process; children inherit the niceness.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
     }
-    if let Some(zygote) = &spec.from_zygote {
+    if let Some(zygote) = spec.mode.from_zygote() {
         if in_force.mode != Mode::Root {
             return Err("a sandbox is built from a zygote only when runbox runs as root".into());
         }
@@ -260,7 +256,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
             host_paths,
             workspace: workspace_source,
             tmp_bytes: spec.limits.tmp_bytes,
-            mask_proc: !spec.zygote,
+            mask_proc: !spec.mode.is_zygote(),
         },
         limits: spec.limits.clone(),
         argv,
@@ -283,7 +279,7 @@ fn start(spec: &SandboxSpec) -> Result<Live, String> {
         seccomp: seccomp.as_ref(),
         landlock: in_force.landlock,
         cgroup_namespace: cgroup.is_some(),
-        zygote: spec.zygote,
+        zygote: spec.mode.is_zygote(),
         can_setgroups: in_force.mode == Mode::Root,
     };
 
@@ -442,7 +438,7 @@ impl Live {
                         }
                         // An idle session is looked at less and less often (a thousand of them must not wake
                         // the host fifty thousand times a second); any CPU use brings the pace back.
-                        cpu_poll = if spec.session && used == last_cpu_used {
+                        cpu_poll = if spec.mode.is_session() && used == last_cpu_used {
                             (cpu_poll * 2).min(IDLE_CPU_POLL)
                         } else {
                             CPU_POLL
@@ -584,7 +580,7 @@ impl Live {
                     match word {
                         "running" => {
                             running = Some(Instant::now());
-                            if spec.pooled {
+                            if spec.mode.is_pooled() {
                                 if !caller_gone {
                                     caller_gone = protocol::write_frame(out, FrameKind::Ready, &[]).is_err();
                                 }
@@ -715,7 +711,7 @@ impl Live {
                         // A warm sandbox whose caller went away before using it has no one to run for, and a session
                         // (or a zygote) whose owner closed its input has no one to serve: the owner may have died
                         // without ending it.
-                        let unowned = (spec.pooled && started.is_none()) || spec.session;
+                        let unowned = (spec.mode.is_pooled() && started.is_none()) || spec.mode.is_session();
                         if unowned && stop.is_none() && pid1_status.is_none() {
                             stop = Some(StopReason::Cancelled);
                             self.kill_all();
