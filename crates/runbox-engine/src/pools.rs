@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use runbox_lang::Language;
-use runbox_sandbox::{probe, HostPolicy, Jail, Limits, PooledJail, SandboxSpec, Workspace};
+use runbox_sandbox::{probe, HostPolicy, Jail, Limits, PooledJail, RunMode, SandboxSpec, Workspace};
 use serde::{Deserialize, Serialize};
 
 use crate::paths::ARTEFACT_DIR_NAME;
@@ -304,17 +304,16 @@ impl Pools {
             extra_paths: pool.lang.sandbox_paths().to_vec(),
             limits: pool.spec_limits.clone(),
             policy: self.policy.clone(),
-            session: false,
-            pooled: true,
-            zygote: false,
-            from_zygote: self.zygotes.as_ref().and_then(|z| z.for_language(&pool.lang)),
+            mode: RunMode::Pooled {
+                from_zygote: self.zygotes.as_ref().and_then(|z| z.for_language(&pool.lang)),
+            },
         };
         let jail = self.jail.spawn_pooled(&spec).ok()?;
         Some(Warm {
             jail,
             workspace,
             born: Instant::now(),
-            zygote: spec.from_zygote.is_some(),
+            zygote: spec.mode.from_zygote().is_some(),
         })
     }
 

@@ -13,20 +13,12 @@ pub fn trial_sandbox(jail: &Jail, policy: &HostPolicy, runs_dir: &Path) -> Resul
     let owner = probe::is_root().then_some(policy.host_uid);
     let workspace = Workspace::create(runs_dir, &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
     let spec = SandboxSpec {
-        id,
-        argv: vec!["/bin/true".into()],
-        env: Default::default(),
-        workspace: workspace.path().to_path_buf(),
-        extra_paths: vec![],
         limits: Limits {
             wall_ms: 5000,
             ..Limits::default()
         },
         policy: policy.clone(),
-        session: false,
-        pooled: false,
-        zygote: false,
-        from_zygote: None,
+        ..SandboxSpec::new(id, vec!["/bin/true".into()], workspace.path())
     };
     let outcome = jail.run(&spec, None, &mut |_, _| {}).map_err(|e| e.to_string())?;
     match outcome.status {

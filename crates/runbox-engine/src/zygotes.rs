@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::{getrlimit, Resource};
 use runbox_lang::Language;
 use runbox_sandbox::{
-    probe, FromZygote, HostPolicy, Jail, Limits, SandboxSpec, SessionEvent, SessionProcess, Workspace,
+    probe, FromZygote, HostPolicy, Jail, Limits, RunMode, SandboxSpec, SessionEvent, SessionProcess, Workspace,
 };
 
 const ZYGOTE: &str = include_str!("../../../workers/zygote.py");
@@ -211,10 +211,7 @@ impl Zygotes {
                 ..Limits::default()
             },
             policy: self.policy.clone(),
-            session: true,
-            pooled: false,
-            zygote: true,
-            from_zygote: None,
+            mode: RunMode::Zygote,
         };
         let process = self.jail.spawn_session(&spec).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + START_DEADLINE;

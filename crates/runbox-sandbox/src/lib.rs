@@ -36,7 +36,7 @@ pub use outcome::{JailReport, Outcome, Status};
 pub use pooled::PooledJail;
 pub use session::{SessionEvent, SessionProcess};
 pub use spec::{
-    CgroupPreference, Degradation, FromZygote, HostPolicy, Limits, SandboxSpec, DEFAULT_CPU_MILLICORES,
+    CgroupPreference, Degradation, FromZygote, HostPolicy, Limits, RunMode, SandboxSpec, DEFAULT_CPU_MILLICORES,
     MIN_CPU_MILLICORES,
 };
 pub use workspace::Workspace;

@@ -36,8 +36,9 @@ impl Jail {
     /// Starts a pooled sandbox for `spec`; it becomes [`PooledJail::is_ready`] once built.
     pub fn spawn_pooled(&self, spec: &SandboxSpec) -> Result<PooledJail, SandboxError> {
         let mut spec = spec.clone();
-        spec.pooled = true;
-        spec.session = false;
+        if !spec.mode.is_pooled() {
+            spec.mode = crate::RunMode::Pooled { from_zygote: None };
+        }
         let (child, stdin, mut stdout) = self.spawn_with_spec(&spec)?;
         let (tx, rx) = mpsc::channel();
         let ready = Arc::new(AtomicBool::new(false));

@@ -48,10 +48,12 @@ pub struct SessionProcess {
 const MAX_QUEUED_BYTES: usize = 8 << 20;
 
 impl Jail {
-    /// Starts `spec` (with `session` set) and returns at once; the worker boots inside.
+    /// Starts `spec` in session mode (a zygote stays a zygote) and returns at once; the worker boots inside.
     pub fn spawn_session(&self, spec: &SandboxSpec) -> Result<SessionProcess, SandboxError> {
         let mut spec = spec.clone();
-        spec.session = true;
+        if !spec.mode.is_session() {
+            spec.mode = crate::RunMode::Session;
+        }
         let (child, stdin, mut stdout) = self.spawn_with_spec(&spec)?;
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));

@@ -162,27 +162,61 @@ pub struct SandboxSpec {
     pub limits: Limits,
     #[serde(default)]
     pub policy: HostPolicy,
+    /// What kind of run this is: one program to completion, a session's worker, a warm sandbox or a zygote.
+    #[serde(default)]
+    pub mode: RunMode,
+}
+
+/// The kinds of run a jail supervises. One enum, so that only the combinations that exist can be asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RunMode {
+    /// One program run to completion: stdin streamed in, output and one report out.
+    #[default]
+    OneShot,
     /// Session mode: the program is a long-lived language worker. The caller's byte stream goes to the program's
     /// fd 3 (its stdin is /dev/null), whatever the program writes to fd 4 comes back as worker frames, and
     /// SIGUSR1 to the jail interrupts the program (SIGINT) instead of ending the run.
-    #[serde(default)]
-    pub session: bool,
+    Session,
     /// Pooled mode (a warm sandbox): the program starts at once but blocks on its fd 3 until the caller writes a
     /// go message on the jail's stdin (the wall and CPU limits, [`crate::protocol::Go`]); the jail acknowledges it
     /// with a `Started` frame and the limits count from then. A message that does not parse ends the run before
     /// the program is let go. The jail sends a `Ready` frame once the sandbox is built.
-    #[serde(default)]
-    pub pooled: bool,
-    /// Zygote mode (with `session`): the program is a warm pool's zygote (`workers/zygote.py`), which forks one
-    /// child per sandbox and never runs user code itself. It runs without the seccomp filter and Landlock (its
-    /// children need `unshare` and `mount` to build their sandboxes) and instead receives, for its children to
-    /// apply, the compiled seccomp programs on fd 5 and the Landlock ruleset on fd 6.
-    #[serde(default)]
-    pub zygote: bool,
-    /// Build this sandbox from a zygote instead of creating namespaces here: the jail keeps its cgroup, limits,
-    /// output and report, and the zygote's child becomes the sandbox's PID 1.
-    #[serde(default)]
-    pub from_zygote: Option<FromZygote>,
+    Pooled {
+        /// Build this sandbox from a zygote instead of creating namespaces here: the jail keeps its cgroup,
+        /// limits, output and report, and the zygote's child becomes the sandbox's PID 1.
+        #[serde(default)]
+        from_zygote: Option<FromZygote>,
+    },
+    /// Zygote mode (a session whose worker is a warm pool's zygote, `workers/zygote.py`), which forks one child
+    /// per sandbox and never runs user code itself. It runs without the seccomp filter and Landlock (its children
+    /// need `unshare` and `mount` to build their sandboxes) and instead receives, for its children to apply, the
+    /// compiled seccomp programs on fd 5 and the Landlock ruleset on fd 6.
+    Zygote,
+}
+
+impl RunMode {
+    /// A long-lived worker speaks through fds 3 and 4 and is interrupted by SIGUSR1 (a session or a zygote).
+    pub fn is_session(&self) -> bool {
+        matches!(self, RunMode::Session | RunMode::Zygote)
+    }
+
+    /// A warm sandbox that waits for its go message.
+    pub fn is_pooled(&self) -> bool {
+        matches!(self, RunMode::Pooled { .. })
+    }
+
+    pub fn is_zygote(&self) -> bool {
+        matches!(self, RunMode::Zygote)
+    }
+
+    /// The zygote that builds this (pooled) sandbox, if one does.
+    pub fn from_zygote(&self) -> Option<&FromZygote> {
+        match self {
+            RunMode::Pooled { from_zygote } => from_zygote.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Which zygote builds a sandbox, and what its child runs.
@@ -197,6 +231,21 @@ pub struct FromZygote {
 }
 
 impl SandboxSpec {
+    /// A one-shot run of `argv` in `workspace` with the default environment, limits and host policy; set the
+    /// other fields (or use struct update syntax) for anything else.
+    pub fn new(id: impl Into<String>, argv: Vec<String>, workspace: impl Into<PathBuf>) -> SandboxSpec {
+        SandboxSpec {
+            id: id.into(),
+            argv,
+            env: BTreeMap::new(),
+            workspace: workspace.into(),
+            extra_paths: Vec::new(),
+            limits: Limits::default(),
+            policy: HostPolicy::default(),
+            mode: RunMode::OneShot,
+        }
+    }
+
     /// The environment every program starts with; `env` entries override these.
     pub fn base_env() -> BTreeMap<String, String> {
         [
@@ -246,12 +295,6 @@ impl SandboxSpec {
                 return Err(format!("extra path {} must be absolute, without ..", p.display()));
             }
         }
-        if self.zygote && (!self.session || self.pooled || self.from_zygote.is_some()) {
-            return Err("a zygote runs in session mode, neither pooled nor from another zygote".into());
-        }
-        if self.from_zygote.is_some() && !self.pooled {
-            return Err("only a pooled sandbox is built from a zygote".into());
-        }
         let l = &self.limits;
         if l.wall_ms == 0 || l.cpu_ms == 0 || l.processes == 0 || l.open_files < 16 {
             return Err("limits must be positive (open_files at least 16)".into());
@@ -268,5 +311,42 @@ impl SandboxSpec {
             return Err("tmp limit must be at least 4 KiB".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_run_mode_crosses_to_the_jail_intact() {
+        let modes = [
+            RunMode::OneShot,
+            RunMode::Session,
+            RunMode::Pooled { from_zygote: None },
+            RunMode::Pooled {
+                from_zygote: Some(FromZygote {
+                    socket: "/run/z.sock".into(),
+                    in_process: true,
+                }),
+            },
+            RunMode::Zygote,
+        ];
+        for mode in modes {
+            let spec = SandboxSpec {
+                mode: mode.clone(),
+                ..SandboxSpec::new("r1", vec!["true".into()], "/w")
+            };
+            let back: SandboxSpec = serde_json::from_slice(&serde_json::to_vec(&spec).unwrap()).unwrap();
+            assert_eq!(back, spec);
+            assert_eq!(back.validate(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_spec_without_a_mode_is_a_one_shot_run() {
+        let spec: SandboxSpec = serde_json::from_str(r#"{"id":"a","argv":["true"],"workspace":"/w"}"#).unwrap();
+        assert_eq!(spec.mode, RunMode::OneShot);
+        assert!(!spec.mode.is_session() && !spec.mode.is_pooled());
     }
 }

@@ -179,17 +179,12 @@ fn a_warm_sandbox_whose_limits_do_not_arrive_intact_never_runs_its_program() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let spec = runbox_sandbox::SandboxSpec {
-        id: format!("garbled-go-{}", std::process::id()),
-        argv: vec!["sh".into(), "-c".into(), "head -c1 <&3 >/dev/null; echo ran".into()],
-        env: Default::default(),
-        workspace: dir.path().to_path_buf(),
-        extra_paths: vec![],
-        limits: Default::default(),
-        policy: Default::default(),
-        session: false,
-        pooled: true,
-        zygote: false,
-        from_zygote: None,
+        mode: runbox_sandbox::RunMode::Pooled { from_zygote: None },
+        ..runbox_sandbox::SandboxSpec::new(
+            format!("garbled-go-{}", std::process::id()),
+            vec!["sh".into(), "-c".into(), "head -c1 <&3 >/dev/null; echo ran".into()],
+            dir.path(),
+        )
     };
     let mut jail = std::process::Command::new(env!("CARGO_BIN_EXE_runbox"))
         .arg("jail")

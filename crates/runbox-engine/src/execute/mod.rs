@@ -259,17 +259,11 @@ impl Engine {
         let mut env = lang.env().clone();
         env.extend(req.env.clone());
         let spec_in = |workspace: &Path, suffix: &str, argv: Vec<String>, limits: Limits| SandboxSpec {
-            id: format!("{id}-{suffix}"),
-            argv,
             env: env.clone(),
-            workspace: workspace.to_path_buf(),
             extra_paths: lang.sandbox_paths().to_vec(),
             limits,
             policy: self.config.policy.clone(),
-            session: false,
-            pooled: false,
-            zygote: false,
-            from_zygote: None,
+            ..SandboxSpec::new(format!("{id}-{suffix}"), argv, workspace)
         };
         let spec_for = |suffix: &str, argv: Vec<String>, limits: Limits| spec_in(ws.path(), suffix, argv, limits);
         let version = availability.version.clone();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use runbox_sandbox::{probe, Limits, SandboxSpec, SessionEvent, SessionProcess, Workspace};
+use runbox_sandbox::{probe, Limits, RunMode, SandboxSpec, SessionEvent, SessionProcess, Workspace};
 
 use crate::paths::ARTEFACT_DIR_NAME;
 use crate::{Engine, EngineError};
@@ -502,17 +502,12 @@ impl Sessions {
         let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         argv.push(format!("/workspace/{}", worker_rel.display()));
         let spec = SandboxSpec {
-            id: id.clone(),
-            argv,
             env,
-            workspace: workspace.path().to_path_buf(),
             extra_paths: lang.sandbox_paths().to_vec(),
             limits,
             policy: self.engine.config().policy.clone(),
-            session: true,
-            pooled: false,
-            zygote: false,
-            from_zygote: None,
+            mode: RunMode::Session,
+            ..SandboxSpec::new(id.clone(), argv, workspace.path())
         };
         let process = self
             .engine

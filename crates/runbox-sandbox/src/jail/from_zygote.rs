@@ -22,7 +22,9 @@ use nix::sys::socket::{
 use nix::unistd::Pid;
 use serde_json::json;
 
-use super::supervisor::{nonblocking, pidfd_open, pidfd_signal, Live, Plumbing};
+use super::live::Live;
+use super::plumbing::Plumbing;
+use super::sys::{nonblocking, pidfd_open, pidfd_signal};
 use crate::cgroup::Cgroup;
 use crate::spec::{FromZygote, SandboxSpec};
 

@@ -9,7 +9,10 @@ pub mod counters;
 mod from_zygote;
 pub mod host_view;
 mod init;
-mod supervisor;
+mod live;
+mod plumbing;
+mod start;
+mod sys;
 mod verdict;
 
 use std::fs::File;
@@ -68,8 +71,8 @@ pub fn main() -> i32 {
 
 /// Runs the sandbox; a bug in the supervisor (a panic) still ends in a report that says so, after the unwinding
 /// has killed the sandbox, rather than in a jail that vanishes without one.
-fn supervise(spec: &SandboxSpec, output: &mut File) -> (JailReport, Option<supervisor::Live>) {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervisor::run(spec, output))).unwrap_or_else(|panic| {
+fn supervise(spec: &SandboxSpec, output: &mut File) -> (JailReport, Option<live::Live>) {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(spec, output))).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -77,6 +80,19 @@ fn supervise(spec: &SandboxSpec, output: &mut File) -> (JailReport, Option<super
             .unwrap_or_default();
         (JailReport::sandbox_error(format!("jail: internal error: {what}")), None)
     })
+}
+
+/// Runs the sandbox to its end. The report is ready as soon as every process of the sandbox is dead; tearing
+/// down the namespaces and the cgroup takes longer, so that is left to the returned guard, dropped after the
+/// report is written.
+fn run(spec: &SandboxSpec, out: &mut File) -> (JailReport, Option<live::Live>) {
+    match start::start(spec) {
+        Ok(mut live) => {
+            let report = live.supervise(spec, out);
+            (report, Some(live))
+        }
+        Err(message) => (JailReport::sandbox_error(message), None),
+    }
 }
 
 /// Ignores SIGPIPE for the whole process: the jail learns about closed pipes from EPIPE instead of dying.

@@ -1,30 +1,21 @@
-//! The jail's outer half, on the host side of the namespaces: starts PID 1, relays stdin and output, watches the
-//! clocks and the cgroup, and turns what happened into a [`JailReport`].
+//! The jail's live supervision, on the host side of the namespaces, once PID 1 is started (`start.rs`): relays
+//! stdin and output, watches the clocks and the cgroup, and turns what happened into a [`JailReport`].
 
-use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
-use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
-use nix::sys::stat::Mode as FileMode;
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{pipe2, Pid};
+use nix::unistd::Pid;
 
-use super::counters;
-use super::init::{self, InitContext};
+use super::sys::{pidfd_signal, read_chunk, OwnedFdRef};
 use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
-use crate::mounts::{RootPlan, WorkspaceSource, DEFAULT_HOST_PATHS};
 use crate::outcome::JailReport;
-use crate::probe::{self, Mode};
 use crate::protocol::{self, FrameKind};
-use crate::seccomp::CompiledFilter;
-use crate::spec::{SandboxSpec, SANDBOX_UID};
+use crate::spec::SandboxSpec;
 
 /// Longest time PID 1 may take to build the sandbox before the run is abandoned.
 const SETUP_DEADLINE: Duration = Duration::from_secs(10);
@@ -35,19 +26,6 @@ const IDLE_CPU_POLL: Duration = Duration::from_millis(640);
 /// How long output may keep flowing after PID 1 is gone (only already-buffered bytes remain by then).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 const CHUNK: usize = 64 * 1024;
-
-/// Runs the sandbox to its end. The report is ready as soon as every process of the sandbox is dead; tearing
-/// down the namespaces and the cgroup takes longer, so that is left to the returned guard, dropped after the
-/// report is written.
-pub fn run(spec: &SandboxSpec, out: &mut File) -> (JailReport, Option<Live>) {
-    match start(spec) {
-        Ok(mut live) => {
-            let report = live.supervise(spec, out);
-            (report, Some(live))
-        }
-        Err(message) => (JailReport::sandbox_error(message), None),
-    }
-}
 
 /// A started sandbox: PID 1 is alive and has been released to build the sandbox.
 pub struct Live {
@@ -72,317 +50,14 @@ pub struct Live {
     pub(super) reaped: bool,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
-}
-
-/// The pipes between the jail and the program: (read end, write end) each.
-pub(super) struct Plumbing {
-    pub stdin: (OwnedFd, OwnedFd),
-    pub stdout: (OwnedFd, OwnedFd),
-    pub stderr: (OwnedFd, OwnedFd),
-    pub report: (OwnedFd, OwnedFd),
-    pub worker: Option<(OwnedFd, OwnedFd)>,
-    pub go: Option<(OwnedFd, OwnedFd)>,
-}
-
-impl Plumbing {
-    fn new(spec: &SandboxSpec, mode: Mode) -> Result<Plumbing, String> {
-        let plumbing = Plumbing {
-            stdin: pipe()?,
-            stdout: pipe()?,
-            stderr: pipe()?,
-            report: pipe()?,
-            worker: if spec.session { Some(pipe()?) } else { None },
-            go: if spec.pooled && !spec.session {
-                Some(pipe()?)
-            } else {
-                None
-            },
-        };
-        // Pipes belong to whoever made them: hand the program's ends to the sandbox user, so that it can reopen
-        // them by path (/dev/stdin, /proc/self/fd/N) like any program expects to.
-        if mode == Mode::Root {
-            let owner = Some(nix::unistd::Uid::from_raw(spec.policy.host_uid));
-            let group = Some(nix::unistd::Gid::from_raw(spec.policy.host_uid));
-            let program_ends = [&plumbing.stdin.0, &plumbing.stdout.1, &plumbing.stderr.1]
-                .into_iter()
-                .chain(plumbing.worker.as_ref().map(|(_, w)| w));
-            for fd in program_ends {
-                nix::unistd::fchown(fd, owner, group).map_err(|e| format!("fchown a pipe: {e}"))?;
-            }
-        }
-        Ok(plumbing)
-    }
-}
-
-/// Holds the signals the supervisor handles and returns the descriptor that delivers them.
-fn signal_fd() -> Result<SignalFd, String> {
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        signals.add(s);
-    }
-    signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
-    SignalFd::with_flags(&signals, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).map_err(|e| format!("signalfd: {e}"))
-}
-
-/// A pidfd for `pid`, which must be alive (and, if not our child, pinned some other way).
-pub(super) fn pidfd_open(pid: Pid) -> Result<OwnedFd, String> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor, which we own.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if pidfd < 0 {
-        return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the descriptor was just returned by pidfd_open and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) })
-}
-
-/// Sends `signal` to the process behind `pidfd` (nothing if it has ended).
-pub(super) fn pidfd_signal(pidfd: &OwnedFd, signal: Signal) {
-    // SAFETY: pidfd_send_signal with a pidfd we own, a valid signal number and no siginfo.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as libc::c_int,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-}
-
-/// Makes the jail's ends of the program's stdio non-blocking (the supervisor polls them).
-pub(super) fn nonblocking(fds: [&OwnedFd; 3]) -> Result<(), String> {
-    for fd in fds {
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| format!("fcntl: {e}"))?;
-    }
-    Ok(())
-}
-
-fn cstring(s: &str, what: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
-}
-
-fn start(spec: &SandboxSpec) -> Result<Live, String> {
-    let host = probe::host();
-    let in_force = probe::decide(&host, &spec.policy)?;
-    let cgroup = match in_force.cgroup {
-        Some(version) => Some(
-            Cgroup::create(
-                &host.cgroups,
-                version,
-                &spec.policy.cgroup_parent,
-                &spec.id,
-                &spec.limits,
-                in_force.cpu_cap,
-            )
-            .map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
-    // A warm sandbox builds itself at low priority so it never slows the requests being served; the go signal
-    // restores normal priority. (Only root may lower a niceness again, so unprivileged pools stay normal.)
-    // The cgroup lists the processes to restore at go; without one the sandbox keeps normal priority throughout.
-    // (A zygote's child lowers its own priority the same way.)
-    let deprioritised = spec.pooled && in_force.mode == Mode::Root && cgroup.is_some();
-    if deprioritised {
-        // SAFETY: setpriority on the calling process; children inherit the niceness.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-    }
-    if let Some(zygote) = &spec.from_zygote {
-        if in_force.mode != Mode::Root {
-            return Err("a sandbox is built from a zygote only when runbox runs as root".into());
-        }
-        let plumbing = Plumbing::new(spec, in_force.mode)?;
-        return super::from_zygote::start(spec, zygote, plumbing, signal_fd()?, cgroup);
-    }
-    let seccomp = in_force
-        .seccomp
-        .then(CompiledFilter::build)
-        .transpose()
-        .map_err(|e| e.to_string())?;
-
-    // As root the workspace is reached through a detached clone of its mount, made here with the jail's own
-    // privileges before the sandbox's user namespace exists: the sandbox's ids then need no access to the
-    // directories above it (a data directory under a 0700 parent). An unprivileged jail cannot clone mounts; its
-    // PID 1 has the invoking user's ids and opens the path itself. Either way a symlink is refused.
-    let (workspace, workspace_source) = match in_force.mode {
-        Mode::Root => {
-            let fd = crate::mounts::detached_clone(&spec.workspace).map_err(|e| e.to_string())?;
-            let raw = fd.as_raw_fd();
-            (fd, WorkspaceSource::Detached(raw))
-        }
-        Mode::Unprivileged => (
-            open(
-                &spec.workspace,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                FileMode::empty(),
-            )
-            .map_err(|e| format!("open workspace {}: {e}", spec.workspace.display()))?,
-            WorkspaceSource::Path(spec.workspace.clone()),
-        ),
-    };
-
-    let Plumbing {
-        stdin: (stdin_r, stdin_w),
-        stdout: (stdout_r, stdout_w),
-        stderr: (stderr_r, stderr_w),
-        report: (report_r, report_w),
-        worker,
-        go,
-    } = Plumbing::new(spec, in_force.mode)?;
-    let (sync_r, sync_w) = pipe()?;
-    let sigfd = signal_fd()?;
-
-    let mut env = SandboxSpec::base_env();
-    env.extend(spec.env.clone());
-    let path_var = env.get("PATH").cloned().unwrap_or_default();
-    let envp = env
-        .iter()
-        .map(|(k, v)| cstring(&format!("{k}={v}"), "environment"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let argv = spec
-        .argv
-        .iter()
-        .map(|a| cstring(a, "argv"))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let mut host_paths: Vec<PathBuf> = DEFAULT_HOST_PATHS.iter().map(PathBuf::from).collect();
-    host_paths.extend(spec.extra_paths.iter().cloned());
-    let ctx = InitContext {
-        plan: RootPlan {
-            host_paths,
-            workspace: workspace_source,
-            tmp_bytes: spec.limits.tmp_bytes,
-            mask_proc: !spec.zygote,
-        },
-        limits: spec.limits.clone(),
-        argv,
-        envp,
-        path_var,
-        sync_r: sync_r.as_raw_fd(),
-        report_w: report_w.as_raw_fd(),
-        stdin_r: stdin_r.as_raw_fd(),
-        stdout_w: stdout_w.as_raw_fd(),
-        stderr_w: stderr_w.as_raw_fd(),
-        worker_w: worker.as_ref().map(|(_, w)| w.as_raw_fd()),
-        go_r: go.as_ref().map(|(r, _)| r.as_raw_fd()),
-        supervisor_fds: [&stdin_w, &stdout_r, &stderr_r, &report_r, &sync_w]
-            .iter()
-            .map(|fd| fd.as_raw_fd())
-            .chain([sigfd.as_raw_fd()])
-            .chain(worker.as_ref().map(|(r, _)| r.as_raw_fd()))
-            .chain(go.as_ref().map(|(_, w)| w.as_raw_fd()))
-            .collect(),
-        seccomp: seccomp.as_ref(),
-        landlock: in_force.landlock,
-        cgroup_namespace: cgroup.is_some(),
-        zygote: spec.zygote,
-        can_setgroups: in_force.mode == Mode::Root,
-    };
-
-    let flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
-    let mut stack = vec![0u8; 1 << 20];
-    // As root, the user namespace is created by a host uid of this sandbox's own, which the kernel charges for
-    // the sandbox's per-user counters (see `counters`); the jail is root again right after the clone.
-    let acting_as = match in_force.mode {
-        Mode::Root => Some(counters::ActingAs::owner(counters::namespace_owner(
-            spec.policy.namespace_owner_base,
-            spec.policy.host_uid,
-            std::process::id(),
-        )?)?),
-        Mode::Unprivileged => None,
-    };
-    // SAFETY: the jail is single-threaded, so the child starts with a consistent copy of this address space; the
-    // callback only reads `ctx` (its own copy after the clone) and never returns into the parent's frames.
-    let cloned = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) };
-    drop(acting_as);
-    let pid1 = cloned.map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
-    // From here on, any error must not leave PID 1 behind.
-    let abort = |message: String| -> String {
-        let _ = kill(pid1, Signal::SIGKILL);
-        let _ = waitpid(pid1, None);
-        message
-    };
-
-    let euid = nix::unistd::geteuid().as_raw();
-    let egid = nix::unistd::getegid().as_raw();
-    let (host_uid, host_gid) = match in_force.mode {
-        Mode::Root => (spec.policy.host_uid, spec.policy.host_uid),
-        Mode::Unprivileged => (euid, egid),
-    };
-    let proc_dir = PathBuf::from(format!("/proc/{pid1}"));
-    if in_force.mode == Mode::Unprivileged {
-        std::fs::write(proc_dir.join("setgroups"), "deny").map_err(|e| abort(format!("write setgroups: {e}")))?;
-    }
-    std::fs::write(proc_dir.join("uid_map"), format!("{SANDBOX_UID} {host_uid} 1\n"))
-        .map_err(|e| abort(format!("write uid_map: {e}")))?;
-    std::fs::write(proc_dir.join("gid_map"), format!("{SANDBOX_UID} {host_gid} 1\n"))
-        .map_err(|e| abort(format!("write gid_map: {e}")))?;
-    if let Some(cg) = &cgroup {
-        cg.add_process(pid1.as_raw()).map_err(|e| abort(e.to_string()))?;
-    }
-    let pidfd = pidfd_open(pid1).map_err(abort)?;
-    nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
-    // `sync_w` stays open as long as this jail lives: PID 1 checks it to know the jail still exists.
-    drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, workspace));
-    let worker_r = worker.map(|(r, w)| {
-        drop(w);
-        r
-    });
-    let go_w = go.map(|(r, w)| {
-        drop(r);
-        w
-    });
-
-    nonblocking([&stdin_w, &stdout_r, &stderr_r]).map_err(abort)?;
-    Ok(Live {
-        pid1,
-        pidfd,
-        own_child: true,
-        sigfd,
-        stdin_w: Some(stdin_w),
-        stdout_r: Some(stdout_r),
-        stderr_r: Some(stderr_r),
-        report_r: Some(report_r),
-        worker_r,
-        go_w,
-        cgroup,
-        _lifeline: sync_w,
-        reaped: false,
-    })
-}
-
 struct Stream {
     kind: FrameKind,
     sent: u64,
     truncated: bool,
 }
 
-fn read_chunk(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(n) => return Some(n),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::EAGAIN) => return None,
-            Err(_) => return Some(0),
-        }
-    }
-}
-
 impl Live {
-    fn supervise(&mut self, spec: &SandboxSpec, out: &mut File) -> JailReport {
+    pub(super) fn supervise(&mut self, spec: &SandboxSpec, out: &mut File) -> JailReport {
         let mut limits = spec.limits.clone();
         let launched = Instant::now();
         // `running`: PID 1 built the sandbox. `started`: the limits count from here (the go signal when pooled).
@@ -442,7 +117,7 @@ impl Live {
                         }
                         // An idle session is looked at less and less often (a thousand of them must not wake
                         // the host fifty thousand times a second); any CPU use brings the pace back.
-                        cpu_poll = if spec.session && used == last_cpu_used {
+                        cpu_poll = if spec.mode.is_session() && used == last_cpu_used {
                             (cpu_poll * 2).min(IDLE_CPU_POLL)
                         } else {
                             CPU_POLL
@@ -584,7 +259,7 @@ impl Live {
                     match word {
                         "running" => {
                             running = Some(Instant::now());
-                            if spec.pooled {
+                            if spec.mode.is_pooled() {
                                 if !caller_gone {
                                     caller_gone = protocol::write_frame(out, FrameKind::Ready, &[]).is_err();
                                 }
@@ -715,7 +390,7 @@ impl Live {
                         // A warm sandbox whose caller went away before using it has no one to run for, and a session
                         // (or a zygote) whose owner closed its input has no one to serve: the owner may have died
                         // without ending it.
-                        let unowned = (spec.pooled && started.is_none()) || spec.session;
+                        let unowned = (spec.mode.is_pooled() && started.is_none()) || spec.mode.is_session();
                         if unowned && stop.is_none() && pid1_status.is_none() {
                             stop = Some(StopReason::Cancelled);
                             self.kill_all();
@@ -812,16 +487,6 @@ impl Live {
         if let Some(cg) = &self.cgroup {
             cg.kill_all();
         }
-    }
-}
-
-/// Borrowed view of a raw descriptor the process keeps open for its whole life (fd 0).
-struct OwnedFdRef(RawFd);
-
-impl OwnedFdRef {
-    fn owned(&self) -> std::mem::ManuallyDrop<OwnedFd> {
-        // SAFETY: fd 0 stays open for the life of the jail; ManuallyDrop keeps it from being closed here.
-        std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(self.0) })
     }
 }
 
