@@ -10,6 +10,7 @@ mod error;
 mod execute;
 pub mod files;
 pub mod ledger;
+mod limits;
 pub mod machine;
 mod owner;
 pub mod paths;
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub use error::EngineError;
-pub use execute::{ExecEvent, Stage};
+pub use execute::{ExecEvent, Prepared, Stage};
 pub use owner::Swept;
 pub use request::{whole, WORKSPACE_DIR_PATTERN, WORKSPACE_PATH_PATTERN};
 pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
@@ -93,7 +94,7 @@ impl Engine {
         let pooled_langs = catalogue
             .iter()
             .map(|l| {
-                let mut limits = execute::stage_limits(l.run().limits(), None);
+                let mut limits = limits::layered(l.run().limits(), None);
                 // Wall and CPU limits arrive with each request; the rlimit backstop uses the maximum.
                 limits.wall_ms = config.caps.timeout_ms;
                 limits.cpu_ms = config.caps.cpu_ms;
@@ -169,20 +170,11 @@ impl Engine {
         &self.ledger
     }
 
-    /// Reserves for `owner` the memory and processes a run of `req` may use (its largest stage), or says which of
-    /// the key's caps it would pass. A request naming no known language reserves nothing (it fails later).
-    pub fn reserve_run(&self, owner: &str, req: &ExecuteRequest) -> Result<Option<ledger::Reservation>, String> {
-        let Ok(lang) = self.resolve(&req.language) else {
-            return Ok(None);
-        };
-        let run = execute::stage_limits(lang.run().limits(), Some(&req.limits));
-        let (mut memory, mut processes) = (run.memory_bytes, u64::from(run.processes));
-        if let Some(compile) = lang.compile() {
-            let c = execute::stage_limits(compile.limits(), None);
-            memory = memory.max(c.memory_bytes);
-            processes = processes.max(u64::from(c.processes));
-        }
-        self.ledger.reserve(owner, memory, processes).map(Some)
+    /// Reserves for `owner` the memory and processes a prepared run may use (its largest stage), or says which of
+    /// the key's caps it would pass.
+    pub fn reserve_run(&self, owner: &str, prepared: &Prepared) -> Result<ledger::Reservation, String> {
+        let (memory, processes) = prepared.footprint();
+        self.ledger.reserve(owner, memory, processes)
     }
 
     pub fn catalogue(&self) -> &Catalogue {

@@ -251,7 +251,7 @@ fn start_run(
     );
     let (state, caller, runs, out) = (state.clone(), caller.clone(), runs.clone(), out.clone());
     tokio::spawn(async move {
-        let permit = match admit(&state, &caller, &req).await {
+        let admitted = match admit(&state, &caller, req).await {
             Ok(p) => p,
             Err(e) => {
                 runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -261,7 +261,7 @@ fn start_run(
         };
         let cancelled_early = match runs.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
             Some(run) => {
-                run.cancel = Some(permit.cancel.clone());
+                run.cancel = Some(admitted.permit.cancel.clone());
                 false
             }
             None => true, // the socket closed while the run waited for a slot
@@ -277,7 +277,7 @@ fn start_run(
         let events = out.clone();
         let event_id = id.clone();
         let mut translator = EventTranslator::default();
-        let result = run_admitted(&state, permit, req, Some(stdin), move |ev| {
+        let result = run_admitted(&state, admitted, Some(stdin), move |ev| {
             if let Some((name, mut data)) = translator.translate(ev) {
                 data["type"] = json!(name);
                 data["id"] = json!(event_id);
