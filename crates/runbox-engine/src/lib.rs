@@ -3,6 +3,8 @@
 //! (through `runbox-lang`) and sandboxes (through `runbox-sandbox`), and nothing of HTTP. Calls block; async
 //! callers run them on a blocking thread.
 
+#[cfg(feature = "openapi")]
+pub mod api_schema;
 pub mod collect;
 pub mod compile_cache;
 pub mod data_dir;
