@@ -10,7 +10,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// How a run ended. Exactly one applies; when several causes meet, the first one that stopped the program wins.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -78,7 +77,6 @@ impl JailReport {
 }
 
 /// The full record of one run.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub status: Status,
