@@ -51,6 +51,11 @@ impl Metrics {
         h.total += 1;
     }
 
+    /// A finished session cell, labelled `language="session"` and its status as the API spells it.
+    pub fn record_cell(&self, status: runbox_engine::sessions::CellStatus, seconds: f64) {
+        self.record_execution("session", status.as_str(), seconds);
+    }
+
     pub fn record_rejection(&self, reason: &str) {
         *lock(&self.rejected).entry(reason.to_string()).or_default() += 1;
     }
@@ -139,5 +144,27 @@ mod tests {
         assert!(text.contains("runbox_execution_duration_seconds_bucket{language=\"python\",le=\"0.25\"} 2"));
         assert!(text.contains("runbox_rejected_requests_total{reason=\"rate_limited\"} 1"));
         assert!(text.contains("runbox_sessions 0"));
+    }
+
+    #[test]
+    fn session_cells_are_labelled_with_the_status_the_api_gives() {
+        use runbox_engine::sessions::CellStatus;
+        let m = Metrics::default();
+        m.record_cell(CellStatus::MemoryLimit, 0.1);
+        let text = m.render(&[]);
+        assert!(
+            text.contains("runbox_executions_total{language=\"session\",status=\"memory_limit\"} 1"),
+            "{text}"
+        );
+        for status in [
+            CellStatus::Ok,
+            CellStatus::Error,
+            CellStatus::Interrupted,
+            CellStatus::Timeout,
+            CellStatus::Exit,
+            CellStatus::MemoryLimit,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 }
