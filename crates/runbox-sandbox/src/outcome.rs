@@ -140,16 +140,6 @@ impl Outcome {
     pub fn stderr_bytes(&self) -> Vec<u8> {
         decode_output(&self.stderr, self.stderr_base64.as_deref())
     }
-
-    /// The exit code a CLI should exit with to mirror this run.
-    pub fn shell_exit_code(&self) -> i32 {
-        match (self.exit_code, self.signal) {
-            (Some(code), _) => code,
-            (None, Some(sig)) => 128 + sig,
-            (None, None) if self.status == Status::Ok => 0,
-            _ => 125,
-        }
-    }
 }
 
 fn decode_output(text: &str, b64: Option<&str>) -> Vec<u8> {
