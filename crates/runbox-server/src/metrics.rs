@@ -1,5 +1,6 @@
 //! Prometheus metrics, kept by hand: a few counters and histograms do not need a metrics framework.
 
+use runbox_engine::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,7 +28,7 @@ pub struct Metrics {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock_or_recover()
 }
 
 /// Escapes a label value for the text format.
