@@ -5,6 +5,7 @@
 //! sandbox like any compile; the cache only copies the `.runbox` directory of a successful compile. Size is
 //! bounded; the least recently used entries go first.
 
+use crate::sync::LockOrRecover;
 use std::fs;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
@@ -158,7 +159,7 @@ impl CompileCache {
 
     /// Removes least recently used entries until the cache fits its budget.
     fn evict(&self) {
-        let _guard = self.evicting.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.evicting.lock_or_recover();
         let Ok(entries) = fs::read_dir(&self.dir) else { return };
         let mut all: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
             .flatten()

@@ -4,6 +4,7 @@
 //! before it starts, and a reservation that would take the key past its caps is refused. Each sandbox's cgroup
 //! already holds it to its own limits, so a key never uses more than the sum of its reservations.
 
+use crate::sync::LockOrRecover;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +85,7 @@ pub struct Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut used = self.ledger.used.lock().unwrap_or_else(|e| e.into_inner());
+        let mut used = self.ledger.used.lock_or_recover();
         if let Some(u) = used.get_mut(&self.owner) {
             u.0 = u.0.saturating_sub(self.memory_bytes);
             u.1 = u.1.saturating_sub(self.processes);
@@ -107,13 +108,13 @@ impl Default for Ledger {
 impl Ledger {
     /// Sets the per-key caps (memory in bytes, processes).
     pub fn set_caps(&self, memory_bytes: u64, processes: u64) {
-        *self.caps.lock().unwrap_or_else(|e| e.into_inner()) = (memory_bytes, processes);
+        *self.caps.lock_or_recover() = (memory_bytes, processes);
     }
 
     /// Reserves a sandbox's limits for `owner`, or says which cap it would pass.
     pub fn reserve(self: &Arc<Self>, owner: &str, memory_bytes: u64, processes: u64) -> Result<Reservation, String> {
-        let (mem_cap, proc_cap) = *self.caps.lock().unwrap_or_else(|e| e.into_inner());
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let (mem_cap, proc_cap) = *self.caps.lock_or_recover();
+        let mut used = self.used.lock_or_recover();
         let (mem, procs) = used.get(owner).copied().unwrap_or((0, 0));
         if mem.saturating_add(memory_bytes) > mem_cap {
             return Err(format!(
@@ -140,12 +141,7 @@ impl Ledger {
 
     /// Memory (bytes) and processes `owner` has reserved now.
     pub fn reserved(&self, owner: &str) -> (u64, u64) {
-        self.used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(owner)
-            .copied()
-            .unwrap_or((0, 0))
+        self.used.lock_or_recover().get(owner).copied().unwrap_or((0, 0))
     }
 }
 

@@ -3,6 +3,8 @@
 //! (through `runbox-lang`) and sandboxes (through `runbox-sandbox`), and nothing of HTTP. Calls block; async
 //! callers run them on a blocking thread.
 
+#[cfg(feature = "openapi")]
+pub mod api_schema;
 pub mod collect;
 pub mod compile_cache;
 pub mod data_dir;
@@ -10,6 +12,7 @@ mod error;
 mod execute;
 pub mod files;
 pub mod ledger;
+mod limits;
 pub mod machine;
 mod owner;
 pub mod paths;
@@ -17,16 +20,18 @@ pub mod pools;
 mod request;
 mod result;
 pub mod sessions;
+pub mod sync;
 pub mod trial;
 mod zygotes;
 
+use crate::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub use error::EngineError;
-pub use execute::{ExecEvent, Stage};
+pub use execute::{ExecEvent, Prepared, Stage};
 pub use owner::Swept;
 pub use request::{whole, WORKSPACE_DIR_PATTERN, WORKSPACE_PATH_PATTERN};
 pub use request::{Encoding, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
@@ -34,11 +39,31 @@ pub use result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult
 pub use runbox_lang::{Availability, Catalogue, CatalogueEntry, Language};
 pub use runbox_sandbox::{CancelToken, HostPolicy, Jail, OutputStream};
 
+/// `N` random bytes from the kernel (`getrandom`, which never returns fewer bytes than asked below 256 and blocks
+/// only before the pool is first seeded). The one reader of randomness for ids and tokens.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        // SAFETY: the pointer and length describe the unfilled tail of `bytes`, which lives across the call.
+        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // No getrandom (a kernel before 3.17): the device is the same pool.
+            let _ = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes[filled..]));
+            break;
+        }
+        filled += n as usize;
+    }
+    bytes
+}
+
 /// 128 random bits as hex after `prefix`, from the kernel: ids nobody can guess.
-pub fn jobs_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+pub fn random_id(prefix: &str) -> String {
+    let hex: String = random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}{hex}")
 }
 
@@ -93,7 +118,7 @@ impl Engine {
         let pooled_langs = catalogue
             .iter()
             .map(|l| {
-                let mut limits = execute::stage_limits(l.run().limits(), None);
+                let mut limits = limits::layered(l.run().limits(), None);
                 // Wall and CPU limits arrive with each request; the rlimit backstop uses the maximum.
                 limits.wall_ms = config.caps.timeout_ms;
                 limits.cpu_ms = config.caps.cpu_ms;
@@ -169,20 +194,11 @@ impl Engine {
         &self.ledger
     }
 
-    /// Reserves for `owner` the memory and processes a run of `req` may use (its largest stage), or says which of
-    /// the key's caps it would pass. A request naming no known language reserves nothing (it fails later).
-    pub fn reserve_run(&self, owner: &str, req: &ExecuteRequest) -> Result<Option<ledger::Reservation>, String> {
-        let Ok(lang) = self.resolve(&req.language) else {
-            return Ok(None);
-        };
-        let run = execute::stage_limits(lang.run().limits(), Some(&req.limits));
-        let (mut memory, mut processes) = (run.memory_bytes, u64::from(run.processes));
-        if let Some(compile) = lang.compile() {
-            let c = execute::stage_limits(compile.limits(), None);
-            memory = memory.max(c.memory_bytes);
-            processes = processes.max(u64::from(c.processes));
-        }
-        self.ledger.reserve(owner, memory, processes).map(Some)
+    /// Reserves for `owner` the memory and processes a prepared run may use (its largest stage), or says which of
+    /// the key's caps it would pass.
+    pub fn reserve_run(&self, owner: &str, prepared: &Prepared) -> Result<ledger::Reservation, String> {
+        let (memory, processes) = prepared.footprint();
+        self.ledger.reserve(owner, memory, processes)
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -192,7 +208,7 @@ impl Engine {
     /// Probes every language not probed yet (in parallel) and returns the whole catalogue.
     pub fn languages(&self) -> Vec<CatalogueEntry> {
         let missing: Vec<&Language> = {
-            let known = self.availability.lock().unwrap_or_else(|e| e.into_inner());
+            let known = self.availability.lock_or_recover();
             self.catalogue.iter().filter(|l| !known.contains_key(l.id())).collect()
         };
         let found: Vec<(String, Availability)> = std::thread::scope(|scope| {
@@ -215,11 +231,8 @@ impl Engine {
                 })
                 .collect()
         });
-        self.availability
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(found);
-        let known = self.availability.lock().unwrap_or_else(|e| e.into_inner());
+        self.availability.lock_or_recover().extend(found);
+        let known = self.availability.lock_or_recover();
         self.catalogue
             .iter()
             .map(|l| CatalogueEntry::new(l, known.get(l.id()).expect("probed above")))
@@ -228,18 +241,12 @@ impl Engine {
 
     /// Whether `lang` can run here (probed once, then cached).
     pub fn availability(&self, lang: &Language) -> Availability {
-        if let Some(a) = self
-            .availability
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(lang.id())
-        {
+        if let Some(a) = self.availability.lock_or_recover().get(lang.id()) {
             return a.clone();
         }
         let found = runbox_lang::discovery::probe(lang, runbox_lang::discovery::VERSION_TIMEOUT);
         self.availability
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .lock_or_recover()
             .insert(lang.id().to_string(), found.clone());
         found
     }
@@ -268,5 +275,17 @@ impl Engine {
 
     pub fn runs_dir(&self) -> PathBuf {
         self.config.data_dir.join("runs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_ids_are_128_bits_of_hex_after_their_prefix_and_differ() {
+        let (a, b) = (super::random_id("x_"), super::random_id("x_"));
+        assert_eq!(a.len(), 2 + 32);
+        assert!(a.starts_with("x_") && a[2..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_ne!(super::random_bytes::<32>(), [0u8; 32]);
     }
 }

@@ -3,6 +3,7 @@
 //! (and it is never reused); a background thread refills. Pools grow when requests find them empty and shrink
 //! back when demand falls, within configured bounds.
 
+use crate::sync::LockOrRecover;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -108,7 +109,7 @@ struct Pool {
 impl Pool {
     /// A warm sandbox failed to start: building pauses for [`FAILURE_BACKOFF`], and the pool counts as failing.
     fn failed(&self) {
-        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *self.last_failure.lock_or_recover() = Some(Instant::now());
         self.failing.store(true, Ordering::Relaxed);
     }
 }
@@ -208,7 +209,7 @@ impl Pools {
     pub fn take(&self, lang: &str) -> Option<Taken> {
         let pool = self.pool(lang)?;
         let taken = {
-            let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let mut warm = pool.warm.lock_or_recover();
             let pos = warm.iter().position(|w| w.jail.is_ready());
             pos.and_then(|i| warm.remove(i))
         };
@@ -224,7 +225,7 @@ impl Pools {
             }
             None => {
                 pool.misses.fetch_add(1, Ordering::Relaxed);
-                *pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                *pool.last_miss.lock_or_recover() = Instant::now();
                 let t = pool.target.load(Ordering::Relaxed);
                 if t < self.config.max_per_language {
                     pool.target.store(t + 1, Ordering::Relaxed);
@@ -250,7 +251,7 @@ impl Pools {
     pub fn disable(&self, lang: &str) {
         if let Some(pool) = self.pool(lang) {
             pool.enabled.store(false, Ordering::Relaxed);
-            pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            pool.warm.lock_or_recover().clear();
         }
     }
 
@@ -266,7 +267,7 @@ impl Pools {
 
     fn notify(&self) {
         let (lock, cv) = &self.wake;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *lock.lock_or_recover() = true;
         cv.notify_one();
     }
 
@@ -274,7 +275,7 @@ impl Pools {
         self.pools
             .iter()
             .map(|p| {
-                let warm = p.warm.lock().unwrap_or_else(|e| e.into_inner());
+                let warm = p.warm.lock_or_recover();
                 let ready = warm.iter().filter(|w| w.jail.is_ready()).count();
                 PoolStats {
                     language: p.lang.id().to_string(),
@@ -292,7 +293,7 @@ impl Pools {
 
     fn build(&self, pool: &Pool) -> Option<Warm> {
         // Unique across every engine of the host (ids name cgroups and workspaces).
-        let id = crate::jobs_id("w");
+        let id = crate::random_id("w");
         let owner = probe::is_root().then_some(self.policy.host_uid);
         let workspace = Workspace::create(&self.runs_dir, &id, Some(self.config.workspace_mb * MIB), owner).ok()?;
         workspace.create_dir(Path::new(ARTEFACT_DIR_NAME)).ok()?;
@@ -319,11 +320,11 @@ impl Pools {
 
     /// One round of upkeep: drop dead and stale sandboxes, shrink idle pools, refill to target.
     fn upkeep(&self) {
-        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        let _building = self.building.lock_or_recover();
         let max_age = Duration::from_secs(self.config.max_age_s);
         for pool in &self.pools {
             {
-                let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+                let mut warm = pool.warm.lock_or_recover();
                 let (mut failed, mut zygote_failed, mut succeeded) = (false, false, false);
                 warm.retain(|w| {
                     succeeded |= w.jail.is_ready() || w.jail.was_ready();
@@ -351,31 +352,30 @@ impl Pools {
             }
             let backing_off = pool
                 .last_failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .lock_or_recover()
                 .is_some_and(|t| t.elapsed() < FAILURE_BACKOFF);
             if backing_off || !pool.enabled.load(Ordering::Relaxed) || self.closed.load(Ordering::Acquire) {
                 continue;
             }
             // No miss for a minute: demand fell, shrink one step towards the minimum.
-            let quiet = pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()).elapsed() > Duration::from_secs(60);
+            let quiet = pool.last_miss.lock_or_recover().elapsed() > Duration::from_secs(60);
             let target = pool.target.load(Ordering::Relaxed);
             if quiet && target > pool.min {
                 pool.target.store(target - 1, Ordering::Relaxed);
-                *pool.last_miss.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                *pool.last_miss.lock_or_recover() = Instant::now();
             }
             let target = pool.target.load(Ordering::Relaxed);
             loop {
-                let have = pool.warm.lock().unwrap_or_else(|e| e.into_inner()).len();
+                let have = pool.warm.lock_or_recover().len();
                 if have >= target || self.closed.load(Ordering::Acquire) {
-                    let mut warm = pool.warm.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut warm = pool.warm.lock_or_recover();
                     while warm.len() > target {
                         warm.pop_back();
                     }
                     break;
                 }
                 match self.build(pool) {
-                    Some(w) => pool.warm.lock().unwrap_or_else(|e| e.into_inner()).push_back(w),
+                    Some(w) => pool.warm.lock_or_recover().push_back(w),
                     None => {
                         // Not even started (no workspace, no jail process): as much a failure as a dead one.
                         pool.failed();
@@ -399,7 +399,7 @@ impl Pools {
                 let Some(pools) = weak.upgrade() else { return };
                 pools.upkeep();
                 let (lock, cv) = &pools.wake;
-                let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut woken = lock.lock_or_recover();
                 if !*woken {
                     woken = cv
                         .wait_timeout(woken, Duration::from_millis(500))
@@ -413,10 +413,10 @@ impl Pools {
     /// Empties every pool (shutdown): their sandboxes are killed.
     pub fn drain(&self) {
         self.closed.store(true, Ordering::Release);
-        let _no_build_in_progress = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        let _no_build_in_progress = self.building.lock_or_recover();
         for pool in &self.pools {
             pool.target.store(0, Ordering::Relaxed);
-            pool.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            pool.warm.lock_or_recover().clear();
         }
         if let Some(zygotes) = &self.zygotes {
             zygotes.stop();

@@ -115,12 +115,14 @@ pub struct ExecutionResult {
     pub message: Option<String>,
     /// The compile stage, for languages that compile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::api_schema::OutcomeSchema>))]
     pub compile: Option<Outcome>,
     /// The compile stage was skipped: the same sources were compiled before and their artefacts reused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compile_cached: bool,
     /// The run stage, for languages that compile, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::api_schema::OutcomeSchema>))]
     pub run: Option<Outcome>,
     /// Per-case results of a judge request.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use runbox_sandbox::{HostPolicy, Jail, Limits, SandboxSpec, Status, Workspace};
 
 /// Runs `/bin/true` in a sandbox whose workspace is created under `runs_dir`; `Err` says what failed.
 pub fn trial_sandbox(jail: &Jail, policy: &HostPolicy, runs_dir: &Path) -> Result<(), String> {
-    let id = crate::jobs_id("trial-");
+    let id = crate::random_id("trial-");
     let owner = probe::is_root().then_some(policy.host_uid);
     let workspace = Workspace::create(runs_dir, &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
     let spec = SandboxSpec {

@@ -6,6 +6,7 @@
 //! A zygote starts when its pool first builds and is restarted when it dies. When it cannot start (no Python, no
 //! root, an old kernel), its pool builds sandboxes the usual way after a back-off.
 
+use crate::sync::LockOrRecover;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -80,7 +81,7 @@ impl Zygotes {
             return None; // the jail clones the workspace mount for the zygote's child, which needs root
         }
         let id = lang.id().to_string();
-        let existing = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        let existing = self.running.lock_or_recover().get(&id).cloned();
         let zygote = match existing {
             Some(z) if !z.process.has_exited() => z,
             existing => {
@@ -90,8 +91,7 @@ impl Zygotes {
                 }
                 let recently_failed = self
                     .failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                    .lock_or_recover()
                     .get(&id)
                     .is_some_and(|(t, _)| t.elapsed() < FAILURE_BACKOFF);
                 if recently_failed {
@@ -100,18 +100,12 @@ impl Zygotes {
                 match self.start(lang) {
                     Ok(z) => {
                         let z = Arc::new(z);
-                        self.running
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id, z.clone());
+                        self.running.lock_or_recover().insert(id, z.clone());
                         z
                     }
                     Err(why) => {
-                        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                        self.failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id, (Instant::now(), why));
+                        self.running.lock_or_recover().remove(&id);
+                        self.failed.lock_or_recover().insert(id, (Instant::now(), why));
                         return None;
                     }
                 }
@@ -125,25 +119,25 @@ impl Zygotes {
 
     /// Whether `lang`'s zygote is up (it is never started from here).
     pub fn is_running(&self, lang: &str) -> bool {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.running.lock_or_recover();
         running.get(lang).is_some_and(|z| !z.process.has_exited())
     }
 
     /// Host pids of the running zygotes' jails, by language (for tests and diagnostics).
     pub fn jail_pids(&self) -> Vec<(String, u32)> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.running.lock_or_recover();
         running.iter().map(|(k, z)| (k.clone(), z.process.pid())).collect()
     }
 
     /// Stops `lang`'s zygote and builds without one for a while. A zygote that has itself died (killed from
     /// outside) is not held to blame: it is replaced by the next warm sandbox's build, without the back-off.
     pub fn set_aside(&self, lang: &str) {
-        let removed = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(lang);
+        let removed = self.running.lock_or_recover().remove(lang);
         if let Some(z) = removed.filter(|z| z.process.has_exited()) {
             tracing::warn!(language = %lang, pid = z.process.pid(), "a zygote ended unexpectedly; starting a new one");
             return;
         }
-        self.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        self.failed.lock_or_recover().insert(
             lang.to_string(),
             (Instant::now(), "a sandbox it forked failed to start".into()),
         );
@@ -154,11 +148,11 @@ impl Zygotes {
         if !probe::is_root() {
             return "unavailable: needs root".into();
         }
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.running.lock_or_recover();
         if running.get(lang).is_some_and(|z| !z.process.has_exited()) {
             return "running".into();
         }
-        match self.failed.lock().unwrap_or_else(|e| e.into_inner()).get(lang) {
+        match self.failed.lock_or_recover().get(lang) {
             Some((_, why)) => format!("unavailable: {why}"),
             None => "not started".into(),
         }
@@ -167,11 +161,11 @@ impl Zygotes {
     /// Stops every zygote (their unused sandboxes die with them).
     pub fn stop(&self) {
         self.stopped.store(true, std::sync::atomic::Ordering::Release);
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.running.lock_or_recover().clear();
     }
 
     fn start(&self, lang: &Language) -> Result<Zygote, String> {
-        let id = crate::jobs_id("z");
+        let id = crate::random_id("z");
         let owner = Some(self.policy.host_uid);
         let workspace = Workspace::create(&self.dir, &id, Some(1 << 20), owner).map_err(|e| e.to_string())?;
         // The programs are files in the zygote's workspace, not `-c` arguments: a process listing shows a short

@@ -10,7 +10,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// How a run ended. Exactly one applies; when several causes meet, the first one that stopped the program wins.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -78,7 +77,6 @@ impl JailReport {
 }
 
 /// The full record of one run.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub status: Status,
@@ -141,16 +139,6 @@ impl Outcome {
     /// The exact stderr bytes, whichever field holds them.
     pub fn stderr_bytes(&self) -> Vec<u8> {
         decode_output(&self.stderr, self.stderr_base64.as_deref())
-    }
-
-    /// The exit code a CLI should exit with to mirror this run.
-    pub fn shell_exit_code(&self) -> i32 {
-        match (self.exit_code, self.signal) {
-            (Some(code), _) => code,
-            (None, Some(sig)) => 128 + sig,
-            (None, None) if self.status == Status::Ok => 0,
-            _ => 125,
-        }
     }
 }
 

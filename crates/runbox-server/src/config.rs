@@ -72,10 +72,11 @@ pub struct ServerConfig {
     pub callback_retries: u32,
     /// `human` or `json`.
     pub log_format: String,
-    /// Protections the operator accepts running without (`no-cgroups`, `no-seccomp`, `no-landlock`).
-    pub allow_degraded: Vec<String>,
+    /// Protections the operator accepts running without (`no-cgroups`, `no-cpu-cap`, `no-seccomp`,
+    /// `no-landlock`).
+    pub allow_degraded: Vec<runbox_sandbox::Degradation>,
     /// `auto`, `v1` or `v2`.
-    pub cgroup: String,
+    pub cgroup: runbox_sandbox::CgroupPreference,
     /// Maxima on client-chosen limits.
     pub limits: LimitCaps,
     /// Session lifecycle: idle timeout, lifetime, counts per key and in total.
@@ -133,7 +134,7 @@ impl Default for ServerConfig {
             callback_retries: 3,
             log_format: "human".into(),
             allow_degraded: Vec::new(),
-            cgroup: "auto".into(),
+            cgroup: runbox_sandbox::CgroupPreference::Auto,
             limits: LimitCaps::default(),
             sessions: SessionLimits::default(),
             compile_cache_mb: 512,
@@ -255,9 +256,11 @@ impl ServerConfig {
                 as_list_if_needed(&known, key, override_value(raw)),
             )?;
         }
-        let config: ServerConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        // Errors name the setting (`allow_degraded[1]: unknown variant ...`).
+        let config: ServerConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Invalid(format!("{path}: {}", e.into_inner().message()))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -419,8 +422,26 @@ mod tests {
         let env = |k: &str| (k == "RUNBOX_ALLOW_DEGRADED").then(|| "no-cgroups,no-landlock".to_string());
         assert_eq!(
             ServerConfig::load(None, &env, &[]).unwrap().allow_degraded,
-            ["no-cgroups", "no-landlock"]
+            [
+                runbox_sandbox::Degradation::NoCgroups,
+                runbox_sandbox::Degradation::NoLandlock
+            ]
         );
+    }
+
+    #[test]
+    fn an_unknown_degradation_or_cgroup_version_is_refused_naming_the_setting() {
+        for (name, value, field) in [
+            ("RUNBOX_ALLOW_DEGRADED", "no-cgroups,no-sandbox", "allow_degraded"),
+            ("RUNBOX_CGROUP", "v3", "cgroup"),
+        ] {
+            let env = |k: &str| (k == name).then(|| value.to_string());
+            let err = ServerConfig::load(None, &env, &[]).unwrap_err().to_string();
+            assert!(err.contains(field), "{name}={value}: {err}");
+        }
+        let env = |k: &str| (k == "RUNBOX_CGROUP").then(|| "v1".to_string());
+        let c = ServerConfig::load(None, &env, &[]).unwrap();
+        assert_eq!(c.cgroup, runbox_sandbox::CgroupPreference::V1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! count and a number of bytes, a queued or running job counting as its request plus the largest result a job
 //! may store, so that checking at submission bounds what the key can ever make the database hold.
 
+use runbox_engine::sync::LockOrRecover;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -137,13 +138,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// 128 random bits as hex, from the kernel.
-pub fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 16];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
-}
+pub use runbox_engine::random_id;
 
 impl JobStore {
     /// Opens (or creates) the store at `path`. It holds every tenant's code, stdin and env: the file and the
@@ -235,7 +230,7 @@ impl JobStore {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        self.conn.lock_or_recover()
     }
 
     pub fn insert(&self, owner: &str, request: &str, callback_url: Option<&str>) -> Result<String, JobError> {

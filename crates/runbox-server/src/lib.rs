@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runbox_engine::{Engine, EngineConfig, Jail};
-use runbox_sandbox::{CgroupPreference, Degradation, HostPolicy};
+use runbox_sandbox::HostPolicy;
 
 pub use config::ServerConfig;
 pub use state::AppState;
@@ -36,28 +36,20 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 }
 
 /// The host policy a configuration asks for.
-pub fn policy(config: &ServerConfig) -> Result<HostPolicy, String> {
-    let mut policy = HostPolicy::default();
-    for d in &config.allow_degraded {
-        policy
-            .degraded
-            .insert(Degradation::parse(d).ok_or_else(|| format!("unknown degradation {d:?}"))?);
+pub fn policy(config: &ServerConfig) -> HostPolicy {
+    HostPolicy {
+        degraded: config.allow_degraded.iter().copied().collect(),
+        cgroup: config.cgroup,
+        cgroup_parent: config.aggregate.cgroup_parent.clone(),
+        ..HostPolicy::default()
     }
-    policy.cgroup = match config.cgroup.as_str() {
-        "auto" => CgroupPreference::Auto,
-        "v1" => CgroupPreference::V1,
-        "v2" => CgroupPreference::V2,
-        other => return Err(format!("unknown cgroup version {other:?}")),
-    };
-    policy.cgroup_parent = config.aggregate.cgroup_parent.clone();
-    Ok(policy)
 }
 
 /// Builds the state: engine, job store (under the data directory), sandbox protections.
 pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
     // A configuration built in code (not loaded) gets the same checks: unique key names, long keys, loopback.
     config.validate().map_err(|e| e.to_string())?;
-    let policy = policy(&config)?;
+    let policy = policy(&config);
     let host = runbox_sandbox::probe::host();
     let protections = runbox_sandbox::probe::decide(&host, &policy);
     if runbox_sandbox::probe::is_root() {

@@ -1,5 +1,6 @@
 //! Prometheus metrics, kept by hand: a few counters and histograms do not need a metrics framework.
 
+use runbox_engine::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,7 +28,7 @@ pub struct Metrics {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock_or_recover()
 }
 
 /// Escapes a label value for the text format.
@@ -49,6 +50,11 @@ impl Metrics {
         }
         h.sum += seconds;
         h.total += 1;
+    }
+
+    /// A finished session cell, labelled `language="session"` and its status as the API spells it.
+    pub fn record_cell(&self, status: runbox_engine::sessions::CellStatus, seconds: f64) {
+        self.record_execution("session", status.as_str(), seconds);
     }
 
     pub fn record_rejection(&self, reason: &str) {
@@ -139,5 +145,27 @@ mod tests {
         assert!(text.contains("runbox_execution_duration_seconds_bucket{language=\"python\",le=\"0.25\"} 2"));
         assert!(text.contains("runbox_rejected_requests_total{reason=\"rate_limited\"} 1"));
         assert!(text.contains("runbox_sessions 0"));
+    }
+
+    #[test]
+    fn session_cells_are_labelled_with_the_status_the_api_gives() {
+        use runbox_engine::sessions::CellStatus;
+        let m = Metrics::default();
+        m.record_cell(CellStatus::MemoryLimit, 0.1);
+        let text = m.render(&[]);
+        assert!(
+            text.contains("runbox_executions_total{language=\"session\",status=\"memory_limit\"} 1"),
+            "{text}"
+        );
+        for status in [
+            CellStatus::Ok,
+            CellStatus::Error,
+            CellStatus::Interrupted,
+            CellStatus::Timeout,
+            CellStatus::Exit,
+            CellStatus::MemoryLimit,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 }

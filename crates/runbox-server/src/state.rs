@@ -1,6 +1,7 @@
 //! The server's one shared state (`Arc<AppState>`): the engine, keys and their limits, the run slots, metrics and
 //! the registry of in-flight runs that shutdown cancels.
 
+use runbox_engine::sync::LockOrRecover;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -98,11 +99,7 @@ pub struct RunPermit {
 impl Drop for RunPermit {
     fn drop(&mut self) {
         self.state.metrics.active_runs.fetch_sub(1, Ordering::Relaxed);
-        self.state
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        self.state.inflight.lock_or_recover().remove(&self.id);
     }
 }
 
@@ -167,7 +164,7 @@ impl AppState {
         let Some(bucket) = key.and_then(|i| self.keys[i].bucket.as_ref()) else {
             return Ok(());
         };
-        let result = bucket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let result = bucket.lock_or_recover().take();
         result.map_err(|wait| {
             self.metrics.record_rejection("rate_limited");
             ApiError::rate_limited(
@@ -237,10 +234,7 @@ impl AppState {
         self.metrics.active_runs.fetch_add(1, Ordering::Relaxed);
         let id = self.next_run.fetch_add(1, Ordering::Relaxed);
         let cancel = CancelToken::new();
-        self.inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, cancel.clone());
+        self.inflight.lock_or_recover().insert(id, cancel.clone());
         Ok(RunPermit {
             _global: global,
             _key: key_permit,
@@ -257,32 +251,29 @@ impl AppState {
     }
 
     pub fn register_job(&self, id: &str, cancel: CancelToken) {
-        self.running_jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string(), cancel);
+        self.running_jobs.lock_or_recover().insert(id.to_string(), cancel);
     }
 
     pub fn unregister_job(&self, id: &str) {
-        self.running_jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.running_jobs.lock_or_recover().remove(id);
     }
 
     /// Cancels a running async job (its record is already marked cancelled).
     pub fn cancel_job(&self, id: &str) {
-        if let Some(token) = self.running_jobs.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(token) = self.running_jobs.lock_or_recover().get(id) {
             token.cancel();
         }
     }
 
     /// Cancels every run in flight (shutdown).
     pub fn cancel_all(&self) {
-        for token in self.inflight.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for token in self.inflight.lock_or_recover().values() {
             token.cancel();
         }
     }
 
     pub fn inflight_count(&self) -> usize {
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inflight.lock_or_recover().len()
     }
 
     /// The language catalogue, discovered once (at start, in the background) and cached.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::ExecuteBody;
-use crate::handlers::execute::{precheck, run_admitted};
+use crate::handlers::execute::{reserve, run_admitted, Admitted};
 use crate::state::AppState;
 
 /// Whether a host names a loopback, private, link-local, multicast or otherwise internal address, or one of this
@@ -137,18 +137,19 @@ async fn run_job(
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))?;
         let to_json =
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
-        let req = body.into_request(&state.config.limits).map_err(to_json)?;
-        precheck(state, &req).map_err(to_json)?;
+        let mut req = body.into_request(&state.config.limits).map_err(to_json)?;
+        req.tenant = job.owner.clone();
+        let prepared = state
+            .engine
+            .prepare(req)
+            .map_err(|e| to_json(crate::error::ApiError::from(e)))?;
         // The key's aggregate caps hold for async runs as for every other run.
-        let budget = state.engine.reserve_run(&job.owner, &req).map_err(|m| {
-            state.metrics.record_rejection("key_capacity");
-            to_json(crate::error::ApiError::rate_limited("key_capacity_exceeded", m, 1))
-        })?;
+        let budget = reserve(state, &job.owner, &prepared).map_err(to_json)?;
         let mut permit = state.acquire_run_with(key_slot).await.map_err(to_json)?;
         permit.owner = job.owner.clone();
-        permit.budget = budget;
+        permit.budget = Some(budget);
         state.register_job(&job.id, permit.cancel.clone());
-        let result = run_admitted(state, permit, req, None, |_| true).await;
+        let result = run_admitted(state, Admitted { permit, prepared }, None, |_| true).await;
         state.unregister_job(&job.id);
         let result = result.map_err(to_json)?;
         serde_json::to_value(result)

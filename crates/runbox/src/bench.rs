@@ -284,9 +284,7 @@ async fn measure(args: &BenchArgs, base: &str, server_pid: Option<u32>, full: bo
 }
 
 fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    u64::from_le_bytes(b)
+    u64::from_le_bytes(runbox_engine::random_bytes())
 }
 
 fn f(v: &Value, path: &[&str]) -> f64 {

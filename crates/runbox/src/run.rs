@@ -15,28 +15,37 @@ use runbox_sandbox::{CgroupPreference, Degradation, HostPolicy};
 /// Flags that choose the host policy; shared by every subcommand that runs sandboxes.
 #[derive(Args, Clone, Default)]
 pub struct PolicyFlags {
-    /// Protections the operator accepts running without (comma-separated: no-cgroups, no-seccomp, no-landlock).
-    #[arg(long, env = "RUNBOX_ALLOW_DEGRADED", value_delimiter = ',')]
-    pub allow_degraded: Vec<String>,
+    /// Protections the operator accepts running without (comma-separated: no-cgroups, no-cpu-cap, no-seccomp,
+    /// no-landlock).
+    #[arg(long, env = "RUNBOX_ALLOW_DEGRADED", value_delimiter = ',', value_parser = named::<Degradation>)]
+    pub allow_degraded: Vec<Option<Degradation>>,
     /// Cgroup version: auto (v2 when its controllers are available, else v1), v1 or v2.
-    #[arg(long, env = "RUNBOX_CGROUP", default_value = "auto")]
-    pub cgroup: String,
+    #[arg(long, env = "RUNBOX_CGROUP", default_value = "auto", value_parser = name_of::<CgroupPreference>)]
+    pub cgroup: CgroupPreference,
+}
+
+/// A setting named as in the configuration file (`no-cgroups`, `v2`): the enum's own serde names, so the command
+/// line and the server's configuration accept the same words. Empty (a trailing comma) is nothing.
+fn named<T: serde::de::DeserializeOwned>(raw: &str) -> Result<Option<T>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    T::deserialize(serde::de::IntoDeserializer::<serde::de::value::Error>::into_deserializer(raw))
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+fn name_of<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, String> {
+    named(raw)?.ok_or_else(|| "give a value".to_string())
 }
 
 pub fn policy_from_flags(flags: &PolicyFlags) -> anyhow::Result<HostPolicy> {
-    let mut policy = HostPolicy::default();
-    for name in flags.allow_degraded.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let d = Degradation::parse(name)
-            .with_context(|| format!("unknown degradation {name:?} (known: no-cgroups, no-seccomp, no-landlock)"))?;
-        policy.degraded.insert(d);
-    }
-    policy.cgroup = match flags.cgroup.as_str() {
-        "auto" => CgroupPreference::Auto,
-        "v1" => CgroupPreference::V1,
-        "v2" => CgroupPreference::V2,
-        other => bail!("unknown cgroup version {other:?} (auto, v1 or v2)"),
-    };
-    Ok(policy)
+    Ok(HostPolicy {
+        degraded: flags.allow_degraded.iter().flatten().copied().collect(),
+        cgroup: flags.cgroup,
+        ..HostPolicy::default()
+    })
 }
 
 /// Where the language files come from.

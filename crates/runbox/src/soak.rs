@@ -6,6 +6,7 @@
 //! the warm-up, no session workspace is left; and once the server has stopped, none of its processes, cgroups,
 //! mounts or workspaces remain. It exits 1 when any run failed or anything leaked, so CI can run a short one.
 
+use runbox_engine::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -329,10 +330,7 @@ impl Client {
                 ("session_delete", outcome)
             }
         };
-        tally
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(kind, started, outcome);
+        tally.lock_or_recover().record(kind, started, outcome);
     }
 }
 
@@ -464,10 +462,7 @@ async fn soak(secs: u64, clients: Option<usize>, json_out: Option<&Path>) -> any
             }
             let t = Instant::now();
             let outcome = c.end_session().await;
-            tally
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record("session_delete", t, outcome);
+            tally.lock_or_recover().record("session_delete", t, outcome);
         }));
     }
     for t in tasks {

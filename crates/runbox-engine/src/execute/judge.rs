@@ -9,17 +9,15 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use runbox_lang::{Language, Plan};
-use runbox_sandbox::{probe, CancelToken, Limits, SandboxSpec, Workspace};
+use runbox_lang::Plan;
+use runbox_sandbox::{probe, CancelToken, Workspace};
 
-use super::{ExecEvent, Files, Stage, MIB};
+use super::prepare::Prepared;
+use super::{ExecEvent, Ran, Stage};
+use crate::limits::workspace_bytes;
 use crate::paths::ARTEFACT_DIR_NAME;
-use crate::request::ExecuteRequest;
-use crate::result::{outputs_match, ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
+use crate::result::{outputs_match, ExecutionStatus, TestCaseResult, TestSummary, Verdict};
 use crate::{Engine, EngineError};
-
-/// Builds a stage's sandbox spec for a workspace: (workspace, id suffix, argv, limits).
-pub(super) type SpecIn<'a> = dyn Fn(&Path, &str, Vec<String>, Limits) -> SandboxSpec + 'a;
 
 /// Makes a tree readable by everyone and writable by no one: directories and executables 0555, other files 0444
 /// (whatever umask the compiler ran with: the program now reads them as "others"). Directories are changed after
@@ -46,22 +44,20 @@ impl Engine {
     /// A fresh workspace for test case `index`: the request's files, and the compiled artefacts read-only.
     fn case_workspace(
         &self,
-        req: &ExecuteRequest,
+        p: &Prepared,
         run_id: &str,
         index: usize,
         compiled: &Workspace,
-        files: &Files,
     ) -> Result<Workspace, EngineError> {
         let root = probe::is_root();
         let owner = root.then_some(self.config.policy.host_uid);
-        let workspace_mb = req.limits.workspace_mb.unwrap_or(64);
         let ws = Workspace::create(
             &self.runs_dir(),
             &format!("{run_id}-t{index}"),
-            Some(workspace_mb * MIB),
+            Some(workspace_bytes(&p.req.limits)),
             owner,
         )?;
-        for (path, content) in files {
+        for (path, content) in &p.files {
             ws.write_file(path, content)?;
         }
         let artefacts = Path::new(ARTEFACT_DIR_NAME);
@@ -83,23 +79,17 @@ impl Engine {
         Ok(ws)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    /// Runs every test case, each in a workspace of its own (see the module comment). Returns the result and the
-    /// last case's workspace (what `collect` looks at); the others are disposed of as soon as their case ends.
-    pub(super) fn run_test_cases(
+    /// Runs every test case, each in a workspace of its own (see the module comment). The last case's workspace
+    /// goes with the result (what `collect` looks at); the others are disposed of as soon as their case ends.
+    pub(super) fn judge(
         &self,
-        req: &ExecuteRequest,
+        p: &Prepared,
         run_id: &str,
         compiled: &Workspace,
-        files: &Files,
-        lang: &Language,
-        plan: &Plan,
-        version: Option<String>,
-        limits: Limits,
-        spec_in: &SpecIn<'_>,
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(ExecEvent<'_>),
-    ) -> Result<(ExecutionResult, Option<Workspace>), EngineError> {
+    ) -> Result<Ran, EngineError> {
+        let req = &p.req;
         let mut cases = Vec::with_capacity(req.tests.len());
         let mut decisive = None;
         let mut last_ws: Option<Workspace> = None;
@@ -107,16 +97,17 @@ impl Engine {
             if let Some(previous) = last_ws.take() {
                 previous.dispose_in_background();
             }
-            let case_ws = self.case_workspace(req, run_id, index, compiled, files)?;
+            let case_ws = self.case_workspace(p, run_id, index, compiled)?;
             let case_plan = Plan {
                 args: case.args.clone(),
-                ..plan.clone()
+                ..p.plan.clone()
             };
-            let spec = spec_in(
+            let spec = p.spec(
+                self,
+                format!("{run_id}-t{index}"),
                 case_ws.path(),
-                &format!("t{index}"),
-                lang.run_argv(&case_plan),
-                limits.clone(),
+                p.lang.run_argv(&case_plan),
+                p.run_limits.clone(),
             );
             last_ws = Some(case_ws);
             on_event(ExecEvent::StageStarted(Stage::Run));
@@ -176,9 +167,9 @@ impl Engine {
                 Some(c) => c.status.as_str().into(),
             },
         };
-        let mut result = ExecutionResult::from_stage(lang.id(), version, decisive.status.into(), &decisive);
-        result.tests = Some(cases);
-        result.summary = Some(summary);
-        Ok((result, last_ws))
+        Ok(Ran {
+            judged: Some((cases, summary)),
+            ..Ran::single(decisive, last_ws)
+        })
     }
 }

@@ -1,21 +1,24 @@
-//! The staged pipeline of one execution: validate, prepare the workspace, compile once, then run (once, or once
-//! per judge test case: `judge.rs`), each stage in a fresh sandbox; compile and a single run share the workspace,
-//! each judge test case gets a fresh one.
+//! The staged pipeline of one execution. [`Engine::prepare`] checks a request and computes everything its run
+//! needs, once (`prepare.rs`); [`Engine::run`] chooses its route once: a warm sandbox from the pools
+//! ([`Route::Warm`], `warm.rs`), a warm sandbox with cached compile artefacts ([`Route::CachedWarm`], `warm.rs`),
+//! or a workspace of its own with a compile stage and a run stage, each in a fresh sandbox ([`Route::Cold`],
+//! `cold.rs`; once per judge test case, `judge.rs`). Every route ends in the same [`Prepared::finish`].
 
+mod cold;
 mod judge;
+mod prepare;
 mod warm;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use runbox_lang::{Language, Plan};
-use runbox_sandbox::{probe, CancelToken, Limits, OutputStream, SandboxSpec, Status, Workspace};
+use runbox_sandbox::{CancelToken, Outcome, OutputStream, Workspace};
 
-use crate::compile_cache::CacheKey;
-use crate::paths::{confined, ARTEFACT_DIR_NAME};
-use crate::request::{ExecuteRequest, LimitOverrides};
-use crate::result::{ExecutionResult, ExecutionStatus, TestCaseResult};
+pub use prepare::Prepared;
+
+use crate::pools::Taken;
+use crate::request::ExecuteRequest;
+use crate::result::{ExecutionResult, ExecutionStatus, TestCaseResult, TestSummary};
 use crate::{Engine, EngineError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,131 +40,51 @@ pub enum ExecEvent<'a> {
     TestCase(&'a TestCaseResult),
 }
 
-const MIB: u64 = 1 << 20;
-
-/// Sandbox limits of a stage: the language's stage defaults, then the request's overrides (run stage only).
-pub(crate) fn stage_limits(lang_limits: runbox_lang::Limits, overrides: Option<&LimitOverrides>) -> Limits {
-    let mut l = Limits::default();
-    if let Some(t) = lang_limits.timeout_ms {
-        l.wall_ms = t;
-        l.cpu_ms = t;
-    }
-    if let Some(m) = lang_limits.memory_mb {
-        l.memory_bytes = m * MIB;
-    }
-    if let Some(p) = lang_limits.processes {
-        l.processes = u32::try_from(p).unwrap_or(u32::MAX);
-    }
-    if let Some(o) = overrides {
-        if let Some(t) = o.timeout_ms {
-            l.wall_ms = t;
-            l.cpu_ms = o.cpu_ms.unwrap_or(t);
-        }
-        if let Some(c) = o.cpu_ms {
-            l.cpu_ms = c;
-        }
-        if let Some(c) = o.cpu_millicores {
-            l.cpu_millicores = c;
-        }
-        if let Some(m) = o.memory_mb {
-            l.memory_bytes = m * MIB;
-        }
-        if let Some(p) = o.processes {
-            l.processes = p;
-        }
-        if let Some(b) = o.output_bytes {
-            l.output_bytes = b;
-        }
-        if let Some(f) = o.file_size_mb {
-            l.file_size_bytes = f * MIB;
-        }
-        if let Some(t) = o.tmp_mb {
-            l.tmp_bytes = t * MIB;
-        }
-        if let Some(n) = o.open_files {
-            l.open_files = n;
-        }
-    }
-    l
+/// The way a prepared request runs, chosen once before anything runs.
+enum Route {
+    /// An interpreted program, whole, in a warm sandbox.
+    Warm(Taken),
+    /// A compiled program whose artefacts were cached: placed in a warm sandbox's workspace, no compile.
+    CachedWarm { taken: Taken, compiled: Outcome },
+    /// A workspace of its own: compile (or restore the artefacts), then run or judge.
+    Cold,
 }
 
-/// The environment of a compile stage: the language's own, and nothing of the request's. A compiler runs with the
-/// request's sources only; the request's `env` is for the program. Variables such as `LD_PRELOAD`,
-/// `LD_LIBRARY_PATH`, `GCONV_PATH`, `JAVA_TOOL_OPTIONS`, `GOFLAGS`, `RUSTC_WRAPPER` or `NODE_OPTIONS` would
-/// otherwise run the request's code inside the compiler (or change what it builds), and the compile cache would
-/// have to trust artefacts a request shaped that way. An allow-list was considered and not needed: every compile
-/// command is fixed by the language's TOML file.
-pub(crate) fn compile_env(lang: &Language) -> std::collections::BTreeMap<String, String> {
-    lang.env().clone()
+/// What a route hands to [`Prepared::finish`]: the stage that decides the result, and the others.
+pub(super) struct Ran {
+    status: ExecutionStatus,
+    decisive: Outcome,
+    compile: Option<Outcome>,
+    compile_cached: bool,
+    /// The run stage listed apart from the compile stage (languages that compile).
+    run: Option<Outcome>,
+    judged: Option<(Vec<TestCaseResult>, TestSummary)>,
+    /// The workspace the program ran in: `collect` looks at it, then it is disposed of. None when nothing ran.
+    ran_in: Option<Workspace>,
 }
 
-/// The request's files, checked and decoded, and the entry point.
-/// Files of a request, as (workspace path, bytes).
-type Files = Vec<(PathBuf, Vec<u8>)>;
+impl Ran {
+    /// One run stage decided it all.
+    fn single(outcome: Outcome, ran_in: Option<Workspace>) -> Ran {
+        Ran {
+            status: outcome.status.into(),
+            decisive: outcome,
+            compile: None,
+            compile_cached: false,
+            run: None,
+            judged: None,
+            ran_in,
+        }
+    }
 
-fn collect_files(req: &ExecuteRequest, lang: &Language) -> Result<(Files, PathBuf), EngineError> {
-    let mut files: Files = Vec::new();
-    let code_path = match &req.code {
-        Some(code) => {
-            let path = match &req.entry {
-                Some(e) => confined("entry", e)?,
-                None => PathBuf::from(lang.source_file()),
-            };
-            files.push((path.clone(), code.clone().into_bytes()));
-            Some(path)
-        }
-        None => None,
-    };
-    for (i, f) in req.files.iter().enumerate() {
-        let field = format!("files[{i}]");
-        let path = confined(&format!("{field}.path"), &f.path)?;
-        if files.iter().any(|(p, _)| *p == path) {
-            return Err(EngineError::invalid(
-                format!("{field}.path"),
-                format!("{} is given twice", path.display()),
-            ));
-        }
-        files.push((path, f.bytes(&field)?));
-    }
-    // Parents of one file may not be another file.
-    for (p, _) in &files {
-        for ancestor in p.ancestors().skip(1) {
-            if files.iter().any(|(q, _)| q == ancestor) {
-                return Err(EngineError::invalid(
-                    "files",
-                    format!("{} is both a file and a directory", ancestor.display()),
-                ));
-            }
+    /// A run stage after `compile` (listed apart when there was one).
+    fn compiled(compile: Option<Outcome>, run: Outcome, ran_in: Option<Workspace>) -> Ran {
+        Ran {
+            run: compile.is_some().then(|| run.clone()),
+            compile,
+            ..Ran::single(run, ran_in)
         }
     }
-    let entry = match (&req.entry, code_path) {
-        (_, Some(p)) => p,
-        (Some(e), None) => {
-            let e = confined("entry", e)?;
-            if !files.iter().any(|(p, _)| *p == e) {
-                return Err(EngineError::invalid(
-                    "entry",
-                    format!("{} is not one of the files", e.display()),
-                ));
-            }
-            e
-        }
-        (None, None) => files[0].0.clone(),
-    };
-    Ok((files, entry))
-}
-
-/// The files `req.collect` asks for from the workspace the program ran in, leaving out unchanged inputs.
-fn collect_produced(
-    req: &ExecuteRequest,
-    inputs: &Files,
-    ran_in: &Workspace,
-) -> Option<Vec<crate::collect::CollectedFile>> {
-    if req.collect.is_empty() {
-        return None;
-    }
-    let unchanged = |path: &str, bytes: &[u8]| inputs.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
-    Some(crate::collect::collect(ran_in.path(), &req.collect, &unchanged))
 }
 
 /// The run stage's stdin: a streamed one when the caller gives it, else the request's bytes (none when empty).
@@ -171,250 +94,87 @@ fn request_stdin(req: &ExecuteRequest, streamed: Option<Box<dyn Read + Send>>) -
     })
 }
 
-fn path_string(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
+impl Prepared {
+    /// The one way a route's stages become the execution's result: the decisive stage's record on top, the
+    /// others beside it, the files `collect` asks for (leaving out unchanged inputs), and the time it all took.
+    fn finish(&self, ran: Ran, started: Instant) -> ExecutionResult {
+        let mut result = ExecutionResult::from_stage(self.lang.id(), self.version.clone(), ran.status, &ran.decisive);
+        result.compile = ran.compile;
+        result.compile_cached = ran.compile_cached;
+        result.run = ran.run;
+        if let Some((cases, summary)) = ran.judged {
+            result.tests = Some(cases);
+            result.summary = Some(summary);
+        }
+        if let Some(ws) = ran.ran_in {
+            if !self.req.collect.is_empty() {
+                let unchanged =
+                    |path: &str, bytes: &[u8]| self.files.iter().any(|(p, c)| p.to_str() == Some(path) && c == bytes);
+                result.files = Some(crate::collect::collect(ws.path(), &self.req.collect, &unchanged));
+            }
+            ws.dispose_in_background();
+        }
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        result
+    }
 }
 
 impl Engine {
     /// Everything that can be checked about a request without running it: fields, language, files and entry.
     pub fn check(&self, req: &ExecuteRequest) -> Result<(), EngineError> {
-        let (lang, _) = self.checked_language(req)?;
-        collect_files(req, lang).map(|_| ())
+        self.prepare(req.clone()).map(drop)
     }
 
-    /// The request's fields are valid and its language is known and installed.
-    fn checked_language(&self, req: &ExecuteRequest) -> Result<(&Language, runbox_lang::Availability), EngineError> {
-        req.validate(&self.config.caps)?;
-        let lang = self.resolve(&req.language)?;
-        let availability = self.availability(lang);
-        if !availability.available {
-            return Err(EngineError::LanguageUnavailable {
-                id: lang.id().to_string(),
-                reason: availability.reason.unwrap_or_else(|| "runtime not found".into()),
-            });
-        }
-        Ok((lang, availability))
-    }
-
-    /// Runs one request to completion. `stdin`, when given, replaces `req.stdin` for the run stage (streamed
-    /// input, e.g. from a WebSocket). `on_event` sees stage starts and output chunks as they happen.
+    /// Prepares and runs one request (see [`Engine::prepare`] and [`Engine::run`]).
     pub fn execute(
         &self,
         req: &ExecuteRequest,
-        mut stdin: Option<Box<dyn Read + Send>>,
+        stdin: Option<Box<dyn Read + Send>>,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(ExecEvent<'_>),
+    ) -> Result<ExecutionResult, EngineError> {
+        let prepared = self.prepare(req.clone())?;
+        self.run(&prepared, stdin, cancel, on_event)
+    }
+
+    /// Runs a prepared request to completion. `stdin`, when given, replaces the request's stdin for the run stage
+    /// (streamed input, e.g. from a WebSocket). `on_event` sees stage starts and output chunks as they happen.
+    pub fn run(
+        &self,
+        p: &Prepared,
+        stdin: Option<Box<dyn Read + Send>>,
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(ExecEvent<'_>),
     ) -> Result<ExecutionResult, EngineError> {
         let started = Instant::now();
-        let (lang, availability) = self.checked_language(req)?;
-        let (files, entry) = collect_files(req, lang)?;
-        if let Some(taken) = lang
-            .compile()
-            .is_none()
-            .then(|| self.pooled_sandbox(req, lang, &entry))
-            .flatten()
-        {
-            return self.execute_pooled(
-                req,
-                lang,
-                availability.version.clone(),
-                taken,
-                &files,
-                &entry,
-                stdin,
-                cancel,
-                on_event,
-                started,
-            );
-        }
-
-        if let Some(result) = self.try_cached_and_warm(
-            req,
-            lang,
-            availability.version.clone(),
-            &files,
-            &entry,
-            &mut stdin,
-            cancel,
-            on_event,
-            started,
-        )? {
-            return Ok(result);
-        }
-
-        let id = self.new_run_id();
-        let owner = probe::is_root().then_some(self.config.policy.host_uid);
-        let workspace_mb = req.limits.workspace_mb.unwrap_or(64);
-        let ws = Workspace::create(&self.runs_dir(), &id, Some(workspace_mb * MIB), owner)?;
-        for (path, content) in &files {
-            ws.write_file(path, content)?;
-        }
-        ws.create_dir(Path::new(ARTEFACT_DIR_NAME))?;
-
-        let plan = Plan {
-            entry: path_string(&entry),
-            files: files.iter().map(|(p, _)| path_string(p)).collect(),
-            args: req.args.clone(),
-        };
-        let mut env = lang.env().clone();
-        env.extend(req.env.clone());
-        let spec_in = |workspace: &Path, suffix: &str, argv: Vec<String>, limits: Limits| SandboxSpec {
-            env: env.clone(),
-            extra_paths: lang.sandbox_paths().to_vec(),
-            limits,
-            policy: self.config.policy.clone(),
-            ..SandboxSpec::new(format!("{id}-{suffix}"), argv, workspace)
-        };
-        let spec_for = |suffix: &str, argv: Vec<String>, limits: Limits| spec_in(ws.path(), suffix, argv, limits);
-        let version = availability.version.clone();
-        let output_override = LimitOverrides {
-            output_bytes: req.limits.output_bytes,
-            ..Default::default()
-        };
-
-        let mut compile_cached = false;
-        let compile = match (lang.compile(), lang.compile_argv(&plan)) {
-            (Some(stage), Some(argv)) => 'compile: {
-                let compile_env = compile_env(lang);
-                let cache_key = self.compile_cache.enabled().then(|| {
-                    let version = version.as_deref().unwrap_or("");
-                    CacheKey {
-                        tenant: &req.tenant,
-                        language: lang.id(),
-                        version,
-                        argv: &argv,
-                        env: &compile_env,
-                        files: &files,
-                    }
-                    .digest()
-                });
-                let artefacts = ws.path().join(ARTEFACT_DIR_NAME);
-                if let Some(hit) = cache_key
-                    .as_ref()
-                    .and_then(|k| self.compile_cache.restore(k, &artefacts, owner))
-                {
-                    compile_cached = true;
-                    break 'compile Some(hit);
-                }
-                on_event(ExecEvent::StageStarted(Stage::Compile));
-                let mut spec = spec_for("c", argv, stage_limits(stage.limits(), Some(&output_override)));
-                spec.env = compile_env;
-                let outcome = self.config.jail.run_cancellable(
-                    &spec,
-                    None,
-                    &mut |stream, data| {
-                        on_event(ExecEvent::Output {
-                            stage: Stage::Compile,
-                            stream,
-                            data,
-                        })
-                    },
-                    cancel,
-                )?;
-                if outcome.status != Status::Ok {
-                    let status = if outcome.status == Status::Killed && cancel.is_cancelled() {
-                        ExecutionStatus::Killed
-                    } else {
-                        ExecutionStatus::CompileError
-                    };
-                    let mut result = ExecutionResult::from_stage(lang.id(), version, status, &outcome);
-                    if result.message.is_none() {
-                        result.message = Some(match outcome.exit_code {
-                            Some(code) => format!("compilation failed: the compiler exited with code {code}"),
-                            None => "compilation failed".to_string(),
-                        });
-                    }
-                    result.compile = Some(outcome);
-                    result.duration_ms = started.elapsed().as_millis() as u64;
-                    return Ok(result);
-                }
-                if let Some(key) = cache_key {
-                    self.compile_cache.store(&key, &artefacts, &outcome);
-                }
-                Some(outcome)
+        let ran = match self.route(p) {
+            Route::Warm(taken) => self.run_warm(p, taken, stdin, cancel, on_event)?,
+            Route::CachedWarm { taken, compiled } => {
+                self.run_cached_warm(p, taken, compiled, stdin, cancel, on_event)?
             }
-            _ => None,
+            Route::Cold => self.run_cold(p, stdin, cancel, on_event)?,
         };
-
-        let run_limits = stage_limits(lang.run().limits(), Some(&req.limits));
-        // The run stage of a compiled program takes a warm sandbox too when one fits; it gets the artefacts.
-        let mut ran_in: Option<Workspace> = None;
-        let mut result = if req.tests.is_empty() {
-            let warm = compile
-                .is_some()
-                .then(|| self.pooled_sandbox(req, lang, &entry))
-                .flatten();
-            let outcome = match warm {
-                Some(taken) => {
-                    let (outcome, warm_ws) =
-                        self.go_warm(req, lang, taken, &files, Some(&ws), &plan, stdin, cancel, on_event)?;
-                    ran_in = Some(warm_ws);
-                    outcome
-                }
-                None => {
-                    on_event(ExecEvent::StageStarted(Stage::Run));
-                    let spec = spec_for("r", lang.run_argv(&plan), run_limits);
-                    let stdin = request_stdin(req, stdin);
-                    self.config.jail.run_cancellable(
-                        &spec,
-                        stdin,
-                        &mut |stream, data| {
-                            on_event(ExecEvent::Output {
-                                stage: Stage::Run,
-                                stream,
-                                data,
-                            })
-                        },
-                        cancel,
-                    )?
-                }
-            };
-            let mut result = ExecutionResult::from_stage(lang.id(), version, outcome.status.into(), &outcome);
-            if compile.is_some() {
-                result.run = Some(outcome);
-            }
-            result
-        } else {
-            let (result, last_case) = self.run_test_cases(
-                req, &id, &ws, &files, lang, &plan, version, run_limits, &spec_in, cancel, on_event,
-            )?;
-            ran_in = last_case;
-            result
-        };
-        result.compile = compile;
-        result.compile_cached = compile_cached;
-        result.files = collect_produced(req, &files, ran_in.as_ref().unwrap_or(&ws));
-        result.duration_ms = started.elapsed().as_millis() as u64;
-        ws.dispose_in_background();
-        if let Some(w) = ran_in {
-            w.dispose_in_background();
-        }
-        Ok(result)
+        Ok(p.finish(ran, started))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_overrides_beat_language_defaults() {
-        let lang = runbox_lang::Limits {
-            timeout_ms: Some(15_000),
-            memory_mb: Some(512),
-            processes: Some(64),
+    /// Chooses the route (see [`Route`]); a warm sandbox it takes goes with the route.
+    fn route(&self, p: &Prepared) -> Route {
+        let Some(compile) = &p.compile else {
+            return self.warm_sandbox(p).map_or(Route::Cold, Route::Warm);
         };
-        let o = LimitOverrides {
-            timeout_ms: Some(2000),
-            memory_mb: Some(128),
-            ..Default::default()
+        let Some(key) = &compile.cache_key else {
+            return Route::Cold;
         };
-        let l = stage_limits(lang, Some(&o));
-        assert_eq!(
-            (l.wall_ms, l.cpu_ms, l.memory_bytes, l.processes),
-            (2000, 2000, 128 * MIB, 64)
-        );
-        let l = stage_limits(lang, None);
-        assert_eq!((l.wall_ms, l.memory_bytes), (15_000, 512 * MIB));
+        if !p.fits_warm || !self.compile_cache.contains(key) {
+            return Route::Cold;
+        }
+        let Some(taken) = self.warm_sandbox(p) else {
+            return Route::Cold;
+        };
+        let artefacts = taken.workspace.path().join(crate::paths::ARTEFACT_DIR_NAME);
+        match self.compile_cache.restore(key, &artefacts, self.workspace_owner()) {
+            Some(compiled) => Route::CachedWarm { taken, compiled },
+            None => Route::Cold, // evicted meanwhile: the warm sandbox is dropped, the usual way compiles
+        }
     }
 }

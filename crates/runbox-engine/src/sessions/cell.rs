@@ -1,6 +1,7 @@
 //! Running one cell: sending it to the worker, relaying its output and rich outputs, enforcing its time limit with
 //! repeated interrupts and a grace period, and turning the worker's reply (or the sandbox's end) into a result.
 
+use crate::sync::LockOrRecover;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -60,19 +61,19 @@ impl Sessions {
         if waiting > self.limits.max_queued {
             return Err(SessionError::Busy(waiting - 1));
         }
-        let _turn = session.exec_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = session.exec_lock.lock_or_recover();
         if let Some(reason) = session.dead_reason() {
             return Err(SessionError::Dead(reason));
         }
         session.touch();
         // The cell now holds the session: from here an interrupt is kept for it (it was idle until now, so no
         // earlier interrupt is pending).
-        session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).claim();
+        session.interrupt.lock_or_recover().claim();
         /// Ends the cell's interrupt state however execute returns.
         struct CellEnd<'a>(&'a Session);
         impl Drop for CellEnd<'_> {
             fn drop(&mut self) {
-                self.0.interrupt.lock().unwrap_or_else(|e| e.into_inner()).release();
+                self.0.interrupt.lock_or_recover().release();
             }
         }
         let _cell_end = CellEnd(&session);
@@ -93,7 +94,7 @@ impl Sessions {
             session.mark_dead("the worker stopped reading");
             return Err(SessionError::Dead("the worker stopped reading".into()));
         }
-        session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).cell_sent = Some(Instant::now());
+        session.interrupt.lock_or_recover().cell_sent = Some(Instant::now());
         session.executions.fetch_add(1, Ordering::Relaxed);
 
         let cap = self.limits.output_bytes;
@@ -132,10 +133,10 @@ impl Sessions {
             let now = Instant::now();
             if !timed_out && now >= deadline {
                 timed_out = true;
-                let mut st = session.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = session.interrupt.lock_or_recover();
                 st.requested.get_or_insert(now);
             }
-            let requested = session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).requested;
+            let requested = session.interrupt.lock_or_recover().requested;
             let mut next_signal = None;
             if let Some(at) = requested {
                 if killed_at.is_none() && now >= at + grace {

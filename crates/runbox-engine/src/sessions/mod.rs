@@ -4,6 +4,7 @@
 //! nothing to interrupt), and a cell that does not yield within the grace period gets the session killed. A reaper
 //! ends idle and over-age sessions and frees their processes and workspace.
 
+use crate::sync::LockOrRecover;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -117,7 +118,7 @@ impl Session {
     /// then every `resend` (a SIGINT the worker got while still reading the cell is lost) until the cell ends.
     /// Returns when the next one is due.
     fn signal_if_due(&self, now: Instant, resend: Duration) -> Option<Instant> {
-        let mut st = self.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.interrupt.lock_or_recover();
         let (Some(sent), Some(_)) = (st.cell_sent, st.requested) else {
             return None;
         };
@@ -131,16 +132,16 @@ impl Session {
     }
 
     fn dead_reason(&self) -> Option<String> {
-        self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.dead.lock_or_recover().clone()
     }
 
     fn mark_dead(&self, reason: impl Into<String>) {
-        let mut dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dead = self.dead.lock_or_recover();
         if dead.is_none() {
             *dead = Some(reason.into());
         }
         drop(dead);
-        self.reservation.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.reservation.lock_or_recover().take();
     }
 
     /// Notices a worker that ended while no cell ran (killed from outside, crashed, out of memory between cells):
@@ -167,7 +168,7 @@ impl Session {
     fn info(&self) -> SessionInfo {
         self.notice_end();
         let dead = self.dead_reason();
-        let busy = self.interrupt.lock().unwrap_or_else(|e| e.into_inner()).in_cell;
+        let busy = self.interrupt.lock_or_recover().in_cell;
         let state = match (&dead, busy) {
             (Some(_), _) => SessionState::Dead,
             (None, true) => SessionState::Busy,
@@ -179,7 +180,7 @@ impl Session {
             state,
             dead_reason: dead,
             created_at: self.created_at,
-            last_used_at: self.last_used.lock().unwrap_or_else(|e| e.into_inner()).1,
+            last_used_at: self.last_used.lock_or_recover().1,
             executions: self.executions.load(Ordering::Relaxed),
             memory_bytes: if state == SessionState::Dead {
                 0
@@ -191,12 +192,12 @@ impl Session {
     }
 
     fn touch(&self) {
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), now_ms());
+        *self.last_used.lock_or_recover() = (Instant::now(), now_ms());
     }
 
     /// Complete JSON lines the worker wrote so far.
     fn worker_lines(&self, bytes: &[u8]) -> Vec<serde_json::Value> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.lock_or_recover();
         split_worker_lines(&mut pending, bytes, MAX_WORKER_LINE)
     }
 }
@@ -254,7 +255,7 @@ struct Place<'a> {
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        let mut starting = self.sessions.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut starting = self.sessions.starting.lock_or_recover();
         if let Some(n) = starting.get_mut(&self.owner) {
             *n -= 1;
             if *n == 0 {
@@ -320,7 +321,7 @@ impl Sessions {
     }
 
     fn lookup(&self, owner: &str, id: &str) -> Result<Arc<Session>, SessionError> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.lock_or_recover();
         map.get(id)
             .filter(|s| s.owner == owner)
             .cloned()
@@ -329,8 +330,7 @@ impl Sessions {
 
     pub fn count(&self) -> usize {
         self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .lock_or_recover()
             .values()
             .filter(|s| s.dead_reason().is_none())
             .count()
@@ -418,7 +418,7 @@ impl Sessions {
             reservation: Mutex::new(Some(capacity)),
         };
         let info = session.info();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.lock_or_recover();
         map.insert(id, Arc::new(session));
         // The place passes from the creation to the session under one lock: never counted twice, or not at all.
         drop(place);
@@ -428,8 +428,8 @@ impl Sessions {
     /// Reserves a place for a new session of `owner`, or says which cap is reached. Live sessions and creations
     /// still starting both count.
     fn reserve(&self, owner: &str) -> Result<Place<'_>, SessionError> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let mut starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.lock_or_recover();
+        let mut starting = self.starting.lock_or_recover();
         let alive = map.values().filter(|s| s.dead_reason().is_none());
         let (live_total, live_mine) = alive.fold((0, 0), |(t, m), s| (t + 1, m + usize::from(s.owner == owner)));
         let total = live_total + starting.values().sum::<usize>();
@@ -459,7 +459,7 @@ impl Sessions {
             argv,
             env: extra_env,
         } = worker_for(lang.id()).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
-        let id = crate::jobs_id("sess_");
+        let id = crate::random_id("sess_");
         let owner_uid = probe::is_root().then_some(self.engine.config().policy.host_uid);
         let ws_mb = req.limits.workspace_mb.unwrap_or(256);
         let workspace = Workspace::create(
@@ -572,7 +572,7 @@ impl Sessions {
 
     pub fn list(&self, owner: &str) -> Vec<SessionInfo> {
         let sessions: Vec<Arc<Session>> = {
-            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            let map = self.map.lock_or_recover();
             map.values().filter(|s| s.owner == owner).cloned().collect()
         };
         let mut infos: Vec<SessionInfo> = sessions.iter().map(|s| s.info()).collect();
@@ -583,7 +583,7 @@ impl Sessions {
     /// Ends a session and frees everything it held.
     pub fn delete(&self, owner: &str, id: &str) -> Result<(), SessionError> {
         let session = self.lookup(owner, id)?;
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.map.lock_or_recover().remove(id);
         session.mark_dead("deleted");
         session.process.terminate();
         Ok(())
@@ -598,7 +598,7 @@ impl Sessions {
         {
             // Idle: there is nothing to interrupt, and a SIGINT still on its way when the next cell starts would
             // interrupt that one.
-            let accepted = session.interrupt.lock().unwrap_or_else(|e| e.into_inner()).request(now);
+            let accepted = session.interrupt.lock_or_recover().request(now);
             if !accepted {
                 return Ok(session.info());
             }
@@ -613,22 +613,16 @@ impl Sessions {
         let now = Instant::now();
         let max_life = Duration::from_secs(self.limits.max_lifetime_s);
         let mut ended = 0;
-        let sessions: Vec<Arc<Session>> = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let sessions: Vec<Arc<Session>> = self.map.lock_or_recover().values().cloned().collect();
         for s in sessions {
             s.notice_end();
             let busy = s.exec_lock.try_lock().is_err();
-            let idle_for = now.duration_since(s.last_used.lock().unwrap_or_else(|e| e.into_inner()).0);
+            let idle_for = now.duration_since(s.last_used.lock_or_recover().0);
             if let Some(_reason) = s.dead_reason() {
                 // Collect the ended jail now rather than when the session is forgotten, so no zombie lingers.
                 s.process.has_exited();
                 if !busy && idle_for > Duration::from_secs(600) {
-                    self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);
+                    self.map.lock_or_recover().remove(&s.id);
                 }
                 continue;
             }
@@ -650,16 +644,10 @@ impl Sessions {
     /// Ends every session (shutdown).
     pub fn close_all(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        for w in self.warm.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for w in self.warm.lock_or_recover().drain(..) {
             w.process.terminate();
         }
-        let sessions: Vec<Arc<Session>> = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
+        let sessions: Vec<Arc<Session>> = self.map.lock_or_recover().drain().map(|(_, s)| s).collect();
         for s in sessions {
             s.mark_dead("the server shut down");
             s.process.terminate();
@@ -676,13 +664,12 @@ impl Sessions {
         if let Some(reason) = session.dead_reason() {
             return Err(SessionError::Dead(reason));
         }
-        let _one_at_a_time = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.uploads.lock_or_recover();
         let replaced = crate::files::existing_size(session.workspace.path(), path);
         let (mut mine, mut all) = (0u64, 0u64);
         let sessions: Vec<Arc<Session>> = self
             .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .lock_or_recover()
             .values()
             .filter(|s| s.dead_reason().is_none())
             .cloned()

@@ -203,6 +203,20 @@ pub enum CellStatus {
     MemoryLimit,
 }
 
+impl CellStatus {
+    /// The status as the API spells it (`memory_limit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellStatus::Ok => "ok",
+            CellStatus::Error => "error",
+            CellStatus::Interrupted => "interrupted",
+            CellStatus::Timeout => "timeout",
+            CellStatus::Exit => "exit",
+            CellStatus::MemoryLimit => "memory_limit",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CellResult {

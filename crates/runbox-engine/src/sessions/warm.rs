@@ -1,6 +1,7 @@
 //! Warm sessions: sessions started ahead of time (per language, growing with demand) so that creating one with
 //! default settings only hands a ready worker to its owner.
 
+use crate::sync::LockOrRecover;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +18,12 @@ impl Sessions {
             return None;
         }
         let taken = {
-            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let mut warm = self.warm.lock_or_recover();
             let pos = warm.iter().position(|w| w.language == lang && !w.process.has_exited());
             pos.map(|i| warm.swap_remove(i))
         };
         if taken.is_none() {
-            let mut extra = self.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
+            let mut extra = self.warm_extra.lock_or_recover();
             let entry = extra.entry(lang.to_string()).or_insert((0, Instant::now()));
             entry.0 = (entry.0 + 1).min(MAX_EXTRA_WARM);
             entry.1 = Instant::now();
@@ -33,12 +34,12 @@ impl Sessions {
 
     /// Sessions started ahead of time and waiting for an owner.
     pub fn warm_count(&self) -> usize {
-        self.warm.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.warm.lock_or_recover().len()
     }
 
     fn wake_warm(&self) {
         let (lock, cv) = &self.warm_wake;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *lock.lock_or_recover() = true;
         cv.notify_one();
     }
 
@@ -56,7 +57,7 @@ impl Sessions {
                 }
                 for (lang_id, &min) in &sessions.limits.warm {
                     let want = {
-                        let mut extra = sessions.warm_extra.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut extra = sessions.warm_extra.lock_or_recover();
                         let entry = extra.entry(lang_id.clone()).or_insert((0, Instant::now()));
                         if entry.0 > 0 && entry.1.elapsed() > Duration::from_secs(60) {
                             *entry = (entry.0 - 1, Instant::now());
@@ -71,7 +72,7 @@ impl Sessions {
                     }
                     loop {
                         let have = {
-                            let mut warm = sessions.warm.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut warm = sessions.warm.lock_or_recover();
                             warm.retain(|w| !w.process.has_exited());
                             warm.iter().filter(|w| &w.language == lang_id).count()
                         };
@@ -90,13 +91,13 @@ impl Sessions {
                                 started.process.terminate();
                                 return;
                             }
-                            Ok(started) => sessions.warm.lock().unwrap_or_else(|e| e.into_inner()).push(started),
+                            Ok(started) => sessions.warm.lock_or_recover().push(started),
                             Err(_) => break,
                         }
                     }
                 }
                 let (lock, cv) = &sessions.warm_wake;
-                let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut woken = lock.lock_or_recover();
                 if !*woken {
                     woken = cv
                         .wait_timeout(woken, Duration::from_secs(5))

@@ -108,8 +108,8 @@ pub async fn interpreter_execute(
         },
         ..Default::default()
     };
-    let permit = admit(&state, &caller, &req).await.map_err(env_is_envs)?;
-    let result = run_admitted(&state, permit, req, None, |_| true).await?;
+    let admitted = admit(&state, &caller, req).await.map_err(env_is_envs)?;
+    let result = run_admitted(&state, admitted, None, |_| true).await?;
     Ok(Json(to_interpreter_response(result)))
 }
 

@@ -123,11 +123,9 @@ pub async fn execute(
     let started = std::time::Instant::now();
     let result =
         blocking(move || sessions.execute(&caller.owner, &id, &body.code, body.timeout_ms, &mut |_| {})).await??;
-    state.metrics.record_execution(
-        "session",
-        &format!("{:?}", result.status).to_lowercase(),
-        started.elapsed().as_secs_f64(),
-    );
+    state
+        .metrics
+        .record_cell(result.status, started.elapsed().as_secs_f64());
     Ok(Json(result))
 }
 

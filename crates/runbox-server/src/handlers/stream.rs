@@ -94,11 +94,11 @@ pub async fn execute_stream(
         return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
     }
     let req = body.into_request(&state.config.limits)?;
-    let permit = admit(&state, &caller, &req).await?;
+    let admitted = admit(&state, &caller, req).await?;
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
     // A client that hangs up ends the run at once, even a silent one that sends no event to notice it by.
     let hangup = {
-        let (tx, cancel) = (tx.clone(), permit.cancel.clone());
+        let (tx, cancel) = (tx.clone(), admitted.permit.cancel.clone());
         tokio::spawn(async move {
             tx.closed().await;
             cancel.cancel();
@@ -107,7 +107,7 @@ pub async fn execute_stream(
     tokio::spawn(async move {
         let events = tx.clone();
         let mut translator = EventTranslator::default();
-        let result = run_admitted(&state, permit, req, None, move |ev| match translator.translate(ev) {
+        let result = run_admitted(&state, admitted, None, move |ev| match translator.translate(ev) {
             Some((name, data)) => events.send(event(&name, &data)).is_ok(),
             None => !events.is_closed(),
         })

@@ -7,6 +7,7 @@
 //! With a `session_id`, an `execute` message runs `code` as a cell of that session instead (events `stdout`,
 //! `stderr`, `display`, then `result` with the cell result); `cancel` then interrupts the cell.
 
+use runbox_engine::sync::LockOrRecover;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::mpsc as std_mpsc;
@@ -145,7 +146,7 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
         };
         match kind.as_str() {
             "execute" | "execute_code" => {
-                if runs.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                if runs.lock_or_recover().contains_key(&id) {
                     let e = ApiError::invalid_field("id", "a run with this id is already in flight on this socket");
                     let _ = out_tx.send(error_message(&id, &e));
                     continue;
@@ -171,7 +172,7 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
                     .unwrap_or("")
                     .as_bytes()
                     .to_vec();
-                let guard = runs.lock().unwrap_or_else(|e| e.into_inner());
+                let guard = runs.lock_or_recover();
                 match guard.get(&id).and_then(|r| r.stdin.as_ref()) {
                     Some(tx) if !data.is_empty() => drop(tx.send(data)),
                     Some(_) => {}
@@ -179,14 +180,14 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
                 }
             }
             "stdin_eof" => {
-                if let Some(run) = runs.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+                if let Some(run) = runs.lock_or_recover().get_mut(&id) {
                     if let Some(tx) = run.stdin.take() {
                         let _ = tx.send(Vec::new());
                     }
                 }
             }
             "cancel" => {
-                let guard = runs.lock().unwrap_or_else(|e| e.into_inner());
+                let guard = runs.lock_or_recover();
                 match guard.get(&id) {
                     Some(RunHandle {
                         session: Some(session), ..
@@ -206,7 +207,7 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
         }
     }
     // The socket closed: cancel whatever still runs.
-    for (_, run) in runs.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+    for (_, run) in runs.lock_or_recover().drain() {
         if let Some(token) = run.cancel {
             token.cancel();
         }
@@ -241,7 +242,7 @@ fn start_run(
     if !req.stdin.is_empty() {
         let _ = stdin_tx.send(req.stdin.clone());
     }
-    runs.lock().unwrap_or_else(|e| e.into_inner()).insert(
+    runs.lock_or_recover().insert(
         id.clone(),
         RunHandle {
             stdin: Some(stdin_tx),
@@ -251,17 +252,17 @@ fn start_run(
     );
     let (state, caller, runs, out) = (state.clone(), caller.clone(), runs.clone(), out.clone());
     tokio::spawn(async move {
-        let permit = match admit(&state, &caller, &req).await {
+        let admitted = match admit(&state, &caller, req).await {
             Ok(p) => p,
             Err(e) => {
-                runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                runs.lock_or_recover().remove(&id);
                 let _ = out.send(error_message(&id, &e));
                 return;
             }
         };
-        let cancelled_early = match runs.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+        let cancelled_early = match runs.lock_or_recover().get_mut(&id) {
             Some(run) => {
-                run.cancel = Some(permit.cancel.clone());
+                run.cancel = Some(admitted.permit.cancel.clone());
                 false
             }
             None => true, // the socket closed while the run waited for a slot
@@ -277,7 +278,7 @@ fn start_run(
         let events = out.clone();
         let event_id = id.clone();
         let mut translator = EventTranslator::default();
-        let result = run_admitted(&state, permit, req, Some(stdin), move |ev| {
+        let result = run_admitted(&state, admitted, Some(stdin), move |ev| {
             if let Some((name, mut data)) = translator.translate(ev) {
                 data["type"] = json!(name);
                 data["id"] = json!(event_id);
@@ -286,7 +287,7 @@ fn start_run(
             !events.is_closed()
         })
         .await;
-        runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        runs.lock_or_recover().remove(&id);
         let _ = out.send(match result {
             Ok(r) => json!({"type": "result", "id": id, "result": r}),
             Err(e) => error_message(&id, &e),
@@ -318,9 +319,7 @@ fn start_cell(
         cancel: None,
         session: Some(session.clone()),
     };
-    runs.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.clone(), handle);
+    runs.lock_or_recover().insert(id.clone(), handle);
     let (sessions, owner, runs, out) = (state.sessions.clone(), caller.owner.clone(), runs.clone(), out.clone());
     tokio::task::spawn_blocking(move || {
         let _ = out.send(json!({"type": "started", "id": id}));
@@ -334,7 +333,7 @@ fn start_cell(
                 let _ = events.send(data);
             }
         });
-        runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        runs.lock_or_recover().remove(&id);
         let _ = out.send(match result {
             Ok(r) => json!({"type": "result", "id": id, "result": r}),
             Err(e) => error_message(&id, &ApiError::from(e)),

@@ -336,8 +336,8 @@ pub async fn create(
         .check_quota(&caller.owner, request.len(), &job_quota(&state))
         .map_err(|e| insert_refusal(&state, e))?;
     let req = body.clone().into_request(&state.config.limits)?;
-    let permit = admit(&state, &caller, &req).await?;
-    let result = run_admitted(&state, permit, req, None, |_| true).await?;
+    let admitted = admit(&state, &caller, req).await?;
+    let result = run_admitted(&state, admitted, None, |_| true).await?;
     let token = uuid4();
     // Kept within what an async record may store, like every other result.
     let mut result_value = serde_json::to_value(&result).map_err(ApiError::internal)?;

@@ -142,19 +142,18 @@ async fn run(
         Ok(p) => p,
         Err(e) => return fail(e.message),
     };
-    let permit = match admit(state, caller, &req).await {
+    // The request's stdin comes first on the streamed stdin the run reads.
+    let pending = std::mem::take(&mut req.stdin);
+    let admitted = match admit(state, caller, req).await {
         Ok(p) => p,
         Err(e) => return fail(e.message),
     };
     let _ = out.send(text(
-        json!({"type": "runtime", "language": req.language, "version": version}),
+        json!({"type": "runtime", "language": admitted.prepared.request().language, "version": version}),
     ));
     let (stdin_tx, stdin_rx) = std_mpsc::channel();
-    let reader = StdinReader {
-        rx: stdin_rx,
-        pending: std::mem::take(&mut req.stdin),
-    };
-    let cancel = permit.cancel.clone();
+    let reader = StdinReader { rx: stdin_rx, pending };
+    let cancel = admitted.permit.cancel.clone();
     let events = out.clone();
     let mut chunkers: [Utf8Chunker; 2] = Default::default();
     let on_event = move |ev: ExecEvent<'_>| {
@@ -175,7 +174,7 @@ async fn run(
     };
     let state2 = state.clone();
     let mut running =
-        tokio::spawn(async move { run_admitted(&state2, permit, req, Some(Box::new(reader)), on_event).await });
+        tokio::spawn(async move { run_admitted(&state2, admitted, Some(Box::new(reader)), on_event).await });
     let mut stdin = Some(stdin_tx);
     let result = loop {
         tokio::select! {

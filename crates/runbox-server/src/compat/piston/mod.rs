@@ -174,8 +174,8 @@ pub async fn execute(
     PistonBody(body): PistonBody,
 ) -> Result<Json<PistonResult>, PistonError> {
     let (req, installed) = prepare(&state, &body).await?;
-    let permit = admit(&state, &caller, &req).await?;
-    let result = run_admitted(&state, permit, req, None, |_| true).await?;
+    let admitted = admit(&state, &caller, req).await?;
+    let result = run_admitted(&state, admitted, None, |_| true).await?;
     Ok(Json(to_piston(&result, &installed)))
 }
 
