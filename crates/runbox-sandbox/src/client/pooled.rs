@@ -173,7 +173,7 @@ impl PooledJail {
         };
         cancel.unwatch(child_id);
         if let Some(child) = self.child.take() {
-            crate::reap_in_background(child);
+            super::reap_in_background(child);
         }
         report
             .map(|r| Outcome::from_report(r, &stdout, &stderr))
@@ -188,7 +188,7 @@ impl Drop for PooledJail {
             if matches!(child.try_wait(), Ok(None)) {
                 let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             }
-            crate::reap_in_background(child);
+            super::reap_in_background(child);
         }
     }
 }
