@@ -2,6 +2,7 @@
 //! ([`Jail::run`]), a session ([`session`]) or a warm sandbox ([`pooled`]). Everything here runs in the caller's
 //! (possibly multi-threaded) process; nothing here forks other than through `std::process::Command`.
 
+mod frames;
 pub mod pooled;
 pub mod session;
 
@@ -16,7 +17,7 @@ use crate::outcome::{JailReport, Outcome, Status};
 use crate::protocol;
 use crate::spec::SandboxSpec;
 
-use crate::protocol::FrameKind;
+use frames::{next_event, JailEvent};
 
 #[derive(Debug, Error)]
 pub enum SandboxError {
@@ -234,29 +235,23 @@ impl Jail {
         let mut report = None;
         let mut failure = None;
         loop {
-            match protocol::read_frame(&mut jail_stdout) {
-                Ok(Some((FrameKind::Stdout, data))) => {
+            match next_event(&mut jail_stdout) {
+                Ok(JailEvent::Stdout(data)) => {
                     on_output(OutputStream::Stdout, &data);
                     stdout.extend_from_slice(&data);
                 }
-                Ok(Some((FrameKind::Stderr, data))) => {
+                Ok(JailEvent::Stderr(data)) => {
                     on_output(OutputStream::Stderr, &data);
                     stderr.extend_from_slice(&data);
                 }
                 // Only session-mode jails send worker frames; a plain run has no worker.
-                Ok(Some((FrameKind::Worker, _)))
-                | Ok(Some((FrameKind::Ready, _)))
-                | Ok(Some((FrameKind::Started, _))) => {}
-                Ok(Some((FrameKind::Report, data))) => {
-                    match serde_json::from_slice::<JailReport>(&data) {
-                        Ok(r) => report = Some(r),
-                        Err(e) => failure = Some(format!("invalid report: {e}")),
-                    }
+                Ok(JailEvent::Worker(_)) | Ok(JailEvent::Ready) | Ok(JailEvent::Started(_)) => {}
+                Ok(JailEvent::Report(r)) => {
+                    report = Some(r);
                     break;
                 }
-                Ok(None) => break,
                 Err(e) => {
-                    failure = Some(e.to_string());
+                    failure = Some(e);
                     break;
                 }
             }
