@@ -140,15 +140,15 @@ impl Workspace {
     /// Unmounts and removes the workspace on a thread of its own, off the caller's path.
     /// [`crate::wait_for_teardowns`] waits for it, so a process that exits soon after (the CLI) can still finish it.
     pub fn dispose_in_background(self) {
-        crate::teardown_started();
+        crate::client::teardown_started();
         let spawned = std::thread::Builder::new()
             .name("runbox-workspace-cleanup".into())
             .spawn(move || {
                 drop(self);
-                crate::teardown_finished();
+                crate::client::teardown_finished();
             });
         if spawned.is_err() {
-            crate::teardown_finished();
+            crate::client::teardown_finished();
         }
     }
 }

@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use super::live::Live;
+use super::message::{Pid1Message, Pid1Reader};
 use super::plumbing::Plumbing;
 use super::sys::{nonblocking, pidfd_open, pidfd_signal};
 use crate::cgroup::Cgroup;
@@ -160,8 +161,8 @@ fn child_error(report_r: &OwnedFd) -> Option<String> {
     // The child has ended or never started: whatever it wrote is already in the pipe; do not wait for more.
     nix::fcntl::fcntl(report_r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).ok()?;
     let n = nix::unistd::read(report_r, &mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf[..n]);
-    text.lines()
-        .find_map(|l| l.strip_prefix("error "))
-        .map(|m| format!("zygote: {m}"))
+    Pid1Reader::default().push(&buf[..n]).into_iter().find_map(|m| match m {
+        Pid1Message::Error(text) => Some(format!("zygote: {text}")),
+        _ => None,
+    })
 }

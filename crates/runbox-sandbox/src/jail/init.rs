@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
+use super::message::Pid1Message;
 use crate::landlock_rules;
 use crate::mounts::{self, RootPlan};
 use crate::seccomp::CompiledFilter;
@@ -44,9 +45,9 @@ pub struct InitContext<'a> {
     pub can_setgroups: bool,
 }
 
-/// Writes one message line to the supervisor. Messages are far below PIPE_BUF, so each write is atomic.
-pub fn report(fd: RawFd, message: &str) {
-    let line = format!("{message}\n");
+/// Writes one message to the supervisor. Messages are far below PIPE_BUF, so each write is atomic.
+pub fn report(fd: RawFd, message: Pid1Message) {
+    let line = message.encode();
     // SAFETY: writing a buffer we own to a pipe descriptor; a short or failed write only loses the message.
     unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
 }
@@ -62,7 +63,7 @@ pub fn run(ctx: &InitContext<'_>) -> ! {
     match setup(ctx) {
         Ok(program) => supervise_program(ctx, program),
         Err(message) => {
-            report(ctx.report_w, &format!("error {message}"));
+            report(ctx.report_w, Pid1Message::Error(message));
             exit(1)
         }
     }
@@ -226,7 +227,7 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
     let report_w = unsafe { libc::fcntl(ctx.report_w, libc::F_DUPFD_CLOEXEC, 16) };
     let report_w = if report_w < 0 { ctx.report_w } else { report_w };
     let fail = |message: String| -> ! {
-        report(report_w, &format!("error {message}"));
+        report(report_w, Pid1Message::Error(message));
         exit(127)
     };
     // SAFETY: signal-mask and disposition changes on this single-threaded child.
@@ -384,7 +385,7 @@ fn supervise_program(ctx: &InitContext<'_>, program: Pid) -> ! {
             libc::close(fd);
         }
     }
-    report(ctx.report_w, "running");
+    report(ctx.report_w, Pid1Message::Running);
     let mut waiting = SigSet::empty();
     waiting.add(Signal::SIGCHLD);
     waiting.add(Signal::SIGINT);
@@ -404,14 +405,14 @@ fn supervise_program(ctx: &InitContext<'_>, program: Pid) -> ! {
         }
     }
     match ended {
-        Some(WaitStatus::Exited(_, code)) => report(ctx.report_w, &format!("exit {code}")),
-        Some(WaitStatus::Signaled(_, signal, _)) => report(ctx.report_w, &format!("signal {}", signal as i32)),
+        Some(WaitStatus::Exited(_, code)) => report(ctx.report_w, Pid1Message::Exit(code)),
+        Some(WaitStatus::Signaled(_, signal, _)) => report(ctx.report_w, Pid1Message::Signal(signal as i32)),
         _ => {}
     }
     // Nothing the program started may outlive it: daemons, setsid'd grandchildren, stopped processes.
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
     while waitpid(None, None).is_ok() {}
     // Everything is dead: the supervisor can report now, without waiting for the namespaces' teardown.
-    report(ctx.report_w, "reaped");
+    report(ctx.report_w, Pid1Message::Reaped);
     exit(0)
 }

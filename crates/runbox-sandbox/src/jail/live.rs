@@ -10,6 +10,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use super::message::{Pid1Message, Pid1Reader};
 use super::sys::{pidfd_signal, read_chunk, OwnedFdRef};
 use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
@@ -73,7 +74,7 @@ impl Live {
         let mut drain_deadline: Option<Instant> = None;
         let mut program_end: Option<ProgramEnd> = None;
         let mut setup_error: Option<String> = None;
-        let mut report_buf = Vec::new();
+        let mut report_buf = Pid1Reader::default();
         let mut input_open = true;
         let mut pending_stdin: Vec<u8> = Vec::new();
         // Pooled mode: the go message read so far.
@@ -247,17 +248,17 @@ impl Live {
                 }
             }
             if let Some(fd) = self.report_r.as_ref().filter(|_| ready(i_rep)) {
-                match read_chunk(fd, &mut buf) {
-                    Some(0) => self.report_r = None,
-                    Some(n) => report_buf.extend_from_slice(&buf[..n]),
-                    None => {}
-                }
-                while let Some(pos) = report_buf.iter().position(|&b| b == b'\n') {
-                    let line = String::from_utf8_lossy(&report_buf[..pos]).into_owned();
-                    report_buf.drain(..=pos);
-                    let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
-                    match word {
-                        "running" => {
+                let messages = match read_chunk(fd, &mut buf) {
+                    Some(0) => {
+                        self.report_r = None;
+                        Vec::new()
+                    }
+                    Some(n) => report_buf.push(&buf[..n]),
+                    None => Vec::new(),
+                };
+                for message in messages {
+                    match message {
+                        Pid1Message::Running => {
                             running = Some(Instant::now());
                             if spec.mode.is_pooled() {
                                 if !caller_gone {
@@ -267,14 +268,13 @@ impl Live {
                                 started = running;
                             }
                         }
-                        "exit" => program_end = rest.parse().ok().map(ProgramEnd::Exit),
-                        "signal" => program_end = rest.parse().ok().map(ProgramEnd::Signal),
-                        "error" => setup_error = Some(rest.to_string()),
-                        "reaped" => {
+                        Pid1Message::Exit(code) => program_end = Some(ProgramEnd::Exit(code)),
+                        Pid1Message::Signal(signal) => program_end = Some(ProgramEnd::Signal(signal)),
+                        Pid1Message::Error(text) => setup_error = Some(text),
+                        Pid1Message::Reaped => {
                             all_reaped = true;
                             drain_deadline.get_or_insert(Instant::now() + DRAIN_DEADLINE);
                         }
-                        _ => {}
                     }
                 }
             }

@@ -10,6 +10,7 @@ mod from_zygote;
 pub mod host_view;
 mod init;
 mod live;
+pub mod message;
 mod plumbing;
 mod start;
 mod sys;

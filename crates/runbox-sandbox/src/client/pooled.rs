@@ -12,7 +12,8 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::protocol::{self, FrameKind};
+use super::frames::{next_event, JailEvent};
+use crate::protocol;
 use crate::{CancelToken, Jail, JailReport, Outcome, OutputStream, SandboxError, SandboxSpec};
 
 enum Frame {
@@ -53,20 +54,17 @@ impl Jail {
         std::thread::Builder::new()
             .name("runbox-pooled-reader".into())
             .spawn(move || loop {
-                let frame = match protocol::read_frame(&mut stdout) {
-                    Ok(Some((FrameKind::Ready, _))) => {
+                let frame = match next_event(&mut stdout) {
+                    Ok(JailEvent::Ready) => {
                         set(&ready_flag);
                         continue;
                     }
-                    Ok(Some((FrameKind::Stdout, d))) => Frame::Output(OutputStream::Stdout, d),
-                    Ok(Some((FrameKind::Stderr, d))) => Frame::Output(OutputStream::Stderr, d),
-                    Ok(Some((FrameKind::Worker, _))) => continue,
-                    Ok(Some((FrameKind::Started, d))) => Frame::Started(d),
-                    Ok(Some((FrameKind::Report, d))) => {
-                        Frame::Report(serde_json::from_slice(&d).map_err(|e| format!("invalid report: {e}")))
-                    }
-                    Ok(None) => Frame::Report(Err("the jail ended without a report".into())),
-                    Err(e) => Frame::Report(Err(e.to_string())),
+                    Ok(JailEvent::Stdout(d)) => Frame::Output(OutputStream::Stdout, d),
+                    Ok(JailEvent::Stderr(d)) => Frame::Output(OutputStream::Stderr, d),
+                    Ok(JailEvent::Worker(_)) => continue,
+                    Ok(JailEvent::Started(d)) => Frame::Started(d),
+                    Ok(JailEvent::Report(r)) => Frame::Report(Ok(r)),
+                    Err(e) => Frame::Report(Err(e)),
                 };
                 let last = matches!(frame, Frame::Report(_));
                 if last {
@@ -173,7 +171,7 @@ impl PooledJail {
         };
         cancel.unwatch(child_id);
         if let Some(child) = self.child.take() {
-            crate::reap_in_background(child);
+            super::reap_in_background(child);
         }
         report
             .map(|r| Outcome::from_report(r, &stdout, &stderr))
@@ -188,7 +186,7 @@ impl Drop for PooledJail {
             if matches!(child.try_wait(), Ok(None)) {
                 let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             }
-            crate::reap_in_background(child);
+            super::reap_in_background(child);
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::protocol::{self, FrameKind};
+use super::frames::{next_event, JailEvent};
 use crate::{Jail, JailReport, SandboxError, SandboxSpec};
 
 #[derive(Debug)]
@@ -61,22 +61,17 @@ impl Jail {
         std::thread::Builder::new()
             .name("runbox-session-reader".into())
             .spawn(move || loop {
-                let event = match protocol::read_frame(&mut stdout) {
-                    Ok(Some((FrameKind::Stdout, d))) => SessionEvent::Stdout(d),
-                    Ok(Some((FrameKind::Stderr, d))) => SessionEvent::Stderr(d),
-                    Ok(Some((FrameKind::Worker, d))) => SessionEvent::Worker(d),
-                    Ok(Some((FrameKind::Ready, _))) | Ok(Some((FrameKind::Started, _))) => continue,
-                    Ok(Some((FrameKind::Report, d))) => {
-                        let r = serde_json::from_slice::<JailReport>(&d).map_err(|e| format!("invalid report: {e}"));
-                        let _ = tx.send(SessionEvent::Ended(r));
-                        return;
-                    }
-                    Ok(None) => {
-                        let _ = tx.send(SessionEvent::Ended(Err("the jail ended without a report".into())));
+                let event = match next_event(&mut stdout) {
+                    Ok(JailEvent::Stdout(d)) => SessionEvent::Stdout(d),
+                    Ok(JailEvent::Stderr(d)) => SessionEvent::Stderr(d),
+                    Ok(JailEvent::Worker(d)) => SessionEvent::Worker(d),
+                    Ok(JailEvent::Ready) | Ok(JailEvent::Started(_)) => continue,
+                    Ok(JailEvent::Report(r)) => {
+                        let _ = tx.send(SessionEvent::Ended(Ok(r)));
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(SessionEvent::Ended(Err(e.to_string())));
+                        let _ = tx.send(SessionEvent::Ended(Err(e)));
                         return;
                     }
                 };
