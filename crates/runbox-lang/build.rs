@@ -1,9 +1,9 @@
-//! Embeds every `languages/*.toml` of the repository into the crate.
+//! Embeds every `languages/*.toml` and every `workers/*` file of the repository into the crate.
 //!
-//! Why a build script: the default catalogue is data that lives at the top of
-//! the repository, and a hand-kept list of `include_str!`s would silently miss a
-//! newly added file. This generates `$OUT_DIR/embedded.rs` with one entry per
-//! file, sorted by name, and tells Cargo to rebuild when the directory changes.
+//! Why a build script: the default catalogue and the in-sandbox programs its languages name (session workers,
+//! warm-sandbox preludes, the zygote) are data that live at the top of the repository, and a hand-kept list of
+//! `include_str!`s would silently miss a newly added file. This generates `$OUT_DIR/embedded.rs` with one entry
+//! per file, sorted by name, and tells Cargo to rebuild when either directory changes.
 
 use std::env;
 use std::fmt::Write as _;
@@ -42,6 +42,36 @@ fn main() {
         writeln!(
             out,
             "    EmbeddedFile {{ path: {label:?}, text: include_str!({abs:?}) }},"
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+
+    let workers = manifest_dir.join("../../workers");
+    let workers = workers
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("cannot find the workers directory {}: {e}", workers.display()));
+    println!("cargo:rerun-if-changed={}", workers.display());
+    let mut names: Vec<String> = fs::read_dir(&workers)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", workers.display()))
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    names.sort();
+    out.push_str("pub(crate) static WORKERS: &[EmbeddedFile] = &[\n");
+    for name in &names {
+        let path = workers.join(name);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let abs = path.to_str().expect("worker file paths must be UTF-8");
+        writeln!(
+            out,
+            "    EmbeddedFile {{ path: {name:?}, text: include_str!({abs:?}) }},"
         )
         .unwrap();
     }
