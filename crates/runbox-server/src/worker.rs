@@ -137,7 +137,9 @@ async fn run_job(
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))?;
         let to_json =
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
-        let mut req = body.into_request(&state.config.limits).map_err(to_json)?;
+        let mut req = body
+            .into_request(&state.config.limits, state.engine.catalogue())
+            .map_err(to_json)?;
         req.tenant = job.owner.clone();
         let prepared = state
             .engine

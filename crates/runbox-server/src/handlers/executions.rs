@@ -66,7 +66,10 @@ pub async fn create(
     }
     let callback = body.callback_url.clone();
     let stored = serde_json::to_string(&body).map_err(ApiError::internal)?;
-    precheck(&state, &body.into_request(&state.config.limits)?)?;
+    precheck(
+        &state,
+        &body.into_request(&state.config.limits, state.engine.catalogue())?,
+    )?;
     if state.jobs.count("queued") >= state.config.max_async_queued as i64 {
         state.metrics.record_rejection("overloaded");
         return Err(ApiError::unavailable("overloaded", "the async queue is full"));

@@ -208,7 +208,9 @@ fn prepare(
         crate::handlers::executions::check_callback_url(url, state.config.callback_allow_private)?;
     }
     let body = s.to_body();
-    let req = body.clone().into_request(&state.config.limits)?;
+    let req = body
+        .clone()
+        .into_request(&state.config.limits, state.engine.catalogue())?;
     precheck(state, &req)?;
     Ok((s, body))
 }
@@ -335,7 +337,9 @@ pub async fn create(
         .jobs
         .check_quota(&caller.owner, request.len(), &job_quota(&state))
         .map_err(|e| insert_refusal(&state, e))?;
-    let req = body.clone().into_request(&state.config.limits)?;
+    let req = body
+        .clone()
+        .into_request(&state.config.limits, state.engine.catalogue())?;
     let admitted = admit(&state, &caller, req).await?;
     let result = run_admitted(&state, admitted, None, |_| true).await?;
     let token = uuid4();
