@@ -17,7 +17,7 @@ fn main() {
         .canonicalize()
         .unwrap_or_else(|e| panic!("cannot find the language directory {}: {e}", dir.display()));
     // This script itself: a changed list of embedded directories must regenerate the list.
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=embed.rs");
     println!("cargo:rerun-if-changed={}", dir.display());
 
     let mut names: Vec<String> = fs::read_dir(&dir)
