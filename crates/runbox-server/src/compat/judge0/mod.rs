@@ -328,7 +328,7 @@ pub async fn create(
     if !is_true(&q, "wait")? {
         refuse_when_busy(&state, 1)?;
         let token = queue(&state, &caller, &s, &body)?;
-        state.wake_worker();
+        state.wake_job_runner();
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
     let (request, extra) = stored(&s, &body)?;
@@ -372,7 +372,7 @@ pub async fn create(
         let (state, owner, token) = (state.clone(), caller.owner.clone(), token.clone());
         tokio::spawn(async move {
             if let Ok(Some(view)) = state.jobs.get(&token, &owner) {
-                crate::worker::deliver(&state, &url, &owner, &view).await;
+                crate::job_runner::deliver(&state, &url, &owner, &view).await;
             }
         });
     }
@@ -484,7 +484,7 @@ pub async fn create_batch(
             Err(e) => return Err(e),
         }
     }
-    state.wake_worker();
+    state.wake_job_runner();
     let status = if any {
         StatusCode::CREATED
     } else {
