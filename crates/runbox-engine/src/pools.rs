@@ -17,21 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::paths::ARTEFACT_DIR_NAME;
 use crate::zygotes::Zygotes;
 
-const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
-const NODE_PRELUDE: &str = include_str!("../../../workers/node_pooled.js");
-const EXEC_PRELUDE: &str = include_str!("../../../workers/exec_pooled.sh");
 const MIB: u64 = 1 << 20;
-
-/// How a language runs in a warm sandbox: Python and Node start their interpreter ahead of time (the expensive
-/// part); every other language waits in a small shell that `exec`s the language's own run command.
-fn prelude_argv(lang: &str) -> Vec<String> {
-    let argv: Vec<&str> = match lang {
-        "python" => vec!["/usr/bin/python3", "-u", "-c", PYTHON_PRELUDE],
-        "javascript" => vec!["/usr/bin/node", "-e", NODE_PRELUDE],
-        _ => vec!["/bin/bash", "-c", EXEC_PRELUDE],
-    };
-    argv.into_iter().map(String::from).collect()
-}
 
 /// Operator settings of the warm pools.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,7 +285,9 @@ impl Pools {
         workspace.create_dir(Path::new(ARTEFACT_DIR_NAME)).ok()?;
         let spec = SandboxSpec {
             id,
-            argv: prelude_argv(pool.lang.id()),
+            // How the language waits (its file's `[pool]`): Python and Node start their interpreter ahead of time
+            // (the expensive part); other languages wait in a small shell that `exec`s their own run command.
+            argv: pool.lang.pool().argv(),
             env: pool.lang.env().clone(),
             workspace: workspace.path().to_path_buf(),
             extra_paths: pool.lang.sandbox_paths().to_vec(),

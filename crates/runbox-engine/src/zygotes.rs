@@ -18,9 +18,7 @@ use runbox_sandbox::{
     probe, FromZygote, HostPolicy, Jail, Limits, RunMode, SandboxSpec, SessionEvent, SessionProcess, Workspace,
 };
 
-const ZYGOTE: &str = include_str!("../../../workers/zygote.py");
-/// The Python program a zygote runs in each child in-process (the file its argv[1] names).
-const PYTHON_PRELUDE: &str = include_str!("../../../workers/python_pooled.py");
+/// The interpreter of a zygote whose children `exec` their language's prelude (the zygote is a Python program).
 const PYTHON: &str = "/usr/bin/python3";
 /// Where in its workspace a zygote finds its programs.
 const ARTEFACTS: &str = crate::paths::ARTEFACT_DIR_NAME;
@@ -54,9 +52,10 @@ pub struct Zygotes {
     stopped: std::sync::atomic::AtomicBool,
 }
 
-/// Whether `lang`'s warm sandboxes run their program in the zygote's own interpreter.
+/// Whether `lang`'s warm sandboxes run their program in the zygote's own interpreter (`pool.in_process` of its
+/// file).
 fn in_process(lang: &Language) -> bool {
-    lang.id() == "python"
+    lang.pool().in_process().is_some()
 }
 
 impl Zygotes {
@@ -177,9 +176,17 @@ impl Zygotes {
                 .map_err(|e| e.to_string())?;
             Ok(format!("/workspace/{}", relative.display()))
         };
-        let mut argv: Vec<String> = vec![PYTHON.into(), "-u".into(), file("zygote.py", ZYGOTE)?];
+        let zygote = runbox_lang::workers::source(runbox_lang::workers::ZYGOTE).ok_or("the zygote is not embedded")?;
+        let pool = lang.pool();
+        // A zygote whose children run the prelude in process is the language's own interpreter, as its file
+        // starts it; the prelude is the file its argv[1] names.
+        let mut argv: Vec<String> = match pool.in_process() {
+            Some(interpreter) => interpreter.to_vec(),
+            None => vec![PYTHON.into(), "-u".into()],
+        };
+        argv.push(file(runbox_lang::workers::ZYGOTE, zygote)?);
         if in_process(lang) {
-            argv.push(file("python_pooled.py", PYTHON_PRELUDE)?);
+            argv.push(file(pool.prelude(), pool.source())?);
         }
         let spec = SandboxSpec {
             id,

@@ -22,6 +22,8 @@ pub struct Catalogue {
     names: HashMap<String, usize>,
     /// Lowercase extension -> index.
     extensions: HashMap<String, usize>,
+    /// Cell magic (`bash` of `%%bash`) -> index.
+    magics: HashMap<String, usize>,
 }
 
 impl Catalogue {
@@ -64,6 +66,7 @@ impl Catalogue {
 
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut extensions: HashMap<String, usize> = HashMap::new();
+        let mut magics: HashMap<String, usize> = HashMap::new();
         for (index, lang) in ordered.iter().enumerate() {
             let keys = std::iter::once(("id".to_string(), lang.id())).chain(
                 lang.aliases()
@@ -101,6 +104,21 @@ impl Catalogue {
                 }
                 extensions.insert(ext.clone(), index);
             }
+            for (i, magic) in lang.magics().iter().enumerate() {
+                if let Some(&other) = magics.get(magic) {
+                    let other = &ordered[other];
+                    return Err(LangError::invalid(
+                        lang.origin(),
+                        format!("magics[{i}]"),
+                        format!(
+                            "magic {magic:?} already selects {} ({})",
+                            other.id(),
+                            other.origin().display()
+                        ),
+                    ));
+                }
+                magics.insert(magic.clone(), index);
+            }
         }
 
         // Sort by id and remap the tables.
@@ -112,6 +130,7 @@ impl Catalogue {
         }
         names.values_mut().for_each(|i| *i = new_index[*i]);
         extensions.values_mut().for_each(|i| *i = new_index[*i]);
+        magics.values_mut().for_each(|i| *i = new_index[*i]);
         let mut slots: Vec<Option<Language>> = ordered.into_iter().map(Some).collect();
         let languages = order
             .iter()
@@ -122,6 +141,7 @@ impl Catalogue {
             languages,
             names,
             extensions,
+            magics,
         })
     }
 
@@ -138,6 +158,11 @@ impl Catalogue {
         self.extensions
             .get(&ext.to_ascii_lowercase())
             .map(|&i| &self.languages[i])
+    }
+
+    /// The language a notebook cell magic selects (`bash` for `%%bash`).
+    pub fn by_magic(&self, magic: &str) -> Option<&Language> {
+        self.magics.get(magic).map(|&i| &self.languages[i])
     }
 
     /// The language of a file, from its name's extension (`src/app.ts`).

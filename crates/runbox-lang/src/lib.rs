@@ -22,11 +22,12 @@ mod error;
 mod language;
 mod spec;
 mod template;
+pub mod workers;
 
 pub use catalogue::Catalogue;
 pub use discovery::{Availability, CatalogueEntry};
 pub use error::LangError;
-pub use language::{Language, Limits, Stage, VersionProbe};
+pub use language::{Language, Limits, Pool, SessionWorker, Stage, VersionProbe};
 pub use template::{Placeholder, Plan};
 
 /// The environment variable the CLI and server read for the operator's

@@ -29,6 +29,30 @@ pub(crate) struct LanguageFile {
     #[serde(default)]
     pub(crate) sandbox: SandboxFile,
     pub(crate) version: VersionFile,
+    pub(crate) session: Option<SessionFile>,
+    pub(crate) pool: Option<PoolFile>,
+    /// Notebook cell magics (`%%bash`) that select this language.
+    #[serde(default)]
+    pub(crate) magics: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionFile {
+    pub(crate) worker: String,
+    pub(crate) argv: Vec<String>,
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolFile {
+    pub(crate) prelude: String,
+    pub(crate) argv: Vec<String>,
+    pub(crate) in_process: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) cold_extensions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

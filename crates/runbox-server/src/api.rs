@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use runbox_engine::{ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
+use runbox_engine::{Catalogue, ExecuteRequest, LimitCaps, LimitOverrides, SourceFile, TestCase};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -62,17 +62,6 @@ pub struct ExecuteBody {
     pub callback_url: Option<String>,
 }
 
-/// Languages a notebook cell magic selects.
-fn magic_language(magic: &str) -> Option<&'static str> {
-    match magic {
-        "bash" | "sh" | "script bash" => Some("bash"),
-        "javascript" | "js" | "node" => Some("javascript"),
-        "python" | "python3" => Some("python"),
-        "typescript" | "ts" => Some("typescript"),
-        _ => None,
-    }
-}
-
 impl ExecuteBody {
     /// `timeout_ms` overrides `limits.timeout_ms`; a value it shadows must still be one the server accepts, so
     /// that a request the document calls invalid is never run.
@@ -88,7 +77,8 @@ impl ExecuteBody {
 
     /// The engine request this body asks for. The `timeout_ms` shorthand is checked here, against `caps`, so that
     /// an error names the field the client sent rather than the `limits.timeout_ms` it stands for.
-    pub fn into_request(self, caps: &LimitCaps) -> Result<ExecuteRequest, ApiError> {
+    /// A first line `%%magic` of `code` selects the language whose file lists that magic (`magics`).
+    pub fn into_request(self, caps: &LimitCaps, catalogue: &Catalogue) -> Result<ExecuteRequest, ApiError> {
         if let Some(t) = self.timeout_ms {
             if t == 0 || t > caps.timeout_ms {
                 return Err(ApiError::invalid_field(
@@ -112,9 +102,10 @@ impl ExecuteBody {
             if let Some(rest) = c.strip_prefix("%%") {
                 let (first, body) = rest.split_once('\n').unwrap_or((rest, ""));
                 let magic = first.trim();
-                let lang = magic_language(magic)
+                let lang = catalogue
+                    .by_magic(magic)
                     .ok_or_else(|| ApiError::invalid_field("code", format!("unknown cell magic %%{magic}")))?;
-                language = lang.to_string();
+                language = lang.id().to_string();
                 code = Some(body.to_string());
             }
         }
@@ -176,6 +167,10 @@ pub struct InterpreterResponse {
 mod tests {
     use super::*;
 
+    fn catalogue() -> Catalogue {
+        Catalogue::load(None).unwrap()
+    }
+
     fn body(json: &str) -> ExecuteBody {
         serde_json::from_str(json).unwrap()
     }
@@ -183,25 +178,26 @@ mod tests {
     #[test]
     fn language_defaults_to_python_and_command_is_an_alias() {
         let r = body(r#"{"command": "print(1)"}"#)
-            .into_request(&LimitCaps::default())
+            .into_request(&LimitCaps::default(), &catalogue())
             .unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("python", Some("print(1)")));
-        let both = body(r#"{"command": "print(1)", "code": "print(2)"}"#).into_request(&LimitCaps::default());
+        let both =
+            body(r#"{"command": "print(1)", "code": "print(2)"}"#).into_request(&LimitCaps::default(), &catalogue());
         assert!(both.is_err(), "code and its alias together are refused");
     }
 
     #[test]
     fn cell_magics_select_the_language() {
         let r = body(r#"{"code": "%%bash\necho hi"}"#)
-            .into_request(&LimitCaps::default())
+            .into_request(&LimitCaps::default(), &catalogue())
             .unwrap();
         assert_eq!((r.language.as_str(), r.code.as_deref()), ("bash", Some("echo hi")));
         let r = body(r#"{"code": "%%javascript\nconsole.log(1)"}"#)
-            .into_request(&LimitCaps::default())
+            .into_request(&LimitCaps::default(), &catalogue())
             .unwrap();
         assert_eq!(r.language, "javascript");
         assert!(body(r#"{"code": "%%fortran\nx"}"#)
-            .into_request(&LimitCaps::default())
+            .into_request(&LimitCaps::default(), &catalogue())
             .is_err());
     }
 
@@ -210,11 +206,13 @@ mod tests {
         let caps = LimitCaps::default();
         for t in [0, caps.timeout_ms + 1] {
             let e = body(&format!(r#"{{"code": "1", "timeout_ms": {t}}}"#))
-                .into_request(&caps)
+                .into_request(&caps, &catalogue())
                 .unwrap_err();
             assert_eq!(e.details.unwrap()["field"], "timeout_ms", "{t}");
         }
-        let r = body(r#"{"code": "1", "timeout_ms": 5}"#).into_request(&caps).unwrap();
+        let r = body(r#"{"code": "1", "timeout_ms": 5}"#)
+            .into_request(&caps, &catalogue())
+            .unwrap();
         assert_eq!(r.limits.timeout_ms, Some(5));
     }
 

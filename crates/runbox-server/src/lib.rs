@@ -1,5 +1,5 @@
 //! runbox's HTTP API: a thin axum layer over `runbox-engine`. [`app`] builds the router for a state (tests call
-//! it without a socket); [`serve`] runs the real server with discovery, the async worker and graceful shutdown.
+//! it without a socket); [`serve`] runs the real server with discovery, the async job runner and graceful shutdown.
 
 pub mod api;
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod host_guard;
+pub mod job_runner;
 pub mod jobs;
 pub mod mcp;
 pub mod metrics;
@@ -18,7 +19,6 @@ pub mod origins;
 pub mod readiness;
 pub mod router;
 pub mod state;
-pub mod worker;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -147,7 +147,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
             "languages discovered"
         );
     });
-    tokio::spawn(worker::run(state.clone()));
+    tokio::spawn(job_runner::run(state.clone()));
     // Pools start once their languages are known to be installed (probing them takes a moment).
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || engine.start_pools());

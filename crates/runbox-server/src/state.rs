@@ -71,7 +71,7 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Async jobs running at once (half the sandbox slots, so synchronous requests are never starved).
     pub job_slots: Arc<Semaphore>,
-    pub worker_wakeup: tokio::sync::Notify,
+    pub job_runner_wakeup: tokio::sync::Notify,
     running_jobs: Mutex<HashMap<String, CancelToken>>,
     /// Trial sandboxes' results, for readiness (`GET /health/ready`).
     pub trials: crate::readiness::Trials,
@@ -136,7 +136,7 @@ impl AppState {
             next_run: AtomicU64::new(1),
             draining: AtomicBool::new(false),
             job_slots: Arc::new(Semaphore::new(config_job_slots)),
-            worker_wakeup: tokio::sync::Notify::new(),
+            job_runner_wakeup: tokio::sync::Notify::new(),
             running_jobs: Mutex::new(HashMap::new()),
             trials: Default::default(),
             mcp_shutdown: Default::default(),
@@ -246,8 +246,8 @@ impl AppState {
         })
     }
 
-    pub fn wake_worker(&self) {
-        self.worker_wakeup.notify_one();
+    pub fn wake_job_runner(&self) {
+        self.job_runner_wakeup.notify_one();
     }
 
     pub fn register_job(&self, id: &str, cancel: CancelToken) {

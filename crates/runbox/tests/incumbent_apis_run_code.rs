@@ -158,7 +158,7 @@ async fn judge0_output_that_is_not_utf8_needs_base64() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn judge0_async_submissions_are_run_by_the_worker() {
     let app = app();
-    tokio::spawn(runbox_server::worker::run(app.state.clone()));
+    tokio::spawn(runbox_server::job_runner::run(app.state.clone()));
     let base = json!({"language_id": 71, "source_code": "print(int(input()) * 2)"});
     let submissions: Vec<Value> = [("1", "2"), ("2", "5")]
         .iter()
@@ -357,7 +357,7 @@ async fn judge0_callbacks_are_put_with_the_base64_record() {
     let permissive = TestApp::new(Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]), |c| {
         c.callback_allow_private = true;
     });
-    tokio::spawn(runbox_server::worker::run(permissive.state.clone()));
+    tokio::spawn(runbox_server::job_runner::run(permissive.state.clone()));
     // A receiver on loopback that hands each PUT body to the test.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let receiver = axum::Router::new().route(

@@ -409,3 +409,85 @@ fn a_program_that_ignores_its_stdin_never_loses_its_run() {
     );
     assert!(hits(&e, "python") > 0 && hits(&e, "bash") > 0, "{:?}", e.pool_stats());
 }
+
+/// An operator's `python.toml` is the Python of every path: a cold run, a warm sandbox (its prelude's interpreter,
+/// and, as root, the zygote's, in which the program runs in process) and a session's worker. The override starts
+/// each interpreter with `-X runbox=override`, which the program reads back from `sys._xoptions`.
+#[test]
+fn a_language_file_override_reaches_every_path_that_runs_the_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let langs = dir.path().join("languages");
+    std::fs::create_dir(&langs).unwrap();
+    let python = include_str!("../../../languages/python.toml").replace(
+        "\"/usr/bin/python3\", \"-u\"",
+        "\"/usr/bin/python3\", \"-u\", \"-X\", \"runbox=override\"",
+    );
+    assert_eq!(
+        python.matches("runbox=override").count(),
+        4,
+        "run, session, pool, in_process: {python}"
+    );
+    std::fs::write(langs.join("python.toml"), python).unwrap();
+    let e = std::sync::Arc::new(
+        Engine::new(EngineConfig {
+            languages_dir: Some(langs),
+            data_dir: dir.path().to_path_buf(),
+            policy: Default::default(),
+            caps: Default::default(),
+            jail: Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()]),
+            compile_cache_bytes: 0,
+            pools: PoolConfig {
+                min: [("python".to_string(), 1)].into(),
+                ..Default::default()
+            },
+        })
+        .unwrap(),
+    );
+    e.start_pools();
+    let probe = "import sys; print(sys._xoptions.get('runbox'))";
+
+    let out = warm(&e, req("python", probe));
+    assert_eq!(out.stdout, "override\n", "warm: {out:#?}");
+    if nix::unistd::geteuid().is_root() {
+        assert!(
+            e.zygote_pids().iter().any(|(lang, _)| lang == "python"),
+            "the warm sandbox came from the override's zygote: {:?}",
+            e.pool_stats()
+        );
+    }
+
+    let before = hits(&e, "python");
+    let cold = ExecuteRequest {
+        limits: LimitOverrides {
+            memory_mb: Some(200), // not the pool's: a cold run
+            ..Default::default()
+        },
+        ..req("python", probe)
+    };
+    let out = e.execute(&cold, None, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!(out.stdout, "override\n", "cold: {out:#?}");
+    assert_eq!(hits(&e, "python"), before, "the cold run took no warm sandbox");
+
+    let sessions = runbox_engine::sessions::Sessions::new(e.clone(), Default::default());
+    let info = sessions
+        .create(
+            "me",
+            &runbox_engine::sessions::CreateSession {
+                language: "python".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let cell = sessions
+        .execute(
+            "me",
+            &info.id,
+            "import sys\nsys._xoptions.get('runbox')",
+            None,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(cell.result.unwrap()["text/plain"], "'override'", "session");
+    sessions.delete("me", &info.id).ok();
+    e.drain_pools();
+}

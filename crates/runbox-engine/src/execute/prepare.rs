@@ -230,8 +230,8 @@ impl Engine {
         if !req.tests.is_empty() {
             return false;
         }
-        if lang.id() == "javascript" && entry.extension().is_some_and(|e| e == "mjs") {
-            return false; // ES modules start differently
+        if lang.pool().runs_cold(entry) {
+            return false; // e.g. Node's ES modules, which start differently
         }
         wanted.memory_bytes == pool_limits.memory_bytes
             && wanted.processes == pool_limits.processes

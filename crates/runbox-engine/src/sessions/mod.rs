@@ -22,8 +22,7 @@ mod warm;
 mod worker;
 
 pub use types::*;
-pub use worker::session_languages;
-use worker::{ready_line_end, worker_for, Worker};
+use worker::{ready_line_end, worker_for};
 
 const MIB: u64 = 1 << 20;
 
@@ -339,7 +338,7 @@ impl Sessions {
     /// Starts a session and waits until its worker is ready. Blocking.
     pub fn create(&self, owner: &str, req: &CreateSession) -> Result<SessionInfo, SessionError> {
         let lang = self.engine.resolve(&req.language)?;
-        if worker_for(lang.id()).is_none() {
+        if worker_for(lang).is_none() {
             return Err(SessionError::Unsupported(lang.id().to_string()));
         }
         let availability = self.engine.availability(lang);
@@ -453,12 +452,7 @@ impl Sessions {
 
     /// Starts a sandbox with `lang`'s worker and waits until the worker is ready. Blocking.
     fn start(&self, lang: &runbox_lang::Language, req: &CreateSession) -> Result<Started, SessionError> {
-        let Worker {
-            file,
-            source,
-            argv,
-            env: extra_env,
-        } = worker_for(lang.id()).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
+        let worker = worker_for(lang).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
         let id = crate::random_id("sess_");
         let owner_uid = probe::is_root().then_some(self.engine.config().policy.host_uid);
         let ws_mb = req.limits.workspace_mb.unwrap_or(256);
@@ -472,13 +466,13 @@ impl Sessions {
         workspace
             .create_dir(Path::new(ARTEFACT_DIR_NAME))
             .map_err(EngineError::from)?;
-        let worker_rel = Path::new(ARTEFACT_DIR_NAME).join(file);
+        let worker_rel = Path::new(ARTEFACT_DIR_NAME).join(worker.worker());
         workspace
-            .write_file(&worker_rel, source.as_bytes())
+            .write_file(&worker_rel, worker.source().as_bytes())
             .map_err(EngineError::from)?;
 
         let mut env = lang.env().clone();
-        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(worker.env().clone());
         env.extend(req.env.clone());
         let lifetime_ms = self.limits.max_lifetime_s * 1000;
         let limits = Limits {
@@ -499,7 +493,7 @@ impl Sessions {
             open_files: req.limits.open_files.unwrap_or(Limits::default().open_files),
             grace_ms: 200,
         };
-        let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let mut argv: Vec<String> = worker.argv().to_vec();
         argv.push(format!("/workspace/{}", worker_rel.display()));
         let spec = SandboxSpec {
             env,

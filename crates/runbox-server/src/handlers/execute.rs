@@ -101,7 +101,7 @@ pub async fn execute(
     if body.callback_url.is_some() {
         return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
     }
-    let req = body.into_request(&state.config.limits)?;
+    let req = body.into_request(&state.config.limits, state.engine.catalogue())?;
     let admitted = admit(&state, &caller, req).await?;
     Ok(Json(run_admitted(&state, admitted, None, |_| true).await?))
 }

@@ -35,7 +35,7 @@ pub fn check_callback_url(url: &str, allow_private: bool) -> Result<(), ApiError
         return Err(ApiError::invalid_field("callback_url", "must be an http or https URL"));
     }
     let host = parsed.host_str().unwrap_or("");
-    if !allow_private && crate::worker::is_private_host(host) {
+    if !allow_private && crate::job_runner::is_private_host(host) {
         return Err(ApiError::invalid_field(
             "callback_url",
             "loopback and private addresses are refused (the operator can allow them with callback_allow_private)",
@@ -66,7 +66,10 @@ pub async fn create(
     }
     let callback = body.callback_url.clone();
     let stored = serde_json::to_string(&body).map_err(ApiError::internal)?;
-    precheck(&state, &body.into_request(&state.config.limits)?)?;
+    precheck(
+        &state,
+        &body.into_request(&state.config.limits, state.engine.catalogue())?,
+    )?;
     if state.jobs.count("queued") >= state.config.max_async_queued as i64 {
         state.metrics.record_rejection("overloaded");
         return Err(ApiError::unavailable("overloaded", "the async queue is full"));
@@ -75,7 +78,7 @@ pub async fn create(
         .jobs
         .insert_within(&caller.owner, &stored, callback.as_deref(), &job_quota(&state))
         .map_err(|e| insert_refusal(&state, e))?;
-    state.wake_worker();
+    state.wake_job_runner();
     let location = format!("/executions/{id}");
     Ok((
         StatusCode::ACCEPTED,

@@ -93,7 +93,7 @@ pub async fn execute_stream(
     if body.callback_url.is_some() {
         return Err(ApiError::invalid_field("callback_url", "only for POST /executions"));
     }
-    let req = body.into_request(&state.config.limits)?;
+    let req = body.into_request(&state.config.limits, state.engine.catalogue())?;
     let admitted = admit(&state, &caller, req).await?;
     let (tx, rx) = mpsc::unbounded_channel::<Event>();
     // A client that hangs up ends the run at once, even a silent one that sends no event to notice it by.

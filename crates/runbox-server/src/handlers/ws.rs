@@ -231,7 +231,7 @@ fn start_run(
             return;
         }
     };
-    let req = match body.into_request(&state.config.limits) {
+    let req = match body.into_request(&state.config.limits, state.engine.catalogue()) {
         Ok(r) => r,
         Err(e) => {
             let _ = out.send(error_message(&id, &e));

@@ -208,7 +208,9 @@ fn prepare(
         crate::handlers::executions::check_callback_url(url, state.config.callback_allow_private)?;
     }
     let body = s.to_body();
-    let req = body.clone().into_request(&state.config.limits)?;
+    let req = body
+        .clone()
+        .into_request(&state.config.limits, state.engine.catalogue())?;
     precheck(state, &req)?;
     Ok((s, body))
 }
@@ -326,7 +328,7 @@ pub async fn create(
     if !is_true(&q, "wait")? {
         refuse_when_busy(&state, 1)?;
         let token = queue(&state, &caller, &s, &body)?;
-        state.wake_worker();
+        state.wake_job_runner();
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
     let (request, extra) = stored(&s, &body)?;
@@ -335,7 +337,9 @@ pub async fn create(
         .jobs
         .check_quota(&caller.owner, request.len(), &job_quota(&state))
         .map_err(|e| insert_refusal(&state, e))?;
-    let req = body.clone().into_request(&state.config.limits)?;
+    let req = body
+        .clone()
+        .into_request(&state.config.limits, state.engine.catalogue())?;
     let admitted = admit(&state, &caller, req).await?;
     let result = run_admitted(&state, admitted, None, |_| true).await?;
     let token = uuid4();
@@ -368,7 +372,7 @@ pub async fn create(
         let (state, owner, token) = (state.clone(), caller.owner.clone(), token.clone());
         tokio::spawn(async move {
             if let Ok(Some(view)) = state.jobs.get(&token, &owner) {
-                crate::worker::deliver(&state, &url, &owner, &view).await;
+                crate::job_runner::deliver(&state, &url, &owner, &view).await;
             }
         });
     }
@@ -480,7 +484,7 @@ pub async fn create_batch(
             Err(e) => return Err(e),
         }
     }
-    state.wake_worker();
+    state.wake_job_runner();
     let status = if any {
         StatusCode::CREATED
     } else {

@@ -198,7 +198,7 @@ async fn prepare(state: &Arc<AppState>, body: &Value) -> Result<(runbox_engine::
     if !version_matches(&installed, version.as_deref()) {
         return Err(unknown());
     }
-    let req = to_body(body, &id, &state.config.limits)?.into_request(&state.config.limits)?;
+    let req = to_body(body, &id, &state.config.limits)?.into_request(&state.config.limits, state.engine.catalogue())?;
     crate::handlers::execute::precheck(state, &req)?;
     Ok((req, installed))
 }

@@ -86,7 +86,7 @@ pub async fn run(state: Arc<AppState>) {
     let mut purge_every = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = state.worker_wakeup.notified() => {}
+            _ = state.job_runner_wakeup.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = purge_every.tick() => {
                 let _ = state.jobs.purge(state.config.retention_hours as i64 * 3_600_000);
@@ -119,7 +119,7 @@ pub async fn run(state: Arc<AppState>) {
             tokio::spawn(async move {
                 run_job(&state, job, key_slot).await;
                 drop(slot);
-                state.wake_worker();
+                state.wake_job_runner();
             });
         }
     }
@@ -137,7 +137,9 @@ async fn run_job(
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))?;
         let to_json =
             |e: crate::error::ApiError| serde_json::json!({"code": e.code, "message": e.message, "details": e.details});
-        let mut req = body.into_request(&state.config.limits).map_err(to_json)?;
+        let mut req = body
+            .into_request(&state.config.limits, state.engine.catalogue())
+            .map_err(to_json)?;
         req.tenant = job.owner.clone();
         let prepared = state
             .engine
