@@ -502,9 +502,15 @@ mod tests {
     fn the_database_url_comes_from_its_variable_and_its_password_is_masked() {
         let env = |k: &str| (k == "RUNBOX_DATABASE_URL").then(|| "postgres://runbox:hunter2pw@db:5432/runbox".into());
         let c = ServerConfig::load(None, &env, &[]).unwrap();
-        assert_eq!(c.database_url.as_deref(), Some("postgres://runbox:hunter2pw@db:5432/runbox"));
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://runbox:hunter2pw@db:5432/runbox")
+        );
         let text = c.to_masked_toml();
-        assert!(!text.contains("hunter2pw") && text.contains("postgres://runbox:***@db:5432/runbox"), "{text}");
+        assert!(
+            !text.contains("hunter2pw") && text.contains("postgres://runbox:***@db:5432/runbox"),
+            "{text}"
+        );
         let bad = [("database_url".to_string(), "mysql://x".to_string())];
         assert!(ServerConfig::load(None, &no_env, &bad).is_err());
         assert_eq!(ServerConfig::load(None, &no_env, &[]).unwrap().database_url, None);

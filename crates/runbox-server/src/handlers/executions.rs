@@ -114,12 +114,20 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let before = state.jobs.cancel(&id, &caller.owner).await.map_err(ApiError::internal)?;
+    let before = state
+        .jobs
+        .cancel(&id, &caller.owner)
+        .await
+        .map_err(ApiError::internal)?;
     if before.is_none() {
         return Err(ApiError::not_found("execution"));
     }
     state.cancel_job(&id);
-    let view = state.jobs.delete(&id, &caller.owner).await.map_err(ApiError::internal)?;
+    let view = state
+        .jobs
+        .delete(&id, &caller.owner)
+        .await
+        .map_err(ApiError::internal)?;
     view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
 }
 

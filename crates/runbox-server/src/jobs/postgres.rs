@@ -136,9 +136,7 @@ pub struct PgJobs {
 
 /// Parses a `postgres://` URL, bounding how long a connection attempt may take.
 fn parse_url(url: &str) -> Result<tokio_postgres::Config, JobError> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| JobError::new(format!("database_url: {e}")))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| JobError::new(format!("database_url: {e}")))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
@@ -150,9 +148,12 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, JobError> {
 /// together apply each once).
 pub async fn migrate(client: &mut Client) -> Result<(), JobError> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    // `IF NOT EXISTS` on what exists is a notice, not news.
     tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS runbox_migrations (
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS runbox_migrations (
              version INTEGER PRIMARY KEY,
              applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
          )",
@@ -239,9 +240,9 @@ impl PgJobs {
                     .build()
                     .map_err(|e| JobError::new(format!("start the database runtime: {e}")))?;
                 runtime.block_on(async {
-                    let mut client = connect(&setup).await.map_err(|e| {
-                        JobError::new(format!("cannot reach the job database (database_url): {e}"))
-                    })?;
+                    let mut client = connect(&setup)
+                        .await
+                        .map_err(|e| JobError::new(format!("cannot reach the job database (database_url): {e}")))?;
                     migrate(&mut client).await?;
                     let n = client
                         .execute(
@@ -470,9 +471,17 @@ impl PgJobs {
                 "UPDATE runbox_jobs SET status = CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'done' END,
                      callback_pending = status <> 'cancelled' AND callback_url IS NOT NULL,
                      result = $3, error = $4, finished_at = runbox_now_ms(), result_truncated = $5,
-                     size = octet_length(request) + $6, lease_until = NULL
+                     size = octet_length(request)::BIGINT + $6::BIGINT, lease_until = NULL
                  WHERE id = $1 AND node = $2 AND attempts = $7 AND status IN ('running', 'cancelled')",
-                &[&job.id, &self.node, &result, &error, &truncated, &outcome, &attempt(job)],
+                &[
+                    &job.id,
+                    &self.node,
+                    &result,
+                    &error,
+                    &truncated,
+                    &outcome,
+                    &attempt(job),
+                ],
             )
             .await?;
         Ok(n == 1)
@@ -515,11 +524,8 @@ impl PgJobs {
     /// The callback was delivered (or every attempt made): nobody delivers it again.
     pub async fn callback_done(&self, id: &str) -> Result<(), JobError> {
         let c = self.pool.get().await?;
-        c.execute(
-            "UPDATE runbox_jobs SET callback_pending = FALSE WHERE id = $1",
-            &[&id],
-        )
-        .await?;
+        c.execute("UPDATE runbox_jobs SET callback_pending = FALSE WHERE id = $1", &[&id])
+            .await?;
         Ok(())
     }
 
@@ -536,9 +542,11 @@ impl PgJobs {
 
     pub async fn count(&self, status: &str) -> Result<i64, JobError> {
         let c = self.pool.get().await?;
-        Ok(c.query_one("SELECT COUNT(*) FROM runbox_jobs WHERE status = $1", &[&status])
-            .await?
-            .get(0))
+        Ok(
+            c.query_one("SELECT COUNT(*) FROM runbox_jobs WHERE status = $1", &[&status])
+                .await?
+                .get(0),
+        )
     }
 }
 

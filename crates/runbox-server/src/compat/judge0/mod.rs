@@ -436,7 +436,11 @@ pub async fn delete(
             status["description"].as_str().unwrap_or("")
         )));
     }
-    state.jobs.delete(&token, &caller.owner).await.map_err(ApiError::internal)?;
+    state
+        .jobs
+        .delete(&token, &caller.owner)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(record::select(all, &fields)))
 }
 
