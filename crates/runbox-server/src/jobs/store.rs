@@ -8,7 +8,8 @@ use crate::config::ServerConfig;
 
 pub enum JobStore {
     Sqlite(SqliteJobs),
-    Postgres(PgJobs),
+    /// Boxed: its connection settings make it several times the size of the SQLite variant.
+    Postgres(Box<PgJobs>),
 }
 
 impl JobStore {
@@ -23,7 +24,7 @@ impl JobStore {
                     config.async_lease_ms,
                     config.async_max_attempts,
                 )?;
-                Ok((JobStore::Postgres(pg), requeued))
+                Ok((JobStore::Postgres(Box::new(pg)), requeued))
             }
             None => {
                 let sqlite = SqliteJobs::open(&config.data_dir.join("runbox.sqlite3"))?;
