@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-runtimes.sh
 bash scripts/install-compat-clients.sh
+# PostgreSQL for the async jobs on a shared store (the tests start their own cluster; CI=true fails without it).
+bash scripts/install-postgres.sh
 
 # Tests fail (never skip) when a language runtime is missing.
 export RUNBOX_REQUIRE_RUNTIMES=1

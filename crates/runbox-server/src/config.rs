@@ -88,6 +88,16 @@ pub struct ServerConfig {
     /// Caps on all of runbox (its parent cgroup) and on each key's sandboxes together; defaults sized from the
     /// machine.
     pub aggregate: runbox_engine::ledger::AggregateLimits,
+    /// Where async executions live: none keeps them in SQLite in the data directory (one node);
+    /// `postgres://user:password@host:port/db` keeps them in PostgreSQL, shared by every node that names it
+    /// (`RUNBOX_DATABASE_URL`). See docs/scaling.md.
+    pub database_url: Option<String>,
+    /// With `database_url`: how long a node's claim on a running job lasts without renewal (it renews a third of
+    /// the way through). A node that stops for longer loses its jobs to the other nodes.
+    pub async_lease_ms: u64,
+    /// With `database_url`: how many times a job may be started in all before a job whose node keeps stopping ends
+    /// with the error `node_lost`.
+    pub async_max_attempts: u32,
 }
 
 /// The shortest API key accepted: a short key is guessed quickly, and keyed servers listen beyond loopback.
@@ -140,6 +150,9 @@ impl Default for ServerConfig {
             compile_cache_mb: 512,
             pools: Default::default(),
             aggregate: Default::default(),
+            database_url: None,
+            async_lease_ms: 30_000,
+            async_max_attempts: 3,
         }
     }
 }
@@ -177,7 +190,7 @@ fn as_list_if_needed(known: &toml::Table, path: &str, value: toml::Value) -> tom
 /// Sets `path` (dot-separated) in `table`, refusing keys the configuration does not have.
 fn set_path(table: &mut toml::Table, known: &toml::Table, path: &str, value: toml::Value) -> Result<(), ConfigError> {
     let (head, rest) = path.split_once('.').map_or((path, None), |(h, r)| (h, Some(r)));
-    if !known.contains_key(head) && !matches!(head, "languages_dir" | "api_key") {
+    if !known.contains_key(head) && !matches!(head, "languages_dir" | "api_key" | "database_url") {
         return Err(ConfigError::Invalid(format!("unknown setting {path:?}")));
     }
     match rest {
@@ -238,11 +251,12 @@ impl ServerConfig {
         env_overrides(&known, "", &mut names);
         names.push(("RUNBOX_LANGUAGES_DIR".into(), "languages_dir".into()));
         names.push(("RUNBOX_API_KEY".into(), "api_key".into()));
+        names.push(("RUNBOX_DATABASE_URL".into(), "database_url".into()));
         for (var, path) in names {
             if let Some(raw) = env(&var).filter(|v| !v.is_empty()) {
                 let value = match path.as_str() {
                     // Strings that could look like TOML stay strings.
-                    "api_key" | "languages_dir" | "data_dir" | "listen" => toml::Value::String(raw),
+                    "api_key" | "languages_dir" | "data_dir" | "listen" | "database_url" => toml::Value::String(raw),
                     _ => as_list_if_needed(&known, &path, override_value(&raw)),
                 };
                 set_path(&mut table, &known, &path, value)?;
@@ -279,6 +293,21 @@ impl ServerConfig {
             ));
         }
         self.aggregate.validate().map_err(ConfigError::Invalid)?;
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(
+                    "database_url must be a postgres:// (or postgresql://) URL; leave it out to keep async \
+                     executions in SQLite"
+                        .into(),
+                ));
+            }
+        }
+        if self.async_lease_ms < 1000 {
+            return Err(ConfigError::Invalid("async_lease_ms must be at least 1000".into()));
+        }
+        if self.async_max_attempts == 0 {
+            return Err(ConfigError::Invalid("async_max_attempts must be at least 1".into()));
+        }
         if self.limits.cpu_millicores < runbox_sandbox::DEFAULT_CPU_MILLICORES {
             return Err(ConfigError::Invalid(format!(
                 "limits.cpu_millicores must be at least {} (a run's default is one core)",
@@ -349,8 +378,34 @@ impl ServerConfig {
         for k in &mut masked.api_keys {
             k.key = mask(&k.key);
         }
+        masked.database_url = masked.database_url.as_deref().map(mask_password);
         toml::to_string_pretty(&masked).unwrap_or_default()
     }
+}
+
+/// A database URL with its password (if any) masked.
+fn mask_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "***(not a URL)".into(),
+    }
+}
+
+/// This node's id: `RUNBOX_NODE_ID`, or else the host name (a StatefulSet pod's name). Written on the async jobs
+/// the node runs in a shared store, so that it and its peers know whose they are.
+pub fn node_id() -> String {
+    if let Some(id) = std::env::var("RUNBOX_NODE_ID").ok().filter(|v| !v.trim().is_empty()) {
+        return id.trim().to_string();
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "runbox".into())
 }
 
 #[cfg(test)]
@@ -462,6 +517,24 @@ mod tests {
         let c = ServerConfig::load(None, &env, &[]).unwrap();
         let text = c.to_masked_toml();
         assert!(!text.contains("supersecretkey"), "{text}");
+    }
+
+    #[test]
+    fn the_database_url_comes_from_its_variable_and_its_password_is_masked() {
+        let env = |k: &str| (k == "RUNBOX_DATABASE_URL").then(|| "postgres://runbox:hunter2pw@db:5432/runbox".into());
+        let c = ServerConfig::load(None, &env, &[]).unwrap();
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://runbox:hunter2pw@db:5432/runbox")
+        );
+        let text = c.to_masked_toml();
+        assert!(
+            !text.contains("hunter2pw") && text.contains("postgres://runbox:***@db:5432/runbox"),
+            "{text}"
+        );
+        let bad = [("database_url".to_string(), "mysql://x".to_string())];
+        assert!(ServerConfig::load(None, &no_env, &bad).is_err());
+        assert_eq!(ServerConfig::load(None, &no_env, &[]).unwrap().database_url, None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Runs queued async executions, a bounded number at a time, and delivers their results to callback URLs.
+//! With a shared store (PostgreSQL), a running job's lease is renewed while it runs ([`keep_lease`]), and the run
+//! stops as soon as the job is no longer this node's (cancelled or deleted from any node, or its lease lost).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::api::ExecuteBody;
 use crate::handlers::execute::{reserve, run_admitted, Admitted};
@@ -89,8 +92,13 @@ pub async fn run(state: Arc<AppState>) {
             _ = state.job_runner_wakeup.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = purge_every.tick() => {
-                let _ = state.jobs.purge(state.config.retention_hours as i64 * 3_600_000);
+                let _ = state.jobs.purge(state.config.retention_hours as i64 * 3_600_000).await;
             }
+        }
+        // Callbacks another node was to deliver but did not (it stopped): one node takes each.
+        while let Ok(Some((id, owner, url))) = state.jobs.claim_orphan_callback().await {
+            let state = state.clone();
+            tokio::spawn(async move { deliver_claimed(&state, &id, &owner, &url).await });
         }
         // Owners whose key has no free run slot: their jobs stay queued (they are not failed) until one frees.
         let mut skip: Vec<String> = Vec::new();
@@ -99,8 +107,8 @@ pub async fn run(state: Arc<AppState>) {
                 skip.push(k.config.name.clone());
             }
         }
-        while !state.draining.load(std::sync::atomic::Ordering::Relaxed) && state.job_slots.available_permits() > 0 {
-            let Ok(Some(job)) = state.jobs.claim_next_skipping(&skip) else {
+        while !state.draining.load(Ordering::Relaxed) && state.job_slots.available_permits() > 0 {
+            let Ok(Some(job)) = state.jobs.claim_next_skipping(&skip).await else {
                 break;
             };
             let key = if state.auth_required() {
@@ -110,7 +118,7 @@ pub async fn run(state: Arc<AppState>) {
             };
             let Ok(key_slot) = state.try_key_slot(key) else {
                 // The key's last slot went to another run since the list above was made.
-                let _ = state.jobs.unclaim(&job.id);
+                let _ = state.jobs.unclaim(&job).await;
                 skip.push(job.owner);
                 continue;
             };
@@ -131,6 +139,74 @@ async fn run_job(
     state: &Arc<AppState>,
     job: crate::jobs::Claimed,
     key_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let lost = Arc::new(AtomicBool::new(false));
+    let lease = state
+        .jobs
+        .is_shared()
+        .then(|| tokio::spawn(keep_lease(state.clone(), job.clone(), lost.clone())));
+    run_claimed(state, &job, key_slot, &lost).await;
+    if let Some(lease) = lease {
+        lease.abort();
+    }
+    if lost.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(url) = &job.callback_url {
+        if state.jobs.claim_callback(&job.id).await.unwrap_or(false) {
+            deliver_claimed(state, &job.id, &job.owner, url).await;
+        }
+    }
+}
+
+/// Renews this node's lease on a running job a third of the way through it, for as long as the job runs. When
+/// the job is no longer this node's (cancelled or deleted from any node, taken over), or when the lease could not
+/// be renewed and is about to expire (the database unreachable: another node may take the job once it does), the
+/// run is stopped and its outcome not stored: the job never runs on two nodes at once.
+async fn keep_lease(state: Arc<AppState>, job: crate::jobs::Claimed, lost: Arc<AtomicBool>) {
+    let lease = Duration::from_millis(state.config.async_lease_ms);
+    // Claimed a moment ago: the lease runs from before now.
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let asked = Instant::now();
+        match state.jobs.renew(&job).await {
+            Ok(true) => renewed = asked,
+            Ok(false) => {
+                tracing::info!(job = %job.id, "the job is no longer this node's (cancelled, deleted or taken over): stopping its run");
+                break;
+            }
+            Err(e) if renewed.elapsed() >= lease * 2 / 3 => {
+                tracing::warn!(job = %job.id, error = %e, "cannot renew a job's lease before it expires: stopping its run");
+                break;
+            }
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot renew a job's lease; retrying"),
+        }
+    }
+    lost.store(true, Ordering::Relaxed);
+    // The run may not have registered yet (waiting for a sandbox slot): keep cancelling until it ends.
+    loop {
+        state.cancel_job(&job.id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Delivers the callback of a job whose delivery this node claimed, then marks it delivered.
+async fn deliver_claimed(state: &Arc<AppState>, id: &str, owner: &str, url: &str) {
+    if let Ok(Some(view)) = state.jobs.get(id, owner).await {
+        deliver(state, url, owner, &view).await;
+    }
+    if let Err(e) = state.jobs.callback_done(id).await {
+        tracing::warn!(job = %id, error = %e, "cannot record a callback as delivered");
+    }
+}
+
+/// Runs a claimed job and stores its outcome (unless `lost` says it is no longer this node's).
+async fn run_claimed(
+    state: &Arc<AppState>,
+    job: &crate::jobs::Claimed,
+    key_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    lost: &AtomicBool,
 ) {
     let outcome: Result<serde_json::Value, serde_json::Value> = async {
         let body: ExecuteBody = serde_json::from_str(&job.request)
@@ -173,9 +249,13 @@ async fn run_job(
         },
         Err(mut e) => (None, crate::jobs::shrink_result(&mut e, cap).map(|(t, _)| t), false),
     };
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) && killed {
-        // Cancelled by shutdown, not by its owner: it runs again after the restart.
-        let _ = state.jobs.requeue_interrupted();
+    if lost.load(Ordering::Relaxed) {
+        // Stopped because the job is no longer this node's: whatever it produced is not its result.
+        return;
+    }
+    if state.draining.load(Ordering::Relaxed) && killed {
+        // Cancelled by shutdown, not by its owner: it runs again after the restart (or on another node).
+        let _ = state.jobs.unclaim(job).await;
         return;
     }
     // A result that cannot be stored (the data directory's disk is full) is kept here and stored once it can be:
@@ -185,14 +265,15 @@ async fn run_job(
     let mut reported = false;
     while let Err(e) = state
         .jobs
-        .finish_stored(&job.id, result.as_deref(), error.as_deref(), truncated)
+        .finish(job, result.as_deref(), error.as_deref(), truncated)
+        .await
     {
         if !reported {
             tracing::error!(job = %job.id, error = %e, disk_full = e.is_disk_full(),
                 "cannot store a job's result; keeping it and retrying");
             reported = true;
         }
-        if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        if state.draining.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
             return;
         }
         tokio::time::sleep(backoff).await;
@@ -200,11 +281,6 @@ async fn run_job(
     }
     if reported {
         tracing::info!(job = %job.id, "a job's result was stored after all");
-    }
-    if let Some(url) = job.callback_url {
-        if let Ok(Some(view)) = state.jobs.get(&job.id, &job.owner) {
-            deliver(state, &url, &job.owner, &view).await;
-        }
     }
 }
 

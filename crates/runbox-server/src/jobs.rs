@@ -3,6 +3,16 @@
 //! `DELETE` removes one at once. Each record knows its size (request, result, error); a key's records are held to a
 //! count and a number of bytes, a queued or running job counting as its request plus the largest result a job
 //! may store, so that checking at submission bounds what the key can ever make the database hold.
+//!
+//! This file holds the embedded store ([`SqliteJobs`], one node's data directory) and what every store shares;
+//! [`JobStore`] (in `jobs/store.rs`) is what the server uses: SQLite by default, or PostgreSQL shared by several
+//! nodes when `database_url` is set (`jobs/postgres.rs`).
+
+mod postgres;
+mod store;
+
+pub use postgres::PgJobs;
+pub use store::JobStore;
 
 use runbox_engine::sync::LockOrRecover;
 use std::path::Path;
@@ -22,7 +32,7 @@ pub struct JobError {
 }
 
 impl JobError {
-    fn new(message: String) -> JobError {
+    pub(crate) fn new(message: String) -> JobError {
         JobError {
             message,
             disk_full: false,
@@ -120,14 +130,19 @@ impl From<rusqlite::Error> for InsertError {
     }
 }
 
+/// A job a node took to run.
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: String,
     pub owner: String,
     pub request: String,
     pub callback_url: Option<String>,
+    /// How many times a node started this job, this time included (a shared store counts them; SQLite says 0).
+    pub attempt: i64,
 }
 
-pub struct JobStore {
+/// The embedded store: one SQLite file in the data directory, for one node.
+pub struct SqliteJobs {
     conn: Mutex<Connection>,
 }
 
@@ -140,11 +155,11 @@ pub fn now_ms() -> i64 {
 
 pub use runbox_engine::random_id;
 
-impl JobStore {
+impl SqliteJobs {
     /// Opens (or creates) the store at `path`. It holds every tenant's code, stdin and env: the file and the
     /// ones SQLite keeps beside it (`-wal`, `-shm`, which SQLite creates with the database's mode) are 0600,
     /// and a missing parent is created 0700.
-    pub fn open(path: &Path) -> Result<JobStore, JobError> {
+    pub fn open(path: &Path) -> Result<SqliteJobs, JobError> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         if let Some(parent) = path.parent() {
             runbox_engine::data_dir::create_private_dir(parent)
@@ -182,13 +197,13 @@ impl JobStore {
         // The store must be writable now (a lock another process holds shows here, naming the file).
         conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
             .map_err(|e| open_error(path, &e))?;
-        Ok(JobStore { conn: Mutex::new(conn) })
+        Ok(SqliteJobs { conn: Mutex::new(conn) })
     }
 
-    pub fn in_memory() -> Result<JobStore, JobError> {
+    pub fn in_memory() -> Result<SqliteJobs, JobError> {
         let conn = Connection::open_in_memory()?;
         Self::schema(&conn)?;
-        Ok(JobStore { conn: Mutex::new(conn) })
+        Ok(SqliteJobs { conn: Mutex::new(conn) })
     }
 
     /// Creates the table and its indexes, and adds the columns a store from an older version lacks.
@@ -395,6 +410,7 @@ impl JobStore {
                     owner: r.get(1)?,
                     request: r.get(2)?,
                     callback_url: r.get(3)?,
+                    attempt: 0,
                 })
             })
             .optional()?;
@@ -416,7 +432,7 @@ impl JobStore {
         self.finish_stored(id, result, error, false)
     }
 
-    /// [`JobStore::finish`], saying whether `result` was shortened to fit.
+    /// [`SqliteJobs::finish`], saying whether `result` was shortened to fit.
     pub fn finish_stored(
         &self,
         id: &str,
@@ -551,6 +567,12 @@ fn reserve_size(
         params![owner],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    quota_verdict(jobs, bytes, request_len, quota)
+}
+
+/// Whether one more record with a `request_len`-byte request fits beside the `jobs` records of `bytes` bytes its
+/// key holds: what it will count, or why it does not fit. Every store asks this, inside its own transaction.
+pub(crate) fn quota_verdict(jobs: i64, bytes: i64, request_len: usize, quota: &JobQuota) -> Result<u64, InsertError> {
     if jobs as u64 >= quota.jobs {
         return Err(InsertError::Quota(format!(
             "this key holds its maximum of {} async execution records; delete some (DELETE /executions/{{id}}) \
@@ -579,7 +601,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("new/runbox.sqlite3");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        let s = JobStore::open(&db).unwrap();
+        let s = SqliteJobs::open(&db).unwrap();
         s.insert("alice", "{}", None).unwrap();
         assert_eq!(mode(db.parent().unwrap()), 0o700, "a parent it creates");
         for suffix in ["", "-wal", "-shm"] {
@@ -588,13 +610,13 @@ mod tests {
         drop(s);
         // A store an older version left open is closed when opened again.
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-        JobStore::open(&db).unwrap();
+        SqliteJobs::open(&db).unwrap();
         assert_eq!(mode(&db), 0o600);
     }
 
     #[test]
     fn lifecycle_and_owner_scoping() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         let id = s.insert("alice", "{}", None).unwrap();
         assert_eq!(s.get(&id, "alice").unwrap().unwrap().status, "queued");
         assert!(s.get(&id, "bob").unwrap().is_none());
@@ -609,7 +631,7 @@ mod tests {
 
     #[test]
     fn finished_records_expire_after_the_retention_and_queued_ones_never() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         let done = s.insert("k", "{}", None).unwrap();
         s.claim_next().unwrap();
         s.finish(&done, Some("{}"), None).unwrap();
@@ -623,7 +645,7 @@ mod tests {
 
     #[test]
     fn cancel_wins_over_a_late_finish_and_interrupted_jobs_requeue() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         let a = s.insert("k", "{}", None).unwrap();
         s.claim_next().unwrap();
         assert_eq!(s.cancel(&a, "k").unwrap().as_deref(), Some("running"));
@@ -637,7 +659,7 @@ mod tests {
 
     #[test]
     fn claiming_skips_owners_at_their_limit_and_unclaim_keeps_the_place() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         let a1 = s.insert("a", "{}", None).unwrap();
         let b1 = s.insert("b", "{}", None).unwrap();
         let c = s.claim_next_skipping(&["a".to_string()]).unwrap().unwrap();
@@ -653,7 +675,7 @@ mod tests {
 
     #[test]
     fn a_quota_check_refuses_what_would_not_fit_and_stores_nothing() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         let quota = JobQuota {
             jobs: 1,
             bytes: 1000,
@@ -668,7 +690,7 @@ mod tests {
 
     #[test]
     fn a_key_is_held_to_its_count_and_bytes_and_delete_frees_them() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         let quota = JobQuota {
             jobs: 2,
             bytes: 1000,
@@ -711,7 +733,7 @@ mod tests {
 
     #[test]
     fn extras_belong_to_their_job_and_go_with_it() {
-        let s = JobStore::in_memory().unwrap();
+        let s = SqliteJobs::in_memory().unwrap();
         s.insert_with_extra(
             &ExtraRecord {
                 id: "t1",

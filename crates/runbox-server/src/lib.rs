@@ -45,7 +45,7 @@ pub fn policy(config: &ServerConfig) -> HostPolicy {
     }
 }
 
-/// Builds the state: engine, job store (under the data directory), sandbox protections.
+/// Builds the state: engine, job store (under the data directory, or the shared database), sandbox protections.
 pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
     // A configuration built in code (not loaded) gets the same checks: unique key names, long keys, loopback.
     config.validate().map_err(|e| e.to_string())?;
@@ -98,8 +98,7 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
             "swept the sandboxes left by a server that did not shut down"
         );
     }
-    let jobs = jobs::JobStore::open(&config.data_dir.join("runbox.sqlite3")).map_err(|e| e.to_string())?;
-    let requeued = jobs.requeue_interrupted().map_err(|e| e.to_string())?;
+    let (jobs, requeued) = jobs::JobStore::from_config(&config).map_err(|e| e.to_string())?;
     if requeued > 0 {
         tracing::info!(
             requeued,

@@ -121,7 +121,7 @@ async fn a_shadowed_limits_timeout_is_still_checked() {
         .await
         .expect_invalid("invalid_field", "limits.timeout_ms");
     }
-    assert_eq!(app.state.jobs.count("queued"), 0);
+    assert_eq!(app.state.jobs.count("queued").await, 0);
 }
 
 #[tokio::test]
@@ -230,7 +230,7 @@ async fn a_json_array_or_scalar_is_refused_as_a_body() {
         .send()
         .await
         .expect_invalid("invalid_field", "limits");
-    assert_eq!(app.state.jobs.count("queued"), 0, "nothing was queued");
+    assert_eq!(app.state.jobs.count("queued").await, 0, "nothing was queued");
 }
 
 #[tokio::test]

@@ -448,7 +448,7 @@ async fn invalid_fields_are_422_and_named() {
     ] {
         app.post("/executions", body).send().await.expect_invalid(code, field);
     }
-    assert_eq!(app.state.jobs.count("queued"), 0, "nothing invalid was queued");
+    assert_eq!(app.state.jobs.count("queued").await, 0, "nothing invalid was queued");
     // The compatibility route.
     for body in [json!({"code": "1", "timeout": -1}), json!({"code": "1", "timeout": 0})] {
         app.post("/process/interpreter/execute", body)
@@ -562,7 +562,7 @@ async fn a_draining_server_refuses_new_work_with_503() {
     }
     let health = app.get("/health").send().await.expect(200);
     assert_eq!(health["status"], "draining");
-    assert_eq!(app.state.jobs.count("queued"), 0);
+    assert_eq!(app.state.jobs.count("queued").await, 0);
 }
 
 #[tokio::test]

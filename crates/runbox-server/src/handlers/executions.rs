@@ -70,13 +70,14 @@ pub async fn create(
         &state,
         &body.into_request(&state.config.limits, state.engine.catalogue())?,
     )?;
-    if state.jobs.count("queued") >= state.config.max_async_queued as i64 {
+    if state.jobs.count("queued").await >= state.config.max_async_queued as i64 {
         state.metrics.record_rejection("overloaded");
         return Err(ApiError::unavailable("overloaded", "the async queue is full"));
     }
     let id = state
         .jobs
         .insert_within(&caller.owner, &stored, callback.as_deref(), &job_quota(&state))
+        .await
         .map_err(|e| insert_refusal(&state, e))?;
     state.wake_job_runner();
     let location = format!("/executions/{id}");
@@ -101,7 +102,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let view = state.jobs.get(&id, &caller.owner).map_err(ApiError::internal)?;
+    let view = state.jobs.get(&id, &caller.owner).await.map_err(ApiError::internal)?;
     view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
 }
 
@@ -116,12 +117,20 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let before = state.jobs.cancel(&id, &caller.owner).map_err(ApiError::internal)?;
+    let before = state
+        .jobs
+        .cancel(&id, &caller.owner)
+        .await
+        .map_err(ApiError::internal)?;
     if before.is_none() {
         return Err(ApiError::not_found("execution"));
     }
     state.cancel_job(&id);
-    let view = state.jobs.delete(&id, &caller.owner).map_err(ApiError::internal)?;
+    let view = state
+        .jobs
+        .delete(&id, &caller.owner)
+        .await
+        .map_err(ApiError::internal)?;
     view.map(Json).ok_or_else(|| ApiError::not_found("execution"))
 }
 

@@ -160,8 +160,8 @@ pub async fn languages(State(state): State<Arc<AppState>>, _caller: Caller) -> J
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
 pub async fn metrics(State(state): State<Arc<AppState>>, _caller: Caller) -> impl IntoResponse {
-    let jobs_queued = state.jobs.count("queued");
-    let jobs_running = state.jobs.count("running");
+    let jobs_queued = state.jobs.count("queued").await;
+    let jobs_running = state.jobs.count("running").await;
     let pools = state.engine.pool_stats();
     let mut text = state.metrics.render(&[
         (

@@ -221,14 +221,14 @@ fn stored(s: &Submission, body: &crate::api::ExecuteBody) -> Judge0Result<(Strin
     Ok((request, extra))
 }
 
-fn refuse_when_busy(state: &AppState, adding: usize) -> Judge0Result<()> {
+async fn refuse_when_busy(state: &AppState, adding: usize) -> Judge0Result<()> {
     if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Judge0Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",
         ));
     }
-    if state.jobs.count("queued") + adding as i64 > state.config.max_async_queued as i64 {
+    if state.jobs.count("queued").await + adding as i64 > state.config.max_async_queued as i64 {
         state.metrics.record_rejection("overloaded");
         return Err(Judge0Error::new(StatusCode::SERVICE_UNAVAILABLE, "queue is full"));
     }
@@ -236,7 +236,12 @@ fn refuse_when_busy(state: &AppState, adding: usize) -> Judge0Result<()> {
 }
 
 /// Queues a prepared submission; returns its token.
-fn queue(state: &AppState, caller: &Caller, s: &Submission, body: &crate::api::ExecuteBody) -> Judge0Result<String> {
+async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    s: &Submission,
+    body: &crate::api::ExecuteBody,
+) -> Judge0Result<String> {
     let (request, extra) = stored(s, body)?;
     let token = uuid4();
     state
@@ -252,6 +257,7 @@ fn queue(state: &AppState, caller: &Caller, s: &Submission, body: &crate::api::E
             },
             &job_quota(state),
         )
+        .await
         .map_err(|e| insert_refusal(state, e))?;
     Ok(token)
 }
@@ -272,10 +278,10 @@ async fn load(
     token: &str,
     base64: bool,
 ) -> Judge0Result<Option<Result<serde_json::Map<String, Value>, record::NotUtf8>>> {
-    let Some(extra) = state.jobs.extra(token, owner).map_err(ApiError::internal)? else {
+    let Some(extra) = state.jobs.extra(token, owner).await.map_err(ApiError::internal)? else {
         return Ok(None);
     };
-    let Some(job) = state.jobs.get(token, owner).map_err(ApiError::internal)? else {
+    let Some(job) = state.jobs.get(token, owner).await.map_err(ApiError::internal)? else {
         return Ok(None);
     };
     let s: Submission = serde_json::from_str(&extra).map_err(ApiError::internal)?;
@@ -326,8 +332,8 @@ pub async fn create(
     let fields = fields(&q)?;
     let (s, body) = prepare(&state, &value, base64)?;
     if !is_true(&q, "wait")? {
-        refuse_when_busy(&state, 1)?;
-        let token = queue(&state, &caller, &s, &body)?;
+        refuse_when_busy(&state, 1).await?;
+        let token = queue(&state, &caller, &s, &body).await?;
         state.wake_job_runner();
         return Ok((StatusCode::CREATED, Json(json!({ "token": token }))));
     }
@@ -336,6 +342,7 @@ pub async fn create(
     state
         .jobs
         .check_quota(&caller.owner, request.len(), &job_quota(&state))
+        .await
         .map_err(|e| insert_refusal(&state, e))?;
     let req = body
         .clone()
@@ -366,12 +373,13 @@ pub async fn create(
             },
             &job_quota(&state),
         )
+        .await
         .map_err(|e| insert_refusal(&state, e))?;
     if let Some(url) = s.callback_url.clone() {
         // Judge0 calls back after a `wait=true` run too.
         let (state, owner, token) = (state.clone(), caller.owner.clone(), token.clone());
         tokio::spawn(async move {
-            if let Ok(Some(view)) = state.jobs.get(&token, &owner) {
+            if let Ok(Some(view)) = state.jobs.get(&token, &owner).await {
                 crate::job_runner::deliver(&state, &url, &owner, &view).await;
             }
         });
@@ -432,7 +440,11 @@ pub async fn delete(
             status["description"].as_str().unwrap_or("")
         )));
     }
-    state.jobs.delete(&token, &caller.owner).map_err(ApiError::internal)?;
+    state
+        .jobs
+        .delete(&token, &caller.owner)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(record::select(all, &fields)))
 }
 
@@ -471,13 +483,13 @@ pub async fn create_batch(
     let base64 = is_true(&q, "base64_encoded")?;
     let entries = value["submissions"].as_array().cloned().unwrap_or_default();
     batch_size_ok(entries.len())?;
-    refuse_when_busy(&state, entries.len())?;
+    refuse_when_busy(&state, entries.len()).await?;
     let mut out = Vec::with_capacity(entries.len());
     let mut any = false;
     for entry in &entries {
         match prepare(&state, entry, base64) {
             Ok((s, body)) => {
-                out.push(json!({ "token": queue(&state, &caller, &s, &body)? }));
+                out.push(json!({ "token": queue(&state, &caller, &s, &body).await? }));
                 any = true;
             }
             Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => out.push(e.body),
