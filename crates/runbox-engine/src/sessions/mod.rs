@@ -215,6 +215,9 @@ pub struct Sessions {
     starting: Mutex<HashMap<String, usize>>,
     /// Held while an upload is checked against the quotas and written, so that two uploads cannot both fit.
     uploads: Mutex<()>,
+    /// Appended to every new session id (`_` + the node id in a cluster, empty on one node): see
+    /// [`Sessions::set_id_suffix`].
+    id_suffix: std::sync::OnceLock<String>,
 }
 
 /// A place reserved for a session being created; given back on drop (failure), or when the session is inserted.
@@ -283,7 +286,25 @@ impl Sessions {
             closed: std::sync::atomic::AtomicBool::new(false),
             starting: Mutex::new(HashMap::new()),
             uploads: Mutex::new(()),
+            id_suffix: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes every session id started from now on end with `suffix` (a cluster node's `_node`), so that any node
+    /// can tell where a session lives from its id. Set once, before warm sessions start; later calls are ignored.
+    /// The id also names the session's sandbox and workspace, so `suffix` is at most 26 of `[a-z0-9_-]`.
+    pub fn set_id_suffix(&self, suffix: &str) {
+        let _ = self.id_suffix.set(suffix.to_string());
+    }
+
+    /// Sessions running a cell now (a draining server waits for them).
+    pub fn busy_count(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.exec_lock.try_lock().is_err())
+            .count()
     }
 
     pub fn limits(&self) -> &SessionLimits {
@@ -430,7 +451,7 @@ impl Sessions {
             argv,
             env: extra_env,
         } = worker_for(lang.id()).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
-        let id = crate::jobs_id("sess_");
+        let id = crate::jobs_id("sess_") + self.id_suffix.get().map_or("", String::as_str);
         let owner_uid = probe::is_root().then_some(self.engine.config().policy.host_uid);
         let ws_mb = req.limits.workspace_mb.unwrap_or(256);
         let workspace = Workspace::create(
