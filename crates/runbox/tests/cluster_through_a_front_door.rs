@@ -30,8 +30,18 @@ async fn a_cluster_behind_nginx_spreads_runs_keeps_sessions_loses_only_a_dead_no
     stateless_runs_spread_over_every_node(&cluster).await;
     a_session_keeps_its_state_through_the_front_door(&cluster).await;
     async_jobs_submitted_on_one_node_complete_on_another(&cluster).await;
-    a_killed_node_loses_only_its_own_sessions(&mut cluster).await;
+    let lost = a_killed_node_loses_only_its_own_sessions(&mut cluster).await;
     cluster.node_mut("n2").start();
+    // Back on its data directory, the node knows the session is from a life that ended without draining.
+    let r = cluster
+        .post(&format!("/sessions/{lost}/execute"), json!({"code": "1"}))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["details"]["reason"].clone()),
+        (410, json!("node_restarted")),
+        "{}",
+        r.text()
+    );
     a_rolling_restart_fails_no_stateless_run(&mut cluster).await;
 }
 
@@ -230,7 +240,8 @@ async fn a_session_keeps_its_state_through_the_front_door(cluster: &Cluster) {
 /// once. The job store of this branch is each node's own SQLite file, so nothing is checked here yet.
 async fn async_jobs_submitted_on_one_node_complete_on_another(_cluster: &Cluster) {}
 
-async fn a_killed_node_loses_only_its_own_sessions(cluster: &mut Cluster) {
+/// Returns the id of a session the killed node held.
+async fn a_killed_node_loses_only_its_own_sessions(cluster: &mut Cluster) -> String {
     // Sessions until every node holds at least one (round robin makes that quick).
     let mut sessions: Vec<(String, String)> = Vec::new();
     for _ in 0..12 {
@@ -304,6 +315,7 @@ async fn a_killed_node_loses_only_its_own_sessions(cluster: &mut Cluster) {
                 .expect(204);
         }
     }
+    sessions.into_iter().find(|(_, o)| o == victim).unwrap().0
 }
 
 async fn a_rolling_restart_fails_no_stateless_run(cluster: &mut Cluster) {
@@ -349,7 +361,16 @@ async fn a_rolling_restart_fails_no_stateless_run(cluster: &mut Cluster) {
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut drained = Vec::new();
     for n in NODES {
+        // A session on the node about to restart: its client learns that the node drained.
+        let base = cluster.node(n).base();
+        let body = Some(json!({"language": "python"}).to_string().into());
+        let created = cluster
+            .call_at(&base, "POST", "/sessions", body, true)
+            .await
+            .expect(201);
+        drained.push((created["id"].as_str().unwrap().to_string(), n));
         let node = cluster.node_mut(n);
         node.terminate(30).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -370,6 +391,19 @@ async fn a_rolling_restart_fails_no_stateless_run(cluster: &mut Cluster) {
         cluster.logs()
     );
     assert!(ok >= 20, "the load was steady: only {ok} runs");
+    for (id, n) in drained {
+        let r = cluster
+            .post(&format!("/sessions/{id}/execute"), json!({"code": "1"}))
+            .await;
+        let v = r.json();
+        assert_eq!(r.status, 410, "{}", r.text());
+        assert_eq!(v["code"], "session_lost", "{v}");
+        assert_eq!(
+            (v["details"]["node"].as_str(), v["details"]["reason"].as_str()),
+            (Some(n), Some("node_draining")),
+            "{v}"
+        );
+    }
     eprintln!("rolling restart: {ok} stateless runs, none failed");
 }
 

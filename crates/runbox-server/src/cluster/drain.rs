@@ -8,7 +8,10 @@
 //!    what is left;
 //! 3. it ends its sessions: from then on each of its session routes answers `410 session_lost` with reason
 //!    `node_draining`, and peers that forward to it learn the reason, which they keep giving once it is gone;
-//! 4. it stops listening ([`crate::serve`] continues from there).
+//! 4. it stops listening ([`crate::serve`] continues from there). It notes in its data directory that this life
+//!    drained, so that when it starts again there (a StatefulSet pod keeps its name; give it a persistent data
+//!    directory to keep this too) it answers its earlier life's sessions with `410 session_lost`, `node_draining`;
+//!    without that note (killed, or a fresh data directory) the reason is `node_restarted`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,5 +41,6 @@ pub async fn drain(state: &Arc<AppState>) {
     let sessions = state.sessions.clone();
     let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
     state.cluster.sessions_ended.store(true, Ordering::Relaxed);
+    state.cluster.record_drained();
     tracing::info!("sessions ended; their clients get 410 session_lost (node_draining)");
 }

@@ -54,6 +54,7 @@ pub fn routed_id(path: &str) -> Option<(Kind, &str)> {
 pub fn session_lost(node: &str, reason: &'static str) -> Response {
     let message = match reason {
         "node_draining" => format!("node {node} was shut down and ended its sessions; start a new session"),
+        "node_restarted" => format!("node {node} restarted since this session began; start a new session"),
         _ => format!("node {node}, which held this session, cannot be reached; start a new session"),
     };
     let mut response = ApiError::new(StatusCode::GONE, "session_lost", message)
@@ -78,6 +79,11 @@ pub async fn route(State(state): State<Arc<AppState>>, req: Request, next: Next)
         Owner::Local => {
             if kind == Kind::Session && cluster.sessions_have_ended() {
                 return session_lost(&cluster.node, "node_draining");
+            }
+            if kind == Kind::Session {
+                if let Some(reason) = cluster.earlier_life(id) {
+                    return session_lost(&cluster.node, reason);
+                }
             }
             next.run(req).await
         }

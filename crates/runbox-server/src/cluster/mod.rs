@@ -2,7 +2,8 @@
 //! here; what needs routing is state that lives in one node's memory: sessions (and async executions while the
 //! job store is the node's own SQLite file).
 //!
-//! - Every such id names its node: `sess_<32 hex>_<node>` (node ids are `[a-z0-9-]`, so the last `_` splits).
+//! - Every such id names its node: `sess_<boot><hex>_<node>` (32 hex digits, the first 8 this life of the node;
+//!   node ids are `[a-z0-9-]`, so the last `_` splits).
 //!   A node alone (no `[cluster]` peers) makes today's ids, `sess_<32 hex>`, and every id without a node part
 //!   is its own: single-node ids stay valid.
 //! - A request for a session owned by another node is forwarded to the owner ([`forward`]), streaming both ways;
@@ -37,6 +38,12 @@ pub enum Owner {
 pub struct Cluster {
     /// This node's id (also when alone, for logs and `/health`).
     pub node: String,
+    /// This life of the node: 8 random hex digits at the start of its session ids (after `sess_`). A session id of
+    /// this node with another boot id is from an earlier life, whose sessions ended with it.
+    pub boot: String,
+    /// Boot ids of earlier lives of this node (same data directory) that drained cleanly.
+    drained_boots: HashSet<String>,
+    drained_file: std::path::PathBuf,
     enabled: bool,
     peers: BTreeMap<String, String>,
     pattern: String,
@@ -54,6 +61,12 @@ pub struct Cluster {
     /// then answers for any execution.
     pub jobs_node_local: AtomicBool,
 }
+
+/// Hex digits of a boot id.
+const BOOT_CHARS: usize = 8;
+
+/// Boot ids of lives of this node that drained cleanly, one a line, in the data directory.
+const DRAINED_BOOTS_FILE: &str = "cluster-drained-boots";
 
 /// The id suffix of this process's async executions (`_node` in a cluster, empty alone): set once when the
 /// server is built (see [`Cluster::install`]); the job store appends it to the ids it makes.
@@ -75,7 +88,17 @@ impl Cluster {
             .no_proxy()
             .build()
             .unwrap_or_default();
+        let drained_file = config.data_dir.join(DRAINED_BOOTS_FILE);
+        let drained_boots = std::fs::read_to_string(&drained_file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
         Cluster {
+            boot: crate::jobs::random_id("")[..BOOT_CHARS].to_string(),
+            drained_boots,
+            drained_file,
             enabled: config.cluster.enabled(),
             peers: config.cluster.peers.clone(),
             pattern: config.cluster.peer_url.clone(),
@@ -106,7 +129,7 @@ impl Cluster {
     /// [`execution_id_suffix`]). Called once by [`crate::build_state`]; a node alone changes nothing.
     pub fn install(&self, sessions: &runbox_engine::sessions::Sessions) {
         if self.enabled {
-            sessions.set_id_suffix(&self.id_suffix());
+            sessions.set_id_shape(&self.boot, &self.id_suffix());
             let _ = EXECUTION_ID_SUFFIX.set(self.id_suffix());
         }
     }
@@ -157,6 +180,38 @@ impl Cluster {
             "node_draining"
         } else {
             "node_unreachable"
+        }
+    }
+
+    /// Whether a session id that names this node comes from an earlier life of it, and if so why its sessions
+    /// are gone: `node_draining` when that life drained cleanly (and this one shares its data directory),
+    /// `node_restarted` otherwise.
+    pub fn earlier_life(&self, id: &str) -> Option<&'static str> {
+        if !self.enabled || node_of(id) != Some(self.node.as_str()) {
+            return None;
+        }
+        let boot = id.split_once('_')?.1.get(..BOOT_CHARS)?;
+        if boot == self.boot {
+            return None;
+        }
+        Some(if self.drained_boots.contains(boot) {
+            "node_draining"
+        } else {
+            "node_restarted"
+        })
+    }
+
+    /// Records that this life drained cleanly, for the next life on the same data directory (the last 100 kept).
+    pub fn record_drained(&self) {
+        if !self.enabled {
+            return;
+        }
+        let mut boots: Vec<String> = self.drained_boots.iter().cloned().collect();
+        boots.sort();
+        boots.push(self.boot.clone());
+        let keep = boots.len().saturating_sub(100);
+        if let Err(e) = std::fs::write(&self.drained_file, boots[keep..].join("\n") + "\n") {
+            tracing::warn!(error = %e, "cannot record the drain for the next start");
         }
     }
 
@@ -220,6 +275,27 @@ mod tests {
         );
         // A node part that is not a DNS label never reaches the pattern.
         assert_eq!(c.owner_of("sess_abc_evil.example:1/x"), Owner::Local);
+    }
+
+    #[test]
+    fn a_restarted_node_knows_its_earlier_lives_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig {
+            node_id: "n1".into(),
+            data_dir: dir.path().into(),
+            ..Default::default()
+        };
+        config.cluster.peers.insert("n2".into(), "http://127.0.0.3:8080".into());
+        let first = Cluster::new(&config);
+        let mine = format!("sess_{}000000000000000000000000_n1", first.boot);
+        assert_eq!(first.earlier_life(&mine), None);
+        assert_eq!(first.earlier_life("sess_0123456789abcdef0123456789abcdef"), None);
+        let second = Cluster::new(&config);
+        assert_eq!(second.earlier_life(&mine), Some("node_restarted"));
+        first.record_drained();
+        let third = Cluster::new(&config);
+        assert_eq!(third.earlier_life(&mine), Some("node_draining"));
+        assert_eq!(third.earlier_life(&mine.replace("_n1", "_n2")), None);
     }
 
     #[test]
