@@ -188,6 +188,48 @@ async fn proxy(state: &AppState, node: &str, base: &str, kind: Kind, req: Reques
         .unwrap_or_else(|e| ApiError::internal(e).into_response())
 }
 
+/// Adds the answers of a cluster to the OpenAPI document: `410 session_lost` on every route of one session, and
+/// `503 node_unreachable` on the routes of one execution (a node-local job store whose node is gone).
+pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (route, item) in doc.paths.paths.iter_mut() {
+        let (status, answer) = match routed_id(&route.replace("{id}", "x")) {
+            Some((Kind::Session, _)) => (
+                "410",
+                error(
+                    "session_lost: the node that held the session is gone (`details.node`, `details.reason`: \
+                     node_unreachable, node_draining or node_restarted); start a new session",
+                ),
+            ),
+            Some((Kind::Execution, _)) => (
+                "503",
+                error("the server is overloaded or draining, or the node holding this execution cannot be reached"),
+            ),
+            None => continue,
+        };
+        let ops = [&mut item.get, &mut item.put, &mut item.delete, &mut item.post];
+        for op in ops.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry(status.to_string())
+                .or_insert_with(|| answer.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
