@@ -29,6 +29,7 @@ async fn a_cluster_behind_nginx_spreads_runs_keeps_sessions_loses_only_a_dead_no
     let mut cluster = Cluster::start(3, &["pools.enabled=false", "shutdown_grace_ms=10000"]);
     stateless_runs_spread_over_every_node(&cluster).await;
     a_session_keeps_its_state_through_the_front_door(&cluster).await;
+    an_async_execution_is_answered_by_every_node(&cluster).await;
     async_jobs_submitted_on_one_node_complete_on_another(&cluster).await;
     let lost = a_killed_node_loses_only_its_own_sessions(&mut cluster).await;
     cluster.node_mut("n2").start();
@@ -233,6 +234,38 @@ async fn a_session_keeps_its_state_through_the_front_door(cluster: &Cluster) {
     let gone = cluster.get(&format!("/sessions/{id}")).await;
     assert_eq!(gone.status, 404, "{}", gone.text());
     ws.close().await;
+}
+
+/// An async execution submitted through the front door is read through every node: on this branch's node-local
+/// job store (SQLite) by forwarding to the node its id names; on a shared store, from the store.
+async fn an_async_execution_is_answered_by_every_node(cluster: &Cluster) {
+    let submitted = cluster
+        .post("/executions", json!({"language": "python", "code": "print(6 * 7)"}))
+        .await
+        .expect(202);
+    let id = submitted["id"].as_str().unwrap().to_string();
+    assert!(
+        NODES.contains(&Cluster::owner_of(&id).as_str()),
+        "the execution id names its node: {id}"
+    );
+    for n in NODES {
+        let base = cluster.node(n).base();
+        let view = within(30, "the async execution", async {
+            loop {
+                let view = cluster
+                    .call_at(&base, "GET", &format!("/executions/{id}"), None, false)
+                    .await
+                    .expect(200);
+                if view["status"] == "done" {
+                    break view;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert_eq!(view["result"]["stdout"], "42\n", "through {n}: {view}");
+    }
+    cluster.call("DELETE", &format!("/executions/{id}"), None).await;
 }
 
 /// The place for async executions shared by every node (PostgreSQL, `database_url`): a job submitted through one
