@@ -26,7 +26,15 @@ const NODES: [&str; 3] = ["n1", "n2", "n3"];
 async fn a_cluster_behind_nginx_spreads_runs_keeps_sessions_loses_only_a_dead_nodes_sessions_and_restarts_without_failures(
 ) {
     // Small nodes: no warm pools (three servers share two cores), one warm Python session each.
-    let mut cluster = Cluster::start(3, &["pools.enabled=false", "shutdown_grace_ms=10000"]);
+    // A node keeps serving for a second after SIGTERM, unready, before it drains (cluster.drain_delay_ms).
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "pools.enabled=false",
+            "shutdown_grace_ms=10000",
+            "cluster.drain_delay_ms=1000",
+        ],
+    );
     stateless_runs_spread_over_every_node(&cluster).await;
     a_session_keeps_its_state_through_the_front_door(&cluster).await;
     an_async_execution_is_answered_by_every_node(&cluster).await;
@@ -404,8 +412,14 @@ async fn a_rolling_restart_fails_no_stateless_run(cluster: &mut Cluster) {
             .await
             .expect(201);
         drained.push((created["id"].as_str().unwrap().to_string(), n));
+        // Unready at once, alive throughout: readiness and liveness are separate.
+        cluster.node(n).sigterm();
+        let ready = cluster.call_at(&base, "GET", "/health/ready", None, false).await;
+        assert_eq!(ready.status, 503, "{n} is unready after SIGTERM: {}", ready.text());
+        let alive = cluster.call_at(&base, "GET", "/health", None, false).await;
+        assert_eq!(alive.status, 200, "{n} is alive while it drains: {}", alive.text());
         let node = cluster.node_mut(n);
-        node.terminate(30).await;
+        node.wait_exit(30).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         node.start();
         tokio::time::sleep(Duration::from_millis(1500)).await;

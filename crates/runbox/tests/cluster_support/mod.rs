@@ -123,12 +123,23 @@ impl Node {
         }
     }
 
-    /// SIGTERM, then waits (at most `secs`) for the node to exit on its own.
-    pub async fn terminate(&mut self, secs: u64) {
-        let Some(mut child) = self.child.take() else { return };
+    /// Sends SIGTERM (the node starts draining; see [`Node::wait_exit`]).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("a running node");
         // SAFETY: kill(2) on the pid of our own child, not reaped yet.
         let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         assert_eq!(rc, 0, "SIGTERM {}", self.name);
+    }
+
+    /// SIGTERM, then waits (at most `secs`) for the node to exit on its own.
+    pub async fn terminate(&mut self, secs: u64) {
+        self.sigterm();
+        self.wait_exit(secs).await;
+    }
+
+    /// Waits (at most `secs`) for the node to exit on its own.
+    pub async fn wait_exit(&mut self, secs: u64) {
+        let Some(mut child) = self.child.take() else { return };
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if child.try_wait().expect("wait for a node").is_some() {
