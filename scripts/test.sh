@@ -9,6 +9,9 @@ bash scripts/install-runtimes.sh
 bash scripts/install-compat-clients.sh
 # PostgreSQL for the async jobs on a shared store (the tests start their own cluster; CI=true fails without it).
 bash scripts/install-postgres.sh
+# nginx for the cluster test (crates/runbox/tests/cluster_through_a_front_door.rs), kubernetes-validate for the
+# manifests.
+bash scripts/install-cluster-tools.sh
 
 # Tests fail (never skip) when a language runtime is missing.
 export RUNBOX_REQUIRE_RUNTIMES=1
@@ -18,6 +21,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Includes the hostile corpus (tests/hostile/, a line per case then `N passed, N failed`; root needed, CI=true fails
 # without it). Alone: cargo test -p runbox --test hostile_corpus
 cargo test --workspace
+# deploy/kubernetes against the API schemas of a current Kubernetes, offline.
+bash scripts/validate-kubernetes.sh
 bash scripts/schemathesis.sh
 
 # A short soak (45 s): a mix at capacity, then proof that nothing leaked; exits 1 on any error or leak.

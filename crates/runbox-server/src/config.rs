@@ -98,6 +98,10 @@ pub struct ServerConfig {
     /// With `database_url`: how many times a job may be started in all before a job whose node keeps stopping ends
     /// with the error `node_lost`.
     pub async_max_attempts: u32,
+    /// This node's id in a cluster (`RUNBOX_NODE_ID`); empty: the host name (see [`crate::cluster::config::node_id`]).
+    pub node_id: String,
+    /// Peers of this node (`[cluster]`); none: a single node, as always.
+    pub cluster: crate::cluster::config::ClusterConfig,
 }
 
 /// The shortest API key accepted: a short key is guessed quickly, and keyed servers listen beyond loopback.
@@ -153,6 +157,8 @@ impl Default for ServerConfig {
             database_url: None,
             async_lease_ms: 30_000,
             async_max_attempts: 3,
+            node_id: String::new(),
+            cluster: Default::default(),
         }
     }
 }
@@ -190,7 +196,8 @@ fn as_list_if_needed(known: &toml::Table, path: &str, value: toml::Value) -> tom
 /// Sets `path` (dot-separated) in `table`, refusing keys the configuration does not have.
 fn set_path(table: &mut toml::Table, known: &toml::Table, path: &str, value: toml::Value) -> Result<(), ConfigError> {
     let (head, rest) = path.split_once('.').map_or((path, None), |(h, r)| (h, Some(r)));
-    if !known.contains_key(head) && !matches!(head, "languages_dir" | "api_key" | "database_url") {
+    // A table empty by default is a map (`cluster.peers`: node ids the defaults cannot know): any key goes.
+    if !known.contains_key(head) && !matches!(head, "languages_dir" | "api_key" | "database_url") && !known.is_empty() {
         return Err(ConfigError::Invalid(format!("unknown setting {path:?}")));
     }
     match rest {
@@ -252,11 +259,17 @@ impl ServerConfig {
         names.push(("RUNBOX_LANGUAGES_DIR".into(), "languages_dir".into()));
         names.push(("RUNBOX_API_KEY".into(), "api_key".into()));
         names.push(("RUNBOX_DATABASE_URL".into(), "database_url".into()));
+        names.push(("RUNBOX_CLUSTER_PEERS".into(), "cluster.peers".into()));
         for (var, path) in names {
             if let Some(raw) = env(&var).filter(|v| !v.is_empty()) {
                 let value = match path.as_str() {
                     // Strings that could look like TOML stay strings.
-                    "api_key" | "languages_dir" | "data_dir" | "listen" | "database_url" => toml::Value::String(raw),
+                    "api_key" | "languages_dir" | "data_dir" | "listen" | "database_url" | "node_id" => {
+                        toml::Value::String(raw)
+                    }
+                    "cluster.peers" => {
+                        toml::Value::Table(crate::cluster::config::parse_peers(&raw).map_err(ConfigError::Invalid)?)
+                    }
                     _ => as_list_if_needed(&known, &path, override_value(&raw)),
                 };
                 set_path(&mut table, &known, &path, value)?;
@@ -308,6 +321,9 @@ impl ServerConfig {
         if self.async_max_attempts == 0 {
             return Err(ConfigError::Invalid("async_max_attempts must be at least 1".into()));
         }
+        self.cluster
+            .validate(&crate::cluster::config::node_id(&self.node_id))
+            .map_err(ConfigError::Invalid)?;
         if self.limits.cpu_millicores < runbox_sandbox::DEFAULT_CPU_MILLICORES {
             return Err(ConfigError::Invalid(format!(
                 "limits.cpu_millicores must be at least {} (a run's default is one core)",
@@ -590,5 +606,41 @@ mod tests {
         let text = c.to_masked_toml();
         assert!(!text.contains("abc") && !text.contains("zyx"), "{text}");
         assert!(text.contains("***(17 chars)"), "{text}");
+    }
+
+    #[test]
+    fn cluster_peers_come_from_the_file_the_variable_or_set() {
+        let env = |k: &str| match k {
+            "RUNBOX_NODE_ID" => Some("n1".to_string()),
+            "RUNBOX_CLUSTER_PEERS" => Some("n1=http://127.0.0.2:8080,n2=http://127.0.0.3:8080".to_string()),
+            _ => None,
+        };
+        let c = ServerConfig::load(None, &env, &[]).unwrap();
+        assert_eq!(c.node_id, "n1");
+        assert_eq!(c.cluster.peers.len(), 2);
+        assert_eq!(c.cluster.peers["n2"], "http://127.0.0.3:8080");
+        let set = [
+            ("node_id".to_string(), "n3".to_string()),
+            ("cluster.peers.n3".to_string(), "http://127.0.0.4:8080".to_string()),
+            (
+                "cluster.peer_url".to_string(),
+                "http://{node}.runbox-nodes:8080".to_string(),
+            ),
+        ];
+        let c = ServerConfig::load(None, &no_env, &set).unwrap();
+        assert_eq!(c.cluster.peers["n3"], "http://127.0.0.4:8080");
+        assert_eq!(c.cluster.peer_url, "http://{node}.runbox-nodes:8080");
+        // A node id that cannot live in ids is refused once the node has peers; alone, it does not matter.
+        let bad = |k: &str| match k {
+            "RUNBOX_NODE_ID" => Some("Node.One".to_string()),
+            "RUNBOX_CLUSTER_PEERS" => Some("n2=http://127.0.0.3:8080".to_string()),
+            _ => None,
+        };
+        assert!(ServerConfig::load(None, &bad, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("node id"));
+        let alone = |k: &str| (k == "RUNBOX_NODE_ID").then(|| "Node.One".to_string());
+        ServerConfig::load(None, &alone, &[]).unwrap();
     }
 }

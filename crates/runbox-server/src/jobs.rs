@@ -273,7 +273,7 @@ impl SqliteJobs {
     ) -> Result<String, InsertError> {
         let conn = self.conn();
         let size = reserve_size(&conn, owner, request.len(), quota)?;
-        let id = random_id("exec_");
+        let id = random_id("exec_") + crate::cluster::execution_id_suffix();
         conn.execute(
             "INSERT INTO jobs (id, owner, status, request, callback_url, created_at, size)
              VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",

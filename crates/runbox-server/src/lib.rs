@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod chunk;
+pub mod cluster;
 pub mod compat;
 pub mod config;
 pub mod error;
@@ -20,7 +21,6 @@ pub mod readiness;
 pub mod router;
 pub mod state;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +105,12 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
             "async executions interrupted by the last shutdown will run again"
         );
     }
-    Ok(Arc::new(AppState::new(Arc::new(engine), config, protections, jobs)))
+    let state = AppState::new(Arc::new(engine), config, protections, jobs);
+    state.cluster.install(&state.sessions);
+    if state.cluster.enabled() {
+        tracing::info!(node = %state.cluster.node, "cluster node: ids carry the node id");
+    }
+    Ok(Arc::new(state))
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains: stops accepting, lets in-flight runs finish within the
@@ -167,14 +172,7 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            tracing::info!("shutting down: draining in-flight runs");
-            shutdown_state.draining.store(true, Ordering::Relaxed);
-            shutdown_state.mcp_shutdown.cancel();
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(shutdown_state.config.shutdown_grace_ms);
-            while shutdown_state.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            shutdown_state.cancel_all();
+            cluster::drain::drain(&shutdown_state).await;
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -117,6 +117,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             body.required = Some(utoipa::openapi::Required::False);
         }
     }
+    crate::cluster::forward::document(&mut doc);
     with_rules(doc)
 }
 

@@ -46,7 +46,7 @@ pub enum Verdict {
 
 /// The readiness verdict from the state.
 pub fn verdict(state: &AppState) -> Verdict {
-    if state.draining.load(Ordering::Relaxed) {
+    if state.draining.load(Ordering::Relaxed) || state.cluster.unready.load(Ordering::Relaxed) {
         return Verdict::Draining;
     }
     if let Err(problem) = &state.protections {

@@ -75,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let cors = crate::origins::AllowList::new(&state.config.cors_origins).cors_layer();
     let host_guard = middleware::from_fn_with_state(state.clone(), crate::host_guard::check_host);
+    let cluster_routing = middleware::from_fn_with_state(state.clone(), crate::cluster::forward::route);
     let api = Router::new()
         .route("/", get(info::root))
         .route("/health", get(info::health))
@@ -132,6 +133,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = api
         .merge(swagger)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cluster_routing)
         .layer(host_guard)
         .layer(middleware::from_fn(request_id));
     if let Some(cors) = cors {

@@ -77,6 +77,8 @@ pub struct AppState {
     pub trials: crate::readiness::Trials,
     /// Cancelled at shutdown: ends `/mcp`'s open streams, which would otherwise hold the drain open.
     pub mcp_shutdown: runbox_mcp::tokio_util::sync::CancellationToken,
+    /// This node's place in a cluster: its id, its peers, forwarding (see [`crate::cluster`]).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Every run slot of a key is taken.
@@ -121,6 +123,7 @@ impl AppState {
             .collect();
         let config_job_slots = config.max_concurrent.div_ceil(2);
         let sessions = Arc::new(Sessions::new(engine.clone(), config.sessions.clone()));
+        let cluster = Arc::new(crate::cluster::Cluster::new(&config));
         AppState {
             sessions,
             engine,
@@ -140,6 +143,7 @@ impl AppState {
             running_jobs: Mutex::new(HashMap::new()),
             trials: Default::default(),
             mcp_shutdown: Default::default(),
+            cluster,
         }
     }
 

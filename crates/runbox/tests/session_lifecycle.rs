@@ -99,6 +99,11 @@ async fn session_info_follows_idle_busy_dead() {
 async fn interrupt_stops_the_cell_and_keeps_the_session() {
     let api = Api::plain();
     let id = api.create("python").await;
+    // A node alone (no cluster settings) makes the ids it always made: no node part (see docs/scaling.md).
+    assert!(
+        id.len() == 37 && id.starts_with("sess_") && id[5..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
     api.exec_ok(&id, "kept = 'still here'\ncounter = 0").await;
     let running = start_cell(&api, &id, json!({"code": "while True:\n    counter += 1"})).await;
     let info = api

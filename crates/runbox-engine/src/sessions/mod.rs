@@ -244,6 +244,9 @@ pub struct Sessions {
     starting: Mutex<HashMap<String, usize>>,
     /// Held while an upload is checked against the quotas and written, so that two uploads cannot both fit.
     uploads: Mutex<()>,
+    /// The start and end of every new session id (a cluster node's boot id and `_node`; both empty on one
+    /// node): see [`Sessions::set_id_shape`].
+    id_shape: std::sync::OnceLock<(String, String)>,
 }
 
 /// A place reserved for a session being created; given back on drop (failure), or when the session is inserted.
@@ -312,7 +315,27 @@ impl Sessions {
             closed: std::sync::atomic::AtomicBool::new(false),
             starting: Mutex::new(HashMap::new()),
             uploads: Mutex::new(()),
+            id_shape: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Shapes every session id started from now on: `sess_` + `head` + random hex digits (32 in all) + `suffix`.
+    /// A cluster node makes its ids name it (`suffix` = `_node`) and its life (`head` = a random boot id), so that
+    /// any node can tell where a session lives, and a restarted node that a session is from its previous life.
+    /// Set once, before warm sessions start; later calls are ignored. The id also names the session's sandbox and
+    /// workspace: `head` is hex (at most 16 digits), `suffix` at most 26 of `[a-z0-9_-]`.
+    pub fn set_id_shape(&self, head: &str, suffix: &str) {
+        let _ = self.id_shape.set((head.to_string(), suffix.to_string()));
+    }
+
+    /// Sessions running a cell now (a draining server waits for them).
+    pub fn busy_count(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.exec_lock.try_lock().is_err())
+            .count()
     }
 
     pub fn limits(&self) -> &SessionLimits {
@@ -453,7 +476,13 @@ impl Sessions {
     /// Starts a sandbox with `lang`'s worker and waits until the worker is ready. Blocking.
     fn start(&self, lang: &runbox_lang::Language, req: &CreateSession) -> Result<Started, SessionError> {
         let worker = worker_for(lang).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
-        let id = crate::random_id("sess_");
+        let id = match self.id_shape.get() {
+            Some((head, suffix)) if head.len() <= 16 => {
+                let random = crate::random_id("");
+                format!("sess_{head}{}{suffix}", &random[head.len()..])
+            }
+            _ => crate::random_id("sess_"),
+        };
         let owner_uid = probe::is_root().then_some(self.engine.config().policy.host_uid);
         let ws_mb = req.limits.workspace_mb.unwrap_or(256);
         let workspace = Workspace::create(

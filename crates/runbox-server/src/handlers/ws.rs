@@ -191,9 +191,15 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
                 match guard.get(&id) {
                     Some(RunHandle {
                         session: Some(session), ..
-                    }) => {
-                        let _ = state.sessions.interrupt(&caller.owner, session);
-                    }
+                    }) => match crate::cluster::ws_cell::foreign(&state, session) {
+                        Some(owner) => drop(tokio::spawn(crate::cluster::ws_cell::interrupt(
+                            state.clone(),
+                            caller.clone(),
+                            owner,
+                            session.clone(),
+                        ))),
+                        None => drop(state.sessions.interrupt(&caller.owner, session)),
+                    },
                     Some(RunHandle {
                         cancel: Some(token), ..
                     }) => token.cancel(),
@@ -320,6 +326,16 @@ fn start_cell(
         session: Some(session.clone()),
     };
     runs.lock_or_recover().insert(id.clone(), handle);
+    // A session of another node: the cell runs there (see `crate::cluster::ws_cell`).
+    if let Some(node) = crate::cluster::ws_cell::foreign(state, &session) {
+        let (state, caller, runs, out) = (state.clone(), caller.clone(), runs.clone(), out.clone());
+        tokio::spawn(async move {
+            let last = crate::cluster::ws_cell::run(state, caller, node, session, body, id.clone(), out.clone()).await;
+            runs.lock_or_recover().remove(&id);
+            let _ = out.send(last);
+        });
+        return;
+    }
     let (sessions, owner, runs, out) = (state.sessions.clone(), caller.owner.clone(), runs.clone(), out.clone());
     tokio::task::spawn_blocking(move || {
         let _ = out.send(json!({"type": "started", "id": id}));
