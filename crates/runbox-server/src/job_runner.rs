@@ -170,7 +170,11 @@ async fn keep_lease(state: Arc<AppState>, job: crate::jobs::Claimed, lost: Arc<A
     loop {
         tokio::time::sleep(lease / 3).await;
         let asked = Instant::now();
-        match state.jobs.renew(&job).await {
+        // A renewal that hangs (a partition) counts as failed: the lease runs out all the same.
+        let renewal = tokio::time::timeout(lease / 3, state.jobs.renew(&job))
+            .await
+            .unwrap_or_else(|_| Err(crate::jobs::JobError::unavailable("the renewal timed out".into())));
+        match renewal {
             Ok(true) => renewed = asked,
             Ok(false) => {
                 tracing::info!(job = %job.id, "the job is no longer this node's (cancelled, deleted or taken over): stopping its run");

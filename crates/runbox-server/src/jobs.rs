@@ -29,6 +29,8 @@ pub struct JobError {
     message: String,
     /// SQLite could not write for want of space (`SQLITE_FULL`): the data directory's disk is full.
     disk_full: bool,
+    /// The shared database could not be reached (nothing is wrong with the request).
+    unavailable: bool,
 }
 
 impl JobError {
@@ -36,7 +38,21 @@ impl JobError {
         JobError {
             message,
             disk_full: false,
+            unavailable: false,
         }
+    }
+
+    /// The shared database cannot be reached now.
+    pub(crate) fn unavailable(message: String) -> JobError {
+        JobError {
+            unavailable: true,
+            ..JobError::new(message)
+        }
+    }
+
+    /// Whether the store could not be reached (the shared database is down or unreachable).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 
     /// Whether the write failed because the data directory's disk is full (nothing is wrong with the store).
@@ -50,6 +66,7 @@ impl From<rusqlite::Error> for JobError {
         JobError {
             disk_full: e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
             message: e.to_string(),
+            unavailable: false,
         }
     }
 }

@@ -288,6 +288,23 @@ async fn a_job_is_read_run_and_deleted_from_any_node_and_counted_against_its_key
     assert_eq!((accepted, refused.len()), (6, 2), "{answers:?}");
     assert!(refused.iter().all(|(_, body)| body["code"] == "async_quota_exceeded"));
     assert_eq!(pg.psql("SELECT COUNT(*) FROM runbox_jobs"), "6");
+
+    // The database gone: a submission is refused with 503 (retry later), never a 500 or a hang.
+    pg.stop();
+    let (status, refused) = within(20, "a submission without the database", async {
+        a.call(
+            "POST",
+            "/executions",
+            Some(json!({"language": "bash", "code": "echo q"})),
+        )
+        .await
+    })
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

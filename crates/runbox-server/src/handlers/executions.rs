@@ -160,6 +160,15 @@ pub fn insert_refusal(state: &AppState, e: crate::jobs::InsertError) -> ApiError
                  POST /execute, still work); retry later",
             )
         }
+        crate::jobs::InsertError::Store(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, "the job database cannot be reached: async executions are refused");
+            state.metrics.record_rejection("store_unavailable");
+            ApiError::unavailable(
+                "store_unavailable",
+                "the database of async executions cannot be reached now (runs without a record, POST /execute, \
+                 still work); retry later",
+            )
+        }
         crate::jobs::InsertError::Store(e) => ApiError::internal(e),
     }
 }

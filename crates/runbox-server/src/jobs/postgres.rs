@@ -39,11 +39,11 @@ const VIEW_COLUMNS: &str = "id, status, created_at, started_at, finished_at, res
 
 impl From<tokio_postgres::Error> for JobError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let message = match e.as_db_error() {
-            Some(db) => format!("postgres: {}: {}", db.code().code(), db.message()),
-            None => format!("postgres: {e}"),
-        };
-        JobError::new(message)
+        match e.as_db_error() {
+            Some(db) => JobError::new(format!("postgres: {}: {}", db.code().code(), db.message())),
+            // Not an answer from the database: the connection failed or was lost.
+            None => JobError::unavailable(format!("postgres: {e}")),
+        }
     }
 }
 
@@ -141,6 +141,8 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, JobError> {
         config.connect_timeout(Duration::from_secs(5));
     }
     config.application_name("runbox");
+    // A peer that vanished without closing (a partition) is noticed in about half a minute, not hours.
+    config.keepalives_idle(Duration::from_secs(15));
     Ok(config)
 }
 

@@ -204,6 +204,15 @@ impl Postgres {
         self.psql_on("runbox", sql).trim().to_string()
     }
 
+    /// Stops the server at once (as a crash would); the test's database is gone with it.
+    pub fn stop(&self) {
+        let data = self.data_dir();
+        self.run_tool(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
     /// The directory holding the cluster, its log and its socket.
     pub fn dir(&self) -> &Path {
         self.dir.path()
