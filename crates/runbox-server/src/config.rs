@@ -411,19 +411,6 @@ fn mask_password(url: &str) -> String {
     }
 }
 
-/// This node's id: `RUNBOX_NODE_ID`, or else the host name (a StatefulSet pod's name). Written on the async jobs
-/// the node runs in a shared store, so that it and its peers know whose they are.
-pub fn node_id() -> String {
-    if let Some(id) = std::env::var("RUNBOX_NODE_ID").ok().filter(|v| !v.trim().is_empty()) {
-        return id.trim().to_string();
-    }
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "runbox".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,11 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
     }
     let state = AppState::new(Arc::new(engine), config, protections, jobs);
     state.cluster.install(&state.sessions);
+    // Executions in a store every node shares are answered by any node; in a node's own SQLite, by that node.
+    state
+        .cluster
+        .jobs_node_local
+        .store(!state.jobs.is_shared(), std::sync::atomic::Ordering::Relaxed);
     if state.cluster.enabled() {
         tracing::info!(node = %state.cluster.node, "cluster node: ids carry the node id");
     }

@@ -296,7 +296,7 @@ impl PgJobs {
         let tx = c.transaction().await?;
         lock_owner(&tx, owner).await?;
         let size = reserve_size(&tx, owner, request.len(), quota).await?;
-        let id = super::random_id("exec_");
+        let id = super::random_id("exec_") + crate::cluster::execution_id_suffix();
         tx.execute(
             "INSERT INTO runbox_jobs (id, owner, status, request, callback_url, created_at, size)
              VALUES ($1, $2, 'queued', $3, $4, runbox_now_ms(), $5)",

@@ -20,7 +20,7 @@ impl JobStore {
             Some(url) => {
                 let (pg, requeued) = PgJobs::open(
                     url,
-                    crate::config::node_id(),
+                    crate::cluster::config::node_id(&config.node_id),
                     config.async_lease_ms,
                     config.async_max_attempts,
                 )?;
