@@ -17,6 +17,10 @@
 #
 # Kernel interfaces Python does not wrap are called through ctypes; every failure is reported to the jail as
 # `error <message>` and ends the child.
+#
+# These steps repeat the jail's own PID 1 (crates/runbox-sandbox/src/jail/init.rs) in Python: why, and the tests
+# that keep the two copies the same (report lines, and what a program sees from inside), are in
+# crates/runbox-sandbox/src/jail/from_zygote.rs. A change to one copy is a change to both.
 
 
 def _runbox_zygote():

@@ -481,3 +481,133 @@ fn a_childs_clocks_load_and_boot_id_hide_the_host() {
     }
     assert_ne!(parts[2], lines[0], "two children share a boot id");
 }
+
+/// What a program sees of its own sandbox, one `name: value` line each: identity, capabilities, seccomp, id
+/// maps, mounts, a path Landlock denies, Landlock's layers, rlimits, cgroup and which namespaces differ from the
+/// host's (passed in as `HOST_NS`).
+const SANDBOX_PROBE: &str = r#"import ctypes, os
+status = dict(l.split(':\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\t' in l)
+for key in ['Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp', 'Seccomp_filters']:
+    print(f'status {key}:', status.get(key, '').split())
+for name in ['uid_map', 'gid_map']:
+    inside, outside, count = open(f'/proc/self/{name}').read().split()
+    print(f'{name} inside:', inside, count)
+for name in ['setgroups', 'cgroup']:
+    print(f'{name}:', open(f'/proc/self/{name}').read().split())
+for line in sorted(open('/proc/self/mounts').read().splitlines()):
+    print('mount:', line.split()[1:4])
+for line in open('/proc/self/limits').read().splitlines()[1:]:
+    if 'Max cpu time' not in line:
+        print('limit:', line.split())
+try:
+    open('/proc/self/comm', 'w').write('x')
+    print('landlock /proc/self/comm: writable')
+except OSError as e:
+    print('landlock /proc/self/comm:', type(e).__name__, e.errno)
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.c_uint64(1 << 1)
+more = 0
+while True:
+    fd = libc.syscall(444, ctypes.byref(attr), 8, 0)
+    if fd < 0 or libc.syscall(446, fd, 0) < 0:
+        break
+    more += 1
+print('landlock layers:', 16 - more)
+host = dict(kv.split('=', 1) for kv in os.environ['HOST_NS'].split(','))
+for kind in sorted(host):
+    print(f'ns {kind} differs from the host:', os.readlink(f'/proc/self/ns/{kind}') != host[kind])
+"#;
+
+/// The zygote re-implements PID 1 and the hardening steps in Python (see `crates/runbox-sandbox/src/jail/
+/// from_zygote.rs` on why there are two copies): the same program must find the same sandbox whichever way it was
+/// built, but for the differences listed (and explained) in [`KNOWN_DIFFERENCES`].
+#[test]
+fn a_zygote_child_and_a_sandbox_built_from_scratch_look_the_same_from_inside() {
+    let host_ns = ["user", "pid", "mnt", "net", "ipc", "uts", "cgroup", "time"]
+        .into_iter()
+        .filter_map(|kind| {
+            let link = std::fs::read_link(format!("/proc/self/ns/{kind}")).ok()?;
+            Some(format!("{kind}={}", link.display()))
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let probe = |engine: &Engine, warm: bool, lang: &str| {
+        let code = match lang {
+            "python" => SANDBOX_PROBE.to_string(),
+            // Any other language is executed by the zygote's child (not run in its interpreter): probe from a
+            // program bash starts.
+            _ => format!("python3 - <<'PROBE'\n{SANDBOX_PROBE}PROBE\n"),
+        };
+        let req = ExecuteRequest {
+            language: lang.into(),
+            code: Some(code),
+            env: [("HOST_NS".to_string(), host_ns.clone())].into(),
+            ..Default::default()
+        };
+        let result = if warm {
+            wait_for_zygote(engine, lang);
+            let before = stats(engine, lang).hits;
+            let result = engine.execute(&req, None, &CancelToken::new(), &mut |_| {}).unwrap();
+            assert!(stats(engine, lang).hits > before, "not served warm: {result:#?}");
+            result
+        } else {
+            engine.execute(&req, None, &CancelToken::new(), &mut |_| {}).unwrap()
+        };
+        ok(&result).to_string()
+    };
+    let cold_dir = tempfile::tempdir().unwrap();
+    let cold = common::pooled_engine(cold_dir.path(), &[]);
+    let warm_dir = tempfile::tempdir().unwrap();
+    let warm = engine(warm_dir.path());
+    for lang in ["python", "bash"] {
+        let from_scratch = probe(&cold, false, lang);
+        let from_zygote = probe(&warm, true, lang);
+        for line in from_scratch.lines() {
+            if line.starts_with("ns ") {
+                assert!(line.ends_with("True"), "{lang}: {line}");
+            }
+        }
+        assert!(from_scratch.contains("status Seccomp: ['2']"), "{lang}: {from_scratch}");
+        pretty_diff(lang, &from_scratch, &from_zygote);
+    }
+}
+
+/// Lines that may differ between the two kinds of sandbox, as (only from scratch, only from the zygote) prefixes,
+/// each for a reason that leaves the program no more power in one than in the other:
+/// - `setgroups`: a sandbox built from scratch as root clears its groups itself (PID 1 holds CAP_SETGID in its
+///   namespace until it drops every capability), so its file says `allow`; a zygote's child, in a namespace
+///   nested in the zygote's, has to deny it before writing its id maps. Neither can call setgroups afterwards.
+/// - the zygote's own /tmp, /dev/shm and /workspace stay listed under the child's: they are shadowed by the
+///   child's own mounts (present in both lists) and locked there, since they came from the zygote's namespace.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    ("setgroups: ['allow']", "setgroups: ['deny']"),
+    ("", "mount: ['/tmp', 'tmpfs',"),
+    ("", "mount: ['/dev/shm', 'tmpfs',"),
+    ("", "mount: ['/workspace', 'tmpfs',"),
+];
+
+fn pretty_diff(lang: &str, from_scratch: &str, from_zygote: &str) {
+    let a: Vec<&str> = from_scratch.lines().collect();
+    let b: Vec<&str> = from_zygote.lines().collect();
+    let explained = |line: &str, scratch_side: bool| {
+        KNOWN_DIFFERENCES.iter().any(|&(s, z)| {
+            let prefix = if scratch_side { s } else { z };
+            !prefix.is_empty() && line.starts_with(prefix)
+        })
+    };
+    let only_scratch: Vec<&&str> = a.iter().filter(|l| !b.contains(l) && !explained(l, true)).collect();
+    let only_zygote: Vec<&&str> = b.iter().filter(|l| !a.contains(l) && !explained(l, false)).collect();
+    assert!(
+        only_scratch.is_empty() && only_zygote.is_empty(),
+        "{lang}: the sandboxes differ\nonly from scratch: {only_scratch:#?}\nonly from the zygote: {only_zygote:#?}"
+    );
+    // Every mount point of one is a mount point of the other (the zygote's extra ones lie under the child's own).
+    let points = |lines: &[&str]| -> std::collections::BTreeSet<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("mount: ['"))
+            .map(|l| l.split('\'').next().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(points(&a), points(&b), "{lang}: mount points differ");
+}

@@ -14,6 +14,8 @@
 //! zygote's sandbox uid inside the zygote's namespace and, above it, to the zygote jail's owner uid: never root,
 //! shared by the children of one zygote (each capped on its own by the same values, sent in its request).
 
+use super::error::JailError;
+
 /// `RLIMIT_SIGPENDING` of every process of a sandbox: signals queued to one process at once (what `sigqueue`,
 /// POSIX timers and real-time signals use).
 pub const SIGPENDING: u64 = 1024;
@@ -61,33 +63,33 @@ pub fn sandbox_caps() -> Vec<(&'static str, u64)> {
 }
 
 /// The host uid that creates (and owns) the user namespace of the sandbox whose jail has pid `jail_pid`.
-pub fn namespace_owner(base: u32, host_uid: u32, jail_pid: u32) -> Result<u32, String> {
+pub fn namespace_owner(base: u32, host_uid: u32, jail_pid: u32) -> Result<u32, JailError> {
     let owner = base
         .checked_add(jail_pid)
         .filter(|&o| o != 0 && o != u32::MAX && base > 0)
-        .ok_or_else(|| format!("no namespace owner uid from base {base} and pid {jail_pid}"))?;
+        .ok_or(JailError::NoNamespaceOwner { base, jail_pid })?;
     if owner == host_uid {
-        return Err(format!("namespace owner uid {owner} is the sandbox's own uid"));
+        return Err(JailError::OwnerIsSandboxUid(owner));
     }
     Ok(owner)
 }
 
 /// Caps this process's user namespace's counters (the process must hold CAP_SYS_RESOURCE in it). A zygote's own
 /// namespace keeps its namespace counters.
-pub fn limit_own_namespace(zygote: bool) -> Result<(), String> {
+pub fn limit_own_namespace(zygote: bool) -> Result<(), JailError> {
     for (name, value) in sandbox_caps() {
         if zygote && NO_NAMESPACES.contains(&name) {
             continue;
         }
         std::fs::write(format!("/proc/sys/user/{name}"), value.to_string())
-            .map_err(|e| format!("cap /proc/sys/user/{name}: {e}"))?;
+            .map_err(|e| JailError::CapCounter(name, e))?;
     }
     Ok(())
 }
 
 /// Lowers `RLIMIT_SIGPENDING` and `RLIMIT_MSGQUEUE` of the calling process (inherited by its children) to
 /// [`SIGPENDING`] and [`MSGQUEUE_BYTES`], or keeps them where the operator set them lower.
-pub fn limit_queues() -> Result<(), String> {
+pub fn limit_queues() -> Result<(), JailError> {
     for (resource, value, what) in [
         (libc::RLIMIT_SIGPENDING, SIGPENDING, "RLIMIT_SIGPENDING"),
         (libc::RLIMIT_MSGQUEUE, MSGQUEUE_BYTES, "RLIMIT_MSGQUEUE"),
@@ -98,7 +100,7 @@ pub fn limit_queues() -> Result<(), String> {
         };
         // SAFETY: getrlimit fills the struct we pass.
         if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
-            return Err(format!("{what}: {}", std::io::Error::last_os_error()));
+            return Err(JailError::last_os(what));
         }
         let value = value.min(current.rlim_max);
         let limit = libc::rlimit {
@@ -107,7 +109,7 @@ pub fn limit_queues() -> Result<(), String> {
         };
         // SAFETY: setrlimit reads the struct we pass.
         if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-            return Err(format!("{what}: {}", std::io::Error::last_os_error()));
+            return Err(JailError::last_os(what));
         }
     }
     Ok(())
@@ -118,13 +120,10 @@ pub fn limit_queues() -> Result<(), String> {
 pub struct ActingAs(());
 
 impl ActingAs {
-    pub fn owner(owner: u32) -> Result<ActingAs, String> {
+    pub fn owner(owner: u32) -> Result<ActingAs, JailError> {
         // SAFETY: setresuid with plain integers; -1 keeps the real and saved uids (root), so the drop can return.
         if unsafe { libc::setresuid(u32::MAX, owner, u32::MAX) } != 0 {
-            return Err(format!(
-                "act as namespace owner {owner}: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(JailError::ActAsOwner(owner, std::io::Error::last_os_error()));
         }
         Ok(ActingAs(()))
     }
@@ -147,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_owner_is_never_root_nor_the_sandbox_uid_nor_wraps() {
-        assert_eq!(namespace_owner(1_000_000_000, 200_000, 4242), Ok(1_000_004_242));
+        assert_eq!(namespace_owner(1_000_000_000, 200_000, 4242).ok(), Some(1_000_004_242));
         assert!(namespace_owner(0, 200_000, 0).is_err());
         assert!(namespace_owner(0, 200_000, 5).is_err());
         assert!(namespace_owner(199_990, 200_000, 10).is_err());

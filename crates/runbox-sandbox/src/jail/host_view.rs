@@ -7,6 +7,8 @@
 //! offsets from the host's clocks); a zygote's children apply them to themselves (`workers/zygote.py`) from the
 //! same values, sent in their request.
 
+use super::error::JailError;
+
 /// Where a sandbox's monotonic and boot clocks start, in seconds (never 0: some runtimes take a zero clock for an
 /// error).
 pub const CLOCK_START_S: i64 = 100;
@@ -49,11 +51,11 @@ pub fn time_namespaces_available() -> bool {
 /// Puts this process's future children in a new time namespace whose clocks start at [`CLOCK_START_S`]. Must run
 /// in the host's time namespace (the offsets are reckoned from its clocks), with CAP_SYS_ADMIN in the process's
 /// user namespace, before any child exists.
-pub fn time_namespace_for_children() -> Result<(), String> {
+pub fn time_namespace_for_children() -> Result<(), JailError> {
     const CLONE_NEWTIME: libc::c_int = 0x80;
     // SAFETY: unshare with a flag only; it affects the children this process creates from now on.
     if unsafe { libc::unshare(CLONE_NEWTIME) } != 0 {
-        return Err(format!("unshare time namespace: {}", std::io::Error::last_os_error()));
+        return Err(JailError::last_os("unshare time namespace"));
     }
     let now = |clock| {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -70,7 +72,7 @@ pub fn time_namespace_for_children() -> Result<(), String> {
         CLOCK_START_S - now(libc::CLOCK_MONOTONIC),
         CLOCK_START_S - now(libc::CLOCK_BOOTTIME)
     );
-    std::fs::write("/proc/self/timens_offsets", offsets).map_err(|e| format!("write timens_offsets: {e}"))
+    std::fs::write("/proc/self/timens_offsets", offsets).map_err(JailError::TimeOffsets)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
+use super::error::JailError;
 use super::message::Pid1Message;
 use crate::landlock_rules;
 use crate::mounts::{self, RootPlan};
@@ -62,22 +63,22 @@ fn exit(code: i32) -> ! {
 pub fn run(ctx: &InitContext<'_>) -> ! {
     match setup(ctx) {
         Ok(program) => supervise_program(ctx, program),
-        Err(message) => {
-            report(ctx.report_w, Pid1Message::Error(message));
+        Err(error) => {
+            report(ctx.report_w, Pid1Message::Error(error.to_string()));
             exit(1)
         }
     }
 }
 
-fn check(ret: libc::c_int, what: &str) -> Result<(), String> {
+fn check(ret: libc::c_int, what: &'static str) -> Result<(), JailError> {
     if ret < 0 {
-        Err(format!("{what}: {}", std::io::Error::last_os_error()))
+        Err(JailError::last_os(what))
     } else {
         Ok(())
     }
 }
 
-fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
+fn setup(ctx: &InitContext<'_>) -> Result<Pid, JailError> {
     // Wait until the supervisor has written our uid/gid maps and put us in the cgroup.
     let mut byte = [0u8; 1];
     // SAFETY: reading one byte into a local buffer.
@@ -108,7 +109,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
 
     if ctx.cgroup_namespace {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+            .map_err(|e| JailError::Sys("unshare cgroup namespace", e))?;
     }
 
     // Become the sandbox user now, keeping capabilities for the setup: files we create below must be owned by a
@@ -117,14 +118,14 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
     let keepcaps = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
     check(keepcaps, "PR_SET_KEEPCAPS")?;
     if ctx.can_setgroups {
-        nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+        nix::unistd::setgroups(&[]).map_err(|e| JailError::Sys("setgroups", e))?;
     }
     let gid = Gid::from_raw(SANDBOX_UID);
     let uid = Uid::from_raw(SANDBOX_UID);
-    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid: {e}"))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid: {e}"))?;
-    let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
-    caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| format!("raise capabilities: {e}"))?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| JailError::Sys("setresgid", e))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| JailError::Sys("setresuid", e))?;
+    let permitted = caps::read(None, caps::CapSet::Permitted).map_err(|e| JailError::Caps("read capabilities", e))?;
+    caps::set(None, caps::CapSet::Effective, &permitted).map_err(|e| JailError::Caps("raise capabilities", e))?;
     die_with_the_jail(ctx.sync_r)?;
 
     // The program's clocks start at a fixed value, not at the host's uptime (before the counters below cap new
@@ -140,23 +141,23 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
         super::counters::limit_queues()?;
     }
 
-    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
-    nix::unistd::sethostname("runbox").map_err(|e| format!("sethostname: {e}"))?;
-    mounts::enter_new_root(&ctx.plan).map_err(|e| e.to_string())?;
-    crate::net::loopback_up()?;
+    nix::unistd::setsid().map_err(|e| JailError::Sys("setsid", e))?;
+    nix::unistd::sethostname("runbox").map_err(|e| JailError::Sys("sethostname", e))?;
+    mounts::enter_new_root(&ctx.plan)?;
+    crate::net::loopback_up().map_err(JailError::Network)?;
 
     drop_privileges()?;
     if let Some(filter) = ctx.seccomp.filter(|_| !ctx.zygote) {
-        filter.apply().map_err(|e| e.to_string())?;
+        filter.apply()?;
     }
 
     let mut blocked = SigSet::empty();
     blocked.add(Signal::SIGCHLD);
     blocked.add(Signal::SIGINT);
-    blocked.thread_block().map_err(|e| format!("block signals: {e}"))?;
+    blocked.thread_block().map_err(|e| JailError::Sys("block signals", e))?;
 
     // SAFETY: this process is single-threaded (a clone of the single-threaded jail), so fork is sound.
-    match unsafe { fork() }.map_err(|e| format!("fork the program: {e}"))? {
+    match unsafe { fork() }.map_err(|e| JailError::Sys("fork the program", e))? {
         ForkResult::Child => exec_program(ctx),
         ForkResult::Parent { child } => Ok(child),
     }
@@ -167,7 +168,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Pid, String> {
 /// clears this signal whenever the effective ids change, so it is armed after the last such change (`setresuid`).
 /// The jail keeps the sync pipe's write end for its whole life: if it already ended before the signal was armed,
 /// the pipe shows it (hung up), and PID 1 ends here instead.
-fn die_with_the_jail(sync_r: RawFd) -> Result<(), String> {
+fn die_with_the_jail(sync_r: RawFd) -> Result<(), JailError> {
     // SAFETY: prctl with integer arguments only.
     let armed = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     check(armed, "PR_SET_PDEATHSIG")?;
@@ -188,7 +189,7 @@ fn die_with_the_jail(sync_r: RawFd) -> Result<(), String> {
 }
 
 /// Drops every capability from every set, forbids gaining new ones, and hides PID 1 from same-uid tracing.
-fn drop_privileges() -> Result<(), String> {
+fn drop_privileges() -> Result<(), JailError> {
     use caps::CapSet;
     for set in [
         CapSet::Bounding,
@@ -197,7 +198,7 @@ fn drop_privileges() -> Result<(), String> {
         CapSet::Effective,
         CapSet::Permitted,
     ] {
-        caps::clear(None, set).map_err(|e| format!("drop {set:?} capabilities: {e}"))?;
+        caps::clear(None, set).map_err(|e| JailError::DropCaps(set, e))?;
     }
     // SAFETY: prctl with integer arguments only.
     unsafe {
@@ -211,7 +212,7 @@ fn drop_privileges() -> Result<(), String> {
     Ok(())
 }
 
-fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64, what: &str) -> Result<(), String> {
+fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64, what: &'static str) -> Result<(), JailError> {
     let limit = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
@@ -226,8 +227,8 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
     // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own to the lowest free number >= 16.
     let report_w = unsafe { libc::fcntl(ctx.report_w, libc::F_DUPFD_CLOEXEC, 16) };
     let report_w = if report_w < 0 { ctx.report_w } else { report_w };
-    let fail = |message: String| -> ! {
-        report(report_w, Pid1Message::Error(message));
+    let fail = |error: JailError| -> ! {
+        report(report_w, Pid1Message::Error(error.to_string()));
         exit(127)
     };
     // SAFETY: signal-mask and disposition changes on this single-threaded child.
@@ -250,13 +251,13 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         fail(e);
     }
     if let Err(e) = std::env::set_current_dir("/workspace") {
-        fail(format!("chdir /workspace: {e}"));
+        fail(JailError::Chdir(e));
     }
     if ctx.landlock && !ctx.zygote {
         match landlock_rules::restrict_self() {
             Ok(true) => {}
-            Ok(false) => fail("landlock: the kernel did not enforce the ruleset".into()),
-            Err(e) => fail(e),
+            Ok(false) => fail(JailError::LandlockNotEnforced),
+            Err(e) => fail(JailError::Landlock(e)),
         }
     }
     let l = &ctx.limits;
@@ -274,10 +275,7 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         }
     }
     let Some(program) = mounts::find_in_path(ctx.argv[0].to_str().unwrap_or(""), &ctx.path_var) else {
-        fail(format!(
-            "cannot execute {}: not found in PATH",
-            ctx.argv[0].to_string_lossy()
-        ))
+        fail(JailError::NotInPath(ctx.argv[0].to_string_lossy().into_owned()))
     };
     // Every descriptor but the program's own closes on exec; the report pipe stays usable until then.
     let first_private = if ctx.zygote {
@@ -299,21 +297,20 @@ fn exec_program(ctx: &InitContext<'_>) -> ! {
         )
     };
     let error = nix::unistd::execve(&program, &ctx.argv, &ctx.envp).unwrap_err();
-    fail(format!(
-        "cannot execute {}: {}",
-        program.to_string_lossy(),
-        error.desc()
-    ))
+    fail(JailError::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source: error,
+    })
 }
 
 /// What a zygote's children need to restrict themselves, as (descriptor, place) pairs, each a pipe already
 /// filled and closed: the compiled seccomp programs at fd 5 (empty when seccomp is not in force) and the Landlock
 /// rules at fd 6 (absent when Landlock is not in force).
-fn zygote_kit(ctx: &InitContext<'_>) -> Result<Vec<(RawFd, RawFd)>, String> {
+fn zygote_kit(ctx: &InitContext<'_>) -> Result<Vec<(RawFd, RawFd)>, JailError> {
     let seccomp = ctx.seccomp.map(|f| f.to_bytes()).unwrap_or_default();
     let mut kit = vec![(filled_pipe(&seccomp)?, 5)];
     if ctx.landlock {
-        let rules = landlock_rules::rules_for_zygote().ok_or("landlock: the kernel offers no Landlock")?;
+        let rules = landlock_rules::rules_for_zygote().ok_or(JailError::NoLandlock)?;
         kit.push((filled_pipe(rules.as_bytes())?, 6));
     }
     Ok(kit)
@@ -321,7 +318,7 @@ fn zygote_kit(ctx: &InitContext<'_>) -> Result<Vec<(RawFd, RawFd)>, String> {
 
 /// The read end of a pipe holding `bytes` (a few KiB at most, far below a pipe's capacity: one write that never
 /// blocks) whose write end is closed.
-fn filled_pipe(bytes: &[u8]) -> Result<RawFd, String> {
+fn filled_pipe(bytes: &[u8]) -> Result<RawFd, JailError> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills the two-element array we pass.
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, "pipe")?;
@@ -332,7 +329,7 @@ fn filled_pipe(bytes: &[u8]) -> Result<RawFd, String> {
         n
     };
     if written != bytes.len() as isize {
-        return Err("write the zygote's kit".into());
+        return Err(JailError::ZygoteKit);
     }
     Ok(fds[0])
 }
@@ -340,7 +337,7 @@ fn filled_pipe(bytes: &[u8]) -> Result<RawFd, String> {
 /// Puts the program's descriptors in place: stdio, and in session mode the worker protocol on fds 3 and 4
 /// (with stdin from /dev/null), then `extra`. Sources are first moved above 16 so that no placement overwrites
 /// another source.
-fn place_descriptors(ctx: &InitContext<'_>, extra: &[(RawFd, RawFd)]) -> Result<(), String> {
+fn place_descriptors(ctx: &InitContext<'_>, extra: &[(RawFd, RawFd)]) -> Result<(), JailError> {
     let devnull = CString::new("/dev/null").expect("no NUL");
     let mut plan: Vec<(RawFd, RawFd)> = vec![(ctx.stdout_w, 1), (ctx.stderr_w, 2)];
     match ctx.worker_w {

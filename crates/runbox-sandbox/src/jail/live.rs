@@ -16,7 +16,7 @@ use super::verdict::{self, ProgramEnd, StopReason};
 use crate::cgroup::Cgroup;
 use crate::outcome::JailReport;
 use crate::protocol::{self, FrameKind};
-use crate::spec::SandboxSpec;
+use crate::spec::{Limits, SandboxSpec};
 
 /// Longest time PID 1 may take to build the sandbox before the run is abandoned.
 const SETUP_DEADLINE: Duration = Duration::from_secs(10);
@@ -55,6 +55,21 @@ struct Stream {
     kind: FrameKind,
     sent: u64,
     truncated: bool,
+}
+
+/// How a run ended, as the supervision loop saw it: what [`Live::report`] judges.
+struct Ending {
+    finished: Instant,
+    /// When the limits started counting (the go, for a warm sandbox); `None` if the program never started.
+    started: Option<Instant>,
+    /// The cgroup's CPU time before the go, which the run is not charged.
+    cpu_baseline: Duration,
+    stop: Option<StopReason>,
+    setup_error: Option<String>,
+    program_end: Option<ProgramEnd>,
+    pid1_status: Option<WaitStatus>,
+    /// Whether stdout and stderr were cut at the output limit.
+    truncated: [bool; 2],
 }
 
 impl Live {
@@ -425,7 +440,32 @@ impl Live {
             }
         }
 
-        let finished = Instant::now();
+        let ending = Ending {
+            finished: Instant::now(),
+            started,
+            cpu_baseline,
+            stop,
+            setup_error,
+            program_end,
+            pid1_status,
+            truncated: [streams[0].truncated, streams[1].truncated],
+        };
+        self.report(ending, &limits)
+    }
+
+    /// The report on a run that has ended: what the cgroup (or, without one, `getrusage`) measured, and the
+    /// verdict on how it ended.
+    fn report(&self, ending: Ending, limits: &Limits) -> JailReport {
+        let Ending {
+            finished,
+            started,
+            cpu_baseline,
+            stop,
+            setup_error,
+            program_end,
+            pid1_status,
+            truncated,
+        } = ending;
         let cgroup = self.cgroup.as_ref();
         // SAFETY: getrusage fills the struct we pass.
         let rusage = unsafe {
@@ -458,13 +498,13 @@ impl Live {
             cpu_ms,
             pid1_status: format!("{pid1_status:?}"),
         };
-        let (status, message) = verdict::decide(&facts, &limits);
+        let (status, message) = verdict::decide(&facts, limits);
         JailReport {
             status,
             exit_code,
             signal,
-            stdout_truncated: streams[0].truncated,
-            stderr_truncated: streams[1].truncated,
+            stdout_truncated: truncated[0],
+            stderr_truncated: truncated[1],
             wall_ms: started
                 .map(|s| finished.saturating_duration_since(s).as_millis() as u64)
                 .unwrap_or(0),

@@ -6,6 +6,7 @@
 //! It is its own process so that no `fork` or `clone` ever happens inside a multi-threaded server.
 
 pub mod counters;
+mod error;
 mod from_zygote;
 pub mod host_view;
 mod init;
@@ -20,6 +21,8 @@ use std::fs::File;
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
+
+pub use error::JailError;
 
 use crate::outcome::JailReport;
 use crate::protocol::{self, FrameKind};
@@ -92,7 +95,7 @@ fn run(spec: &SandboxSpec, out: &mut File) -> (JailReport, Option<live::Live>) {
             let report = live.supervise(spec, out);
             (report, Some(live))
         }
-        Err(message) => (JailReport::sandbox_error(message), None),
+        Err(error) => (JailReport::sandbox_error(error.to_string()), None),
     }
 }
 

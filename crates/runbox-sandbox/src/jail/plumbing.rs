@@ -3,6 +3,7 @@
 
 use std::os::fd::OwnedFd;
 
+use super::error::JailError;
 use super::sys::pipe;
 use crate::probe::Mode;
 use crate::spec::SandboxSpec;
@@ -18,7 +19,7 @@ pub(super) struct Plumbing {
 }
 
 impl Plumbing {
-    pub(super) fn new(spec: &SandboxSpec, mode: Mode) -> Result<Plumbing, String> {
+    pub(super) fn new(spec: &SandboxSpec, mode: Mode) -> Result<Plumbing, JailError> {
         let plumbing = Plumbing {
             stdin: pipe()?,
             stdout: pipe()?,
@@ -36,7 +37,7 @@ impl Plumbing {
                 .into_iter()
                 .chain(plumbing.worker.as_ref().map(|(_, w)| w));
             for fd in program_ends {
-                nix::unistd::fchown(fd, owner, group).map_err(|e| format!("fchown a pipe: {e}"))?;
+                nix::unistd::fchown(fd, owner, group).map_err(|e| JailError::Sys("fchown a pipe", e))?;
             }
         }
         Ok(plumbing)

@@ -13,6 +13,7 @@ use nix::sys::stat::Mode as FileMode;
 use nix::sys::wait::waitpid;
 
 use super::counters;
+use super::error::JailError;
 use super::from_zygote;
 use super::init::{self, InitContext};
 use super::live::Live;
@@ -24,25 +25,22 @@ use crate::probe::{self, Mode};
 use crate::seccomp::CompiledFilter;
 use crate::spec::{SandboxSpec, SANDBOX_UID};
 
-fn cstring(s: &str, what: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
+fn cstring(s: &str, what: &'static str) -> Result<CString, JailError> {
+    CString::new(s).map_err(|_| JailError::NulByte(what))
 }
 
-pub(super) fn start(spec: &SandboxSpec) -> Result<Live, String> {
+pub(super) fn start(spec: &SandboxSpec) -> Result<Live, JailError> {
     let host = probe::host();
-    let in_force = probe::decide(&host, &spec.policy)?;
+    let in_force = probe::decide(&host, &spec.policy).map_err(JailError::Protections)?;
     let cgroup = match in_force.cgroup {
-        Some(version) => Some(
-            Cgroup::create(
-                &host.cgroups,
-                version,
-                &spec.policy.cgroup_parent,
-                &spec.id,
-                &spec.limits,
-                in_force.cpu_cap,
-            )
-            .map_err(|e| e.to_string())?,
-        ),
+        Some(version) => Some(Cgroup::create(
+            &host.cgroups,
+            version,
+            &spec.policy.cgroup_parent,
+            &spec.id,
+            &spec.limits,
+            in_force.cpu_cap,
+        )?),
         None => None,
     };
     // A warm sandbox builds itself at low priority so it never slows the requests being served; the go signal
@@ -56,16 +54,12 @@ pub(super) fn start(spec: &SandboxSpec) -> Result<Live, String> {
     }
     if let Some(zygote) = spec.mode.from_zygote() {
         if in_force.mode != Mode::Root {
-            return Err("a sandbox is built from a zygote only when runbox runs as root".into());
+            return Err(JailError::ZygoteNeedsRoot);
         }
         let plumbing = Plumbing::new(spec, in_force.mode)?;
         return from_zygote::start(spec, zygote, plumbing, signal_fd()?, cgroup);
     }
-    let seccomp = in_force
-        .seccomp
-        .then(CompiledFilter::build)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let seccomp = in_force.seccomp.then(CompiledFilter::build).transpose()?;
 
     // As root the workspace is reached through a detached clone of its mount, made here with the jail's own
     // privileges before the sandbox's user namespace exists: the sandbox's ids then need no access to the
@@ -73,7 +67,7 @@ pub(super) fn start(spec: &SandboxSpec) -> Result<Live, String> {
     // PID 1 has the invoking user's ids and opens the path itself. Either way a symlink is refused.
     let (workspace, workspace_source) = match in_force.mode {
         Mode::Root => {
-            let fd = crate::mounts::detached_clone(&spec.workspace).map_err(|e| e.to_string())?;
+            let fd = crate::mounts::detached_clone(&spec.workspace)?;
             let raw = fd.as_raw_fd();
             (fd, WorkspaceSource::Detached(raw))
         }
@@ -83,7 +77,7 @@ pub(super) fn start(spec: &SandboxSpec) -> Result<Live, String> {
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 FileMode::empty(),
             )
-            .map_err(|e| format!("open workspace {}: {e}", spec.workspace.display()))?,
+            .map_err(|e| JailError::OpenWorkspace(spec.workspace.clone(), e))?,
             WorkspaceSource::Path(spec.workspace.clone()),
         ),
     };
@@ -167,12 +161,12 @@ pub(super) fn start(spec: &SandboxSpec) -> Result<Live, String> {
     // callback only reads `ctx` (its own copy after the clone) and never returns into the parent's frames.
     let cloned = unsafe { nix::sched::clone(Box::new(|| init::run(&ctx)), &mut stack, flags, Some(libc::SIGCHLD)) };
     drop(acting_as);
-    let pid1 = cloned.map_err(|e| format!("clone the sandbox's namespaces: {e}"))?;
+    let pid1 = cloned.map_err(JailError::Clone)?;
     // From here on, any error must not leave PID 1 behind.
-    let abort = |message: String| -> String {
+    let abort = |error: JailError| -> JailError {
         let _ = kill(pid1, Signal::SIGKILL);
         let _ = waitpid(pid1, None);
-        message
+        error
     };
 
     let euid = nix::unistd::geteuid().as_raw();
@@ -183,17 +177,17 @@ pub(super) fn start(spec: &SandboxSpec) -> Result<Live, String> {
     };
     let proc_dir = PathBuf::from(format!("/proc/{pid1}"));
     if in_force.mode == Mode::Unprivileged {
-        std::fs::write(proc_dir.join("setgroups"), "deny").map_err(|e| abort(format!("write setgroups: {e}")))?;
+        std::fs::write(proc_dir.join("setgroups"), "deny").map_err(|e| abort(JailError::IdMap("setgroups", e)))?;
     }
     std::fs::write(proc_dir.join("uid_map"), format!("{SANDBOX_UID} {host_uid} 1\n"))
-        .map_err(|e| abort(format!("write uid_map: {e}")))?;
+        .map_err(|e| abort(JailError::IdMap("uid_map", e)))?;
     std::fs::write(proc_dir.join("gid_map"), format!("{SANDBOX_UID} {host_gid} 1\n"))
-        .map_err(|e| abort(format!("write gid_map: {e}")))?;
+        .map_err(|e| abort(JailError::IdMap("gid_map", e)))?;
     if let Some(cg) = &cgroup {
-        cg.add_process(pid1.as_raw()).map_err(|e| abort(e.to_string()))?;
+        cg.add_process(pid1.as_raw()).map_err(|e| abort(e.into()))?;
     }
     let pidfd = pidfd_open(pid1).map_err(abort)?;
-    nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(format!("release PID 1: {e}")))?;
+    nix::unistd::write(&sync_w, &[1]).map_err(|e| abort(JailError::ReleasePid1(e)))?;
     // `sync_w` stays open as long as this jail lives: PID 1 checks it to know the jail still exists.
     drop((stdin_r, stdout_w, stderr_w, report_w, sync_r, workspace));
     let worker_r = worker.map(|(r, w)| {

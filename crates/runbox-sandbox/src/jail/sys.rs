@@ -8,12 +8,14 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::{pipe2, Pid};
 
-pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+use super::error::JailError;
+
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd), JailError> {
+    pipe2(OFlag::O_CLOEXEC).map_err(|e| JailError::Sys("pipe", e))
 }
 
 /// Holds the signals the supervisor handles and returns the descriptor that delivers them.
-pub(super) fn signal_fd() -> Result<SignalFd, String> {
+pub(super) fn signal_fd() -> Result<SignalFd, JailError> {
     let mut signals = SigSet::empty();
     for s in [
         Signal::SIGTERM,
@@ -24,16 +26,16 @@ pub(super) fn signal_fd() -> Result<SignalFd, String> {
     ] {
         signals.add(s);
     }
-    signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
-    SignalFd::with_flags(&signals, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).map_err(|e| format!("signalfd: {e}"))
+    signals.thread_block().map_err(|e| JailError::Sys("block signals", e))?;
+    SignalFd::with_flags(&signals, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).map_err(|e| JailError::Sys("signalfd", e))
 }
 
 /// A pidfd for `pid`, which must be alive (and, if not our child, pinned some other way).
-pub(super) fn pidfd_open(pid: Pid) -> Result<OwnedFd, String> {
+pub(super) fn pidfd_open(pid: Pid) -> Result<OwnedFd, JailError> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor, which we own.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if pidfd < 0 {
-        return Err(format!("pidfd_open: {}", std::io::Error::last_os_error()));
+        return Err(JailError::last_os("pidfd_open"));
     }
     // SAFETY: the descriptor was just returned by pidfd_open and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) })
@@ -54,9 +56,9 @@ pub(super) fn pidfd_signal(pidfd: &OwnedFd, signal: Signal) {
 }
 
 /// Makes the jail's ends of the program's stdio non-blocking (the supervisor polls them).
-pub(super) fn nonblocking(fds: [&OwnedFd; 3]) -> Result<(), String> {
+pub(super) fn nonblocking(fds: [&OwnedFd; 3]) -> Result<(), JailError> {
     for fd in fds {
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| format!("fcntl: {e}"))?;
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| JailError::Sys("fcntl", e))?;
     }
     Ok(())
 }
