@@ -9,6 +9,8 @@
 //! whereas a forwarded request can never do more than its caller could. The entry node checks the key too
 //! (without charging its rate limit: the owner charges it, once), so an unauthenticated request is not sent on.
 //!
+//! `GET /sessions` gathers the caller's sessions from every node of `cluster.peers` (see [`super::list`]).
+//!
 //! A request already forwarded once ([`FORWARDED_BY`]) is never forwarded again: nodes that disagree about
 //! where an id lives cannot bounce a request between them.
 
@@ -68,6 +70,9 @@ pub fn session_lost(node: &str, reason: &'static str) -> Response {
 
 /// The middleware: requests for state on another node go there; the rest go on to the routes.
 pub async fn route(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if super::list::is_cluster_listing(&state, &req) {
+        return super::list::gather(&state, req, next).await;
+    }
     let Some((kind, id)) = routed_id(req.uri().path()) else {
         return next.run(req).await;
     };

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod drain;
 pub mod forward;
+pub mod list;
 pub mod ws_cell;
 
 use std::collections::{BTreeMap, HashSet};
@@ -156,6 +157,11 @@ impl Cluster {
             };
         }
         Owner::Unknown { node: node.to_string() }
+    }
+
+    /// The peers listed in `cluster.peers` (node id, base URL without a trailing `/`).
+    pub fn peers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.peers.iter().map(|(n, u)| (n.as_str(), u.trim_end_matches('/')))
     }
 
     pub(crate) fn client(&self) -> &reqwest::Client {
