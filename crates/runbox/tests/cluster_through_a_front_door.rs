@@ -352,6 +352,22 @@ async fn a_killed_node_loses_only_its_own_sessions(cluster: &mut Cluster) -> Str
     }
     for (id, owner) in &sessions {
         if owner == victim {
+            // A WebSocket cell for it, on a socket through the front door (a live node), ends in the same answer.
+            let mut ws = FrontSocket::connect(&cluster.front.base).await;
+            let started = Instant::now();
+            let m = ws.cell("lost", id, "mine").await;
+            assert_eq!(
+                (m["type"].as_str(), m["code"].as_str()),
+                (Some("error"), Some("session_lost")),
+                "{m}"
+            );
+            assert_eq!(m["details"]["node"], victim, "{m}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the socket's answer took {:?}",
+                started.elapsed()
+            );
+            ws.close().await;
             for (method, path, body) in [
                 ("POST", format!("/sessions/{id}/execute"), Some(json!({"code": "mine"}))),
                 ("GET", format!("/sessions/{id}"), None),
