@@ -177,7 +177,9 @@ async fn proxy(state: &AppState, node: &str, base: &str, kind: Kind, req: Reques
     }
     let mut response = Response::builder().status(answer.status());
     if let Some(h) = response.headers_mut() {
-        for (name, value) in answer.headers().iter().filter(|(n, _)| !hop_by_hop(n)) {
+        // CORS headers are this node's to set (its own CORS layer, configured as the owner's, wraps the answer).
+        let cors = |n: &HeaderName| n.as_str().starts_with("access-control-");
+        for (name, value) in answer.headers().iter().filter(|(n, _)| !hop_by_hop(n) && !cors(n)) {
             h.append(name.clone(), value.clone());
         }
         // A streamed answer must not be held by a buffering front door either.
