@@ -122,6 +122,7 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
 /// grace period, cancels the rest (their sandboxes are killed) and leaves queued async jobs in the database.
 pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
     // Everything that could fail is built before the "listening" line scripts wait for.
+    state.cluster.install_execution_ids();
     let app = app(state.clone());
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(state.config.listen)

@@ -309,8 +309,37 @@ async fn a_killed_node_loses_only_its_own_sessions(cluster: &mut Cluster) -> Str
         sessions.iter().any(|(_, o)| o == victim),
         "no session on {victim}: {sessions:?}"
     );
+    // The listing through any node holds the caller's sessions of every node; without the dead one's, at once.
+    let listed = |r: &cluster_support::Reply| -> Vec<String> {
+        let v = r.expect(200);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = cluster.get("/sessions").await;
+    let ids = listed(&before);
+    assert!(
+        sessions.iter().all(|(id, _)| ids.contains(id)),
+        "{ids:?} lists {sessions:?}"
+    );
     cluster.node_mut(victim).kill9();
-
+    for n in NODES.iter().filter(|n| **n != victim) {
+        let r = cluster
+            .call_at(&cluster.node(n).base(), "GET", "/sessions", None, false)
+            .await;
+        let ids = listed(&r);
+        assert!(
+            sessions.iter().all(|(id, o)| ids.contains(id) == (o != victim)),
+            "{n} lists the live nodes' sessions only: {ids:?} of {sessions:?}"
+        );
+        assert!(
+            r.elapsed < Duration::from_secs(1),
+            "listing through {n} took {:?}",
+            r.elapsed
+        );
+    }
     for i in 0..9 {
         let r = run_python(cluster, &format!("print({i})")).await;
         assert_eq!(
@@ -323,6 +352,22 @@ async fn a_killed_node_loses_only_its_own_sessions(cluster: &mut Cluster) -> Str
     }
     for (id, owner) in &sessions {
         if owner == victim {
+            // A WebSocket cell for it, on a socket through the front door (a live node), ends in the same answer.
+            let mut ws = FrontSocket::connect(&cluster.front.base).await;
+            let started = Instant::now();
+            let m = ws.cell("lost", id, "mine").await;
+            assert_eq!(
+                (m["type"].as_str(), m["code"].as_str()),
+                (Some("error"), Some("session_lost")),
+                "{m}"
+            );
+            assert_eq!(m["details"]["node"], victim, "{m}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the socket's answer took {:?}",
+                started.elapsed()
+            );
+            ws.close().await;
             for (method, path, body) in [
                 ("POST", format!("/sessions/{id}/execute"), Some(json!({"code": "mine"}))),
                 ("GET", format!("/sessions/{id}"), None),
@@ -414,7 +459,15 @@ async fn a_rolling_restart_fails_no_stateless_run(cluster: &mut Cluster) {
         drained.push((created["id"].as_str().unwrap().to_string(), n));
         // Unready at once, alive throughout: readiness and liveness are separate.
         cluster.node(n).sigterm();
-        let ready = cluster.call_at(&base, "GET", "/health/ready", None, false).await;
+        let signalled = Instant::now();
+        let ready = loop {
+            // The signal reaches the server's handler a moment after kill(2) returns.
+            let ready = cluster.call_at(&base, "GET", "/health/ready", None, false).await;
+            if ready.status != 200 || signalled.elapsed() > Duration::from_millis(800) {
+                break ready;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         assert_eq!(ready.status, 503, "{n} is unready after SIGTERM: {}", ready.text());
         let alive = cluster.call_at(&base, "GET", "/health", None, false).await;
         assert_eq!(alive.status, 200, "{n} is alive while it drains: {}", alive.text());

@@ -9,6 +9,8 @@
 //! whereas a forwarded request can never do more than its caller could. The entry node checks the key too
 //! (without charging its rate limit: the owner charges it, once), so an unauthenticated request is not sent on.
 //!
+//! `GET /sessions` gathers the caller's sessions from every node of `cluster.peers` (see [`super::list`]).
+//!
 //! A request already forwarded once ([`FORWARDED_BY`]) is never forwarded again: nodes that disagree about
 //! where an id lives cannot bounce a request between them.
 
@@ -68,6 +70,9 @@ pub fn session_lost(node: &str, reason: &'static str) -> Response {
 
 /// The middleware: requests for state on another node go there; the rest go on to the routes.
 pub async fn route(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if super::list::is_cluster_listing(&state, &req) {
+        return super::list::gather(&state, req, next).await;
+    }
     let Some((kind, id)) = routed_id(req.uri().path()) else {
         return next.run(req).await;
     };
@@ -172,7 +177,9 @@ async fn proxy(state: &AppState, node: &str, base: &str, kind: Kind, req: Reques
     }
     let mut response = Response::builder().status(answer.status());
     if let Some(h) = response.headers_mut() {
-        for (name, value) in answer.headers().iter().filter(|(n, _)| !hop_by_hop(n)) {
+        // CORS headers are this node's to set (its own CORS layer, configured as the owner's, wraps the answer).
+        let cors = |n: &HeaderName| n.as_str().starts_with("access-control-");
+        for (name, value) in answer.headers().iter().filter(|(n, _)| !hop_by_hop(n) && !cors(n)) {
             h.append(name.clone(), value.clone());
         }
         // A streamed answer must not be held by a buffering front door either.

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod drain;
 pub mod forward;
+pub mod list;
 pub mod ws_cell;
 
 use std::collections::{BTreeMap, HashSet};
@@ -69,7 +70,7 @@ const BOOT_CHARS: usize = 8;
 const DRAINED_BOOTS_FILE: &str = "cluster-drained-boots";
 
 /// The id suffix of this process's async executions (`_node` in a cluster, empty alone): set once when the
-/// server is built (see [`Cluster::install`]); the job store appends it to the ids it makes.
+/// server starts (see [`Cluster::install_execution_ids`]); the job store appends it to the ids it makes.
 static EXECUTION_ID_SUFFIX: OnceLock<String> = OnceLock::new();
 
 /// What the job store appends to a new execution id.
@@ -125,11 +126,18 @@ impl Cluster {
         }
     }
 
-    /// Makes the ids this process creates carry the node (sessions through the engine, executions through
-    /// [`execution_id_suffix`]). Called once by [`crate::build_state`]; a node alone changes nothing.
+    /// Makes the session ids of this state carry the node and its boot id. Called by [`crate::build_state`]; a
+    /// node alone changes nothing.
     pub fn install(&self, sessions: &runbox_engine::sessions::Sessions) {
         if self.enabled {
             sessions.set_id_shape(&self.boot, &self.id_suffix());
+        }
+    }
+
+    /// Makes the execution ids this process creates carry the node ([`execution_id_suffix`], process-wide: one
+    /// server a process). Called by [`crate::serve`].
+    pub fn install_execution_ids(&self) {
+        if self.enabled {
             let _ = EXECUTION_ID_SUFFIX.set(self.id_suffix());
         }
     }
@@ -156,6 +164,11 @@ impl Cluster {
             };
         }
         Owner::Unknown { node: node.to_string() }
+    }
+
+    /// The peers listed in `cluster.peers` (node id, base URL without a trailing `/`).
+    pub fn peers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.peers.iter().map(|(n, u)| (n.as_str(), u.trim_end_matches('/')))
     }
 
     pub(crate) fn client(&self) -> &reqwest::Client {

@@ -278,6 +278,47 @@ pub struct Cluster {
     pub client: reqwest::Client,
 }
 
+impl Drop for Cluster {
+    /// Stops every node as an orchestrator would (SIGTERM, a bounded wait, then SIGKILL), so that each tears its
+    /// sandboxes down, then removes the nodes' parent cgroups from every hierarchy.
+    fn drop(&mut self) {
+        for n in self.nodes.iter().filter(|n| n.is_running()) {
+            n.sigterm();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for n in &mut self.nodes {
+            while let Some(child) = n.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                    n.kill9();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let roots = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for n in &self.nodes {
+            let parent = format!("runbox-cluster-test-{}", n.name);
+            for root in roots.iter().chain([PathBuf::from("/sys/fs/cgroup")].iter()) {
+                remove_cgroup_tree(&root.join(&parent));
+            }
+        }
+    }
+}
+
+/// Removes a cgroup directory and its empty children (cgroups are removed with rmdir, deepest first).
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// A response read whole.
 #[derive(Debug)]
 pub struct Reply {
