@@ -418,9 +418,10 @@ async fn a_job_whose_node_is_killed_finishes_on_another_node_once_and_past_its_a
     nodes[alive[1]].poll(&id, 30, |v| v["status"] == "running").await;
     let (runner, _) = holder(&pg, &id);
     let runner = alive.iter().copied().find(|&i| nodes[i].id == runner).unwrap();
-    nodes[runner].kill();
-    // As if an earlier node had died running it too (the database's count of starts).
+    // As if an earlier node had died running it too (the database's count of starts). Counted before the kill:
+    // after it, the lease may run out (and another node start the job again) before a slow `psql` gets there.
     pg.psql(&format!("UPDATE runbox_jobs SET attempts = 2 WHERE id = '{id}'"));
+    nodes[runner].kill();
     let last = alive.iter().copied().find(|&i| i != runner).unwrap();
     let view = nodes[last].poll(&id, 30, done).await;
     assert_eq!(view["error"]["code"], "node_lost", "{view}");
