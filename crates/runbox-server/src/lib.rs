@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod callbacks;
 pub mod chunk;
 pub mod compat;
 pub mod config;

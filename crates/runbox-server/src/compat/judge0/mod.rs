@@ -205,7 +205,7 @@ fn prepare(
     let s = Submission::parse(value, base64, &state.config.limits).map_err(Judge0Error::invalid)?;
     if let Some(url) = &s.callback_url {
         // The same policy as runbox's own callbacks: http(s), and no private address unless the operator allows.
-        crate::handlers::executions::check_callback_url(url, state.config.callback_allow_private)?;
+        crate::callbacks::check_callback_url(url, state.config.callback_allow_private)?;
     }
     let body = s.to_body();
     let req = body
@@ -372,7 +372,7 @@ pub async fn create(
         let (state, owner, token) = (state.clone(), caller.owner.clone(), token.clone());
         tokio::spawn(async move {
             if let Ok(Some(view)) = state.jobs.get(&token, &owner) {
-                crate::job_runner::deliver(&state, &url, &owner, &view).await;
+                crate::callbacks::deliver(&state, &url, &owner, &view).await;
             }
         });
     }
