@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::ExecuteBody;
-use crate::handlers::execute::{reserve, run_admitted, Admitted};
+use crate::running::{reserve, run_admitted, Admitted};
 use crate::state::AppState;
 
 /// The job runner's loop: claims queued jobs while there is capacity, forever (until the runtime stops).

@@ -15,8 +15,8 @@ use crate::api::ExecuteBody;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::handlers::execute::precheck;
 use crate::jobs::JobView;
+use crate::running::precheck;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]

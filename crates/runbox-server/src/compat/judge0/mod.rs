@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::handlers::execute::{admit, precheck, run_admitted};
 use crate::handlers::executions::{insert_refusal, job_quota};
 use crate::jobs::ExtraRecord;
+use crate::running::{admit, precheck, run_admitted};
 use crate::state::AppState;
 use submission::{Errors, Submission};
 
