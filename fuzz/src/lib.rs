@@ -29,7 +29,10 @@ pub fn execute_body(data: &[u8]) {
         return;
     };
     let caps = LimitCaps::default();
-    if let Ok(req) = body.into_request(&caps) {
+    static CATALOGUE: OnceLock<runbox_engine::Catalogue> = OnceLock::new();
+    let catalogue =
+        CATALOGUE.get_or_init(|| runbox_engine::Catalogue::load(None).expect("the embedded catalogue loads"));
+    if let Ok(req) = body.into_request(&caps, catalogue) {
         if let Some(t) = req.limits.timeout_ms {
             assert!(t <= caps.timeout_ms, "a timeout over the cap was accepted: {t}");
         }

@@ -20,6 +20,7 @@ pub mod discovery;
 mod embedded;
 mod error;
 mod language;
+mod programs;
 mod spec;
 mod template;
 pub mod workers;
@@ -27,7 +28,8 @@ pub mod workers;
 pub use catalogue::Catalogue;
 pub use discovery::{Availability, CatalogueEntry};
 pub use error::LangError;
-pub use language::{Language, Limits, Pool, SessionWorker, Stage, VersionProbe};
+pub use language::{Language, Limits, Stage, VersionProbe};
+pub use programs::{Pool, SessionWorker};
 pub use template::{Placeholder, Plan};
 
 /// The environment variable the CLI and server read for the operator's

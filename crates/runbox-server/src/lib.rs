@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod callbacks;
 pub mod chunk;
 pub mod cluster;
 pub mod compat;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod handlers;
 pub mod host_guard;
@@ -19,6 +21,7 @@ pub mod openapi;
 pub mod origins;
 pub mod readiness;
 pub mod router;
+pub mod running;
 pub mod state;
 
 use std::sync::Arc;

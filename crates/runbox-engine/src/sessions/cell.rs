@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use runbox_sandbox::{SessionEvent, Status};
 
+use super::worker::WorkerMessage;
 use super::{CellError, CellEvent, CellResult, CellStatus, RichOutput, Session, SessionError, Sessions};
 
 impl Sessions {
@@ -215,10 +216,10 @@ impl Sessions {
                     ));
                 }
                 Ok(SessionEvent::Worker(bytes)) => {
-                    for msg in session.worker_lines(&bytes) {
-                        match msg["event"].as_str() {
-                            Some("display") => {
-                                if let Some(bundle) = bundle_of(&msg["data"]) {
+                    for msg in session.worker_lines(&bytes).into_iter().map(WorkerMessage::from_line) {
+                        match msg {
+                            WorkerMessage::Display { data } => {
+                                if let Some(bundle) = bundle_of(&data) {
                                     for out in outputs_of(&bundle) {
                                         if let Some(kept) = outputs.push(out) {
                                             on_event(CellEvent::Display(kept));
@@ -226,17 +227,17 @@ impl Sessions {
                                     }
                                 }
                             }
-                            Some("dropped") => outputs.truncated = true,
-                            Some("done") if msg["id"].as_u64() == Some(cell) => {
-                                let result = bundle_of(&msg["result"]).map(|b| outputs.charge_bundle(b));
+                            WorkerMessage::Dropped => outputs.truncated = true,
+                            WorkerMessage::Done(done) if done.id() == Some(cell) => {
+                                let result = bundle_of(&done.result).map(|b| outputs.charge_bundle(b));
                                 if let Some(bundle) = &result {
                                     for out in outputs_of(bundle).into_iter().filter(|o| o.mime_type != "text/plain") {
                                         outputs.push(out);
                                     }
                                 }
-                                let error: Option<CellError> = serde_json::from_value(msg["error"].clone()).ok();
-                                let exit_code = msg["exit_code"].as_i64().map(|c| c as i32);
-                                let status = match msg["status"].as_str() {
+                                let error: Option<CellError> = serde_json::from_value(done.error.clone()).ok();
+                                let exit_code = done.exit_code();
+                                let status = match done.status() {
                                     Some("ok") => CellStatus::Ok,
                                     Some("interrupted") if timed_out => CellStatus::Timeout,
                                     Some("interrupted") => CellStatus::Interrupted,
@@ -249,7 +250,7 @@ impl Sessions {
                                     }
                                     _ => CellStatus::Error,
                                 };
-                                let count = msg["execution_count"].as_u64().unwrap_or(cell);
+                                let count = done.execution_count().unwrap_or(cell);
                                 session.touch();
                                 return Ok(finish(
                                     status, result, error, exit_code, count, outputs, &stdout, &stderr, out_cut,

@@ -12,7 +12,7 @@ use crate::api::{InterpreterBody, InterpreterError, InterpreterResponse};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::handlers::execute::{admit, run_admitted};
+use crate::running::{admit, run_admitted};
 use crate::state::AppState;
 
 /// `NameError: name 'x' is not defined` → (NameError, name 'x' is not defined), from the last line of a traceback.

@@ -15,8 +15,8 @@ use crate::api::ExecuteBody;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
-use crate::handlers::execute::precheck;
 use crate::jobs::JobView;
+use crate::running::precheck;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -26,22 +26,6 @@ pub struct Submitted {
     pub status: String,
     /// Where to poll: `/executions/{id}`.
     pub location: String,
-}
-
-/// Validates a callback URL: http(s) only, and not a loopback or private address unless the operator allows it.
-pub fn check_callback_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::invalid_field("callback_url", e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::invalid_field("callback_url", "must be an http or https URL"));
-    }
-    let host = parsed.host_str().unwrap_or("");
-    if !allow_private && crate::job_runner::is_private_host(host) {
-        return Err(ApiError::invalid_field(
-            "callback_url",
-            "loopback and private addresses are refused (the operator can allow them with callback_allow_private)",
-        ));
-    }
-    Ok(())
 }
 
 /// Submit code to run asynchronously. Also at `POST /execute_async`.
@@ -62,7 +46,7 @@ pub async fn create(
         return Err(ApiError::unavailable("draining", "the server is shutting down"));
     }
     if let Some(url) = &body.callback_url {
-        check_callback_url(url, state.config.callback_allow_private)?;
+        crate::callbacks::check_callback_url(url, state.config.callback_allow_private)?;
     }
     let callback = body.callback_url.clone();
     let stored = serde_json::to_string(&body).map_err(ApiError::internal)?;

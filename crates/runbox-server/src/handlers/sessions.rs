@@ -19,8 +19,8 @@ use runbox_engine::sessions::{CellResult, CreateSession, SessionInfo};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::events::CellTranslator;
 use crate::extract::{ApiJson, JsonOrDefault};
-use crate::handlers::stream::CellTranslator;
 use crate::state::AppState;
 
 /// A cell to run in a session.

@@ -27,10 +27,10 @@ use runbox_engine::CancelToken;
 use crate::api::ExecuteBody;
 use crate::auth::{offered_protocols, Caller, WS_KEY_PREFIX, WS_PROTOCOL};
 use crate::error::{ApiError, ErrorBody};
+use crate::events::EventTranslator;
 use crate::extract::parse;
-use crate::handlers::execute::{admit, run_admitted};
-use crate::handlers::stream::EventTranslator;
 use crate::origins::AllowedOrigin;
+use crate::running::{admit, run_admitted};
 use crate::state::AppState;
 
 /// The program's stdin, fed by WebSocket messages. Ends at `stdin_eof`, or when the run's handle is dropped.
@@ -339,7 +339,7 @@ fn start_cell(
     let (sessions, owner, runs, out) = (state.sessions.clone(), caller.owner.clone(), runs.clone(), out.clone());
     tokio::task::spawn_blocking(move || {
         let _ = out.send(json!({"type": "started", "id": id}));
-        let mut translator = crate::handlers::stream::CellTranslator::default();
+        let mut translator = crate::events::CellTranslator::default();
         let events = out.clone();
         let event_id = id.clone();
         let result = sessions.execute(&owner, &session, &code, timeout_ms, &mut |ev| {

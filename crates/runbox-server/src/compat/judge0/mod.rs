@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::handlers::execute::{admit, precheck, run_admitted};
 use crate::handlers::executions::{insert_refusal, job_quota};
 use crate::jobs::ExtraRecord;
+use crate::running::{admit, precheck, run_admitted};
 use crate::state::AppState;
 use submission::{Errors, Submission};
 
@@ -205,7 +205,7 @@ fn prepare(
     let s = Submission::parse(value, base64, &state.config.limits).map_err(Judge0Error::invalid)?;
     if let Some(url) = &s.callback_url {
         // The same policy as runbox's own callbacks: http(s), and no private address unless the operator allows.
-        crate::handlers::executions::check_callback_url(url, state.config.callback_allow_private)?;
+        crate::callbacks::check_callback_url(url, state.config.callback_allow_private)?;
     }
     let body = s.to_body();
     let req = body
@@ -380,7 +380,7 @@ pub async fn create(
         let (state, owner, token) = (state.clone(), caller.owner.clone(), token.clone());
         tokio::spawn(async move {
             if let Ok(Some(view)) = state.jobs.get(&token, &owner).await {
-                crate::job_runner::deliver(&state, &url, &owner, &view).await;
+                crate::callbacks::deliver(&state, &url, &owner, &view).await;
             }
         });
     }

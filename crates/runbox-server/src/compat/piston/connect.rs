@@ -22,8 +22,8 @@ use super::wire::{signal_name, to_piston};
 use super::{prepare, PistonCaller, PistonError};
 use crate::auth::Caller;
 use crate::chunk::Utf8Chunker;
-use crate::handlers::execute::{admit, run_admitted};
 use crate::origins::AllowedOrigin;
+use crate::running::{admit, run_admitted};
 use crate::state::AppState;
 
 /// The program's stdin: what `init` gave, then each `data` message; ends when the socket goes.

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::handlers::execute::{admit, run_admitted};
+use crate::running::{admit, run_admitted};
 use crate::state::AppState;
 
 pub mod connect;
@@ -199,6 +199,6 @@ async fn prepare(state: &Arc<AppState>, body: &Value) -> Result<(runbox_engine::
         return Err(unknown());
     }
     let req = to_body(body, &id, &state.config.limits)?.into_request(&state.config.limits, state.engine.catalogue())?;
-    crate::handlers::execute::precheck(state, &req)?;
+    crate::running::precheck(state, &req)?;
     Ok((req, installed))
 }
