@@ -8,7 +8,8 @@
 //!   parent (`aggregate.cgroup_parent`, private to the bench), whose counter the kernel charges for every
 //!   descendant, alive or removed. The parts printed: the server process itself (`/proc/PID/stat` utime + stime),
 //!   the rest of the host group (jails, zygote jails, compilers' supervisors: the host group minus the server) and
-//!   the sandboxes' parent group (`cpuacct.usage` on cgroup v1, `usage_usec` of `cpu.stat` on v2).
+//!   the sandboxes' parent group, user and system time apart (`cpuacct.usage_user` and `cpuacct.usage_sys` on
+//!   cgroup v1, `user_usec` and `system_usec` of `cpu.stat` on v2; v1 splits by ticks, the sum is exact).
 //! - the baseline: the bench's own process (`getrusage(RUSAGE_SELF)`: the spawning and waiting) and its reaped
 //!   children (`getrusage(RUSAGE_CHILDREN)`: the programs themselves).
 //!
@@ -61,18 +62,20 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
     Some(ticks * 1_000_000_000 / hz)
 }
 
-/// The CPU time a group and its descendants used, in ns.
-fn group_cpu_ns(dir: &Path, version: CgroupVersion) -> Option<u64> {
+/// The CPU time a group and its descendants used, in ns: (user, system).
+fn group_cpu_ns(dir: &Path, version: CgroupVersion) -> Option<(u64, u64)> {
     match version {
-        CgroupVersion::V1 => std::fs::read_to_string(dir.join("cpuacct.usage"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok(),
+        CgroupVersion::V1 => {
+            let read = |f: &str| -> Option<u64> { std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok() };
+            Some((read("cpuacct.usage_user")?, read("cpuacct.usage_sys")?))
+        }
         CgroupVersion::V2 => {
             let stat = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
-            let usec = stat.lines().find_map(|l| l.strip_prefix("usage_usec "))?;
-            Some(usec.trim().parse::<u64>().ok()? * 1000)
+            let field = |k: &str| -> Option<u64> {
+                let v = stat.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' '))?;
+                Some(v.trim().parse::<u64>().ok()? * 1000)
+            };
+            Some((field("user_usec")?, field("system_usec")?))
         }
     }
 }
@@ -93,11 +96,12 @@ impl CpuMeter {
             } => {
                 let server = process_cpu_ns(*pid).unwrap_or(0);
                 let mut parts = vec![("server process".to_string(), server)];
-                if let Some(host) = host_group.as_deref().and_then(|d| group_cpu_ns(d, *version)) {
-                    parts.push(("jails, other host-side".into(), host.saturating_sub(server)));
+                if let Some((user, sys)) = host_group.as_deref().and_then(|d| group_cpu_ns(d, *version)) {
+                    parts.push(("jails, other host-side".into(), (user + sys).saturating_sub(server)));
                 }
-                if let Some(sb) = sandboxes.as_deref().and_then(|d| group_cpu_ns(d, *version)) {
-                    parts.push(("sandboxes (cgroups)".into(), sb));
+                if let Some((user, sys)) = sandboxes.as_deref().and_then(|d| group_cpu_ns(d, *version)) {
+                    parts.push(("sandboxes user".into(), user));
+                    parts.push(("sandboxes system".into(), sys));
                 }
                 parts
             }

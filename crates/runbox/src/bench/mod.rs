@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Idle Python sessions to hold open for the memory figures.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     sessions: u64,
+    /// A setting for the server the bench starts, as `serve --set` takes it (repeatable): to measure a lever,
+    /// e.g. `--server-set pools.min.javascript=4`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    server_set: Vec<String>,
     /// A short run (20 samples, 1 s per load level, 5 sessions) for CI and quick checks.
     #[arg(long)]
     quick: bool,
@@ -132,13 +136,14 @@ impl Drop for Server {
     }
 }
 
-fn start_server(sessions: usize) -> anyhow::Result<Server> {
+fn start_server(sessions: usize, more: &[String]) -> anyhow::Result<Server> {
     let data = tempfile::tempdir()?;
     let parent_name = format!("runbox-bench-{}", std::process::id());
-    let settings = [
+    let mut settings = vec![
         format!("aggregate.cgroup_parent={parent_name}"),
         format!("sessions.max_per_owner={}", sessions + 16),
     ];
+    settings.extend(more.iter().cloned());
     let mut extra = Vec::new();
     for s in &settings {
         extra.extend(["--set", s.as_str()]);
@@ -289,6 +294,7 @@ async fn measure(args: &BenchArgs, base: &str, server: Option<&Server>) -> anyho
     Ok(report::Results {
         machine: account::machine(),
         protections: health["sandbox"].clone(),
+        server_settings: args.server_set.clone(),
         workloads: results,
         c_first_compile: drive::latency(c_first),
         sessions,
@@ -306,7 +312,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<i32> {
     runtime.block_on(async {
         let server = match &args.url {
             Some(_) => None,
-            None => Some(start_server(args.sessions())?),
+            None => Some(start_server(args.sessions(), &args.server_set)?),
         };
         let url = match (&args.url, &server) {
             (Some(u), _) => u.trim_end_matches('/').to_string(),

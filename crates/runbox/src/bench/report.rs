@@ -38,6 +38,8 @@ pub struct Results {
     pub machine: Machine,
     /// The server's `/health` `sandbox`: every protection in force.
     pub protections: Value,
+    /// Settings given to the server with `--server-set`.
+    pub server_settings: Vec<String>,
     pub workloads: Vec<Workload>,
     pub c_first_compile: Latency,
     pub sessions: SessionFigures,
@@ -136,6 +138,9 @@ pub fn print(r: &Results) {
         m.cores, m.cpu_model, m.kernel, m.memory_gib, m.cgroup_mounts, m.cgroup_used, m.load_average_at_start, m.build
     );
     println!("protections in force: {}", r.protections);
+    if !r.server_settings.is_empty() {
+        println!("server settings: {}", r.server_settings.join(" "));
+    }
     println!("baseline: the same programs as plain child processes of this binary (no sandbox, no pools, no HTTP)");
     println!();
     println!(
