@@ -170,7 +170,7 @@ fn cstring(s: &str, what: &str) -> Result<CString, String> {
 }
 
 fn start(spec: &SandboxSpec) -> Result<Live, String> {
-    let host = probe::host();
+    let host = probe::host_for(&spec.policy);
     let in_force = probe::decide(&host, &spec.policy)?;
     let cgroup = match in_force.cgroup {
         Some(version) => Some(

@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// Idle Python sessions to hold open for the memory figures.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     sessions: u64,
+    /// The workloads to measure (python, javascript, bash, c); all four by default.
+    #[arg(long, value_delimiter = ',', default_value = "python,javascript,bash,c")]
+    workloads: Vec<String>,
     /// A setting for the server the bench starts, as `serve --set` takes it (repeatable): to measure a lever,
     /// e.g. `--server-set pools.min.javascript=4`.
     #[arg(long, value_name = "KEY=VALUE")]
@@ -96,6 +99,10 @@ impl BenchArgs {
             !self.concurrency.is_empty() && self.concurrency.iter().all(|&c| (1..=256).contains(&c)),
             "--concurrency levels must be 1 to 256"
         );
+        let known = ["python", "javascript", "bash", "c"];
+        if let Some(w) = self.workloads.iter().find(|w| !known.contains(&w.as_str())) {
+            anyhow::bail!("unknown workload {w:?} (known: {})", known.join(", "));
+        }
         Ok(())
     }
 }
@@ -237,7 +244,10 @@ async fn measure(args: &BenchArgs, base: &str, server: Option<&Server>) -> anyho
     // Give the pools time to fill before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut results = Vec::new();
-    for (id, name, code, expect) in workloads() {
+    for (id, name, code, expect) in workloads()
+        .into_iter()
+        .filter(|w| args.workloads.iter().any(|x| x == w.0))
+    {
         eprintln!("  {name} ...");
         let local = baseline::target(&catalogue, scratch.path(), id, &code, expect)?;
         let http = Target::Http {
