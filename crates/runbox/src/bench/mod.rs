@@ -50,7 +50,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "python,javascript,bash,c")]
     workloads: Vec<String>,
     /// A setting for the server the bench starts, as `serve --set` takes it (repeatable): to measure a lever,
-    /// e.g. `--server-set pools.min.javascript=4`.
+    /// e.g. `--server-set pools.zygote=false` (a map such as `pools.min.<language>`
+    /// replaces the whole map).
     #[arg(long, value_name = "KEY=VALUE")]
     server_set: Vec<String>,
     /// A short run (20 samples, 1 s per load level, 5 sessions) for CI and quick checks.
