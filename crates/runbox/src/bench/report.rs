@@ -223,3 +223,72 @@ pub fn print(r: &Results) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(p50: f64, runs_per_s: f64, cpu: f64) -> Figures {
+        Figures {
+            sequential: Latency {
+                p50_ms: p50,
+                p99_ms: p50 * 2.0,
+                samples: 10,
+            },
+            loads: vec![Load {
+                concurrency: 16,
+                runs: 10,
+                runs_per_s,
+                p50_ms: p50,
+                p99_ms: p50,
+                errors: 0,
+                cpu_ms_per_run: Some(cpu),
+                cpu_parts_ms_per_run: Vec::new(),
+            }],
+        }
+    }
+
+    /// Each target is a ratio to the same run's baseline (or the absolute), judged in the right direction.
+    #[test]
+    fn targets_are_ratios_to_the_baseline_judged_in_their_direction() {
+        let workloads = vec![
+            Workload {
+                id: "python",
+                name: "Python print(1)",
+                runbox: figures(2.0, 400.0, 2.0),
+                baseline: figures(20.0, 80.0, 18.0),
+            },
+            Workload {
+                id: "bash",
+                name: "Bash echo 1",
+                runbox: figures(4.0, 100.0, 8.0),
+                baseline: figures(2.0, 400.0, 1.5),
+            },
+        ];
+        let sessions = SessionFigures {
+            sessions: 10,
+            create: latency_of(1.0),
+            round_trip: latency_of(0.2),
+            rss_sum_bytes_each: 15.0 * 1048576.0,
+            mem_available_drop_bytes_each: Some(6.0 * 1048576.0),
+        };
+        let t = targets(&workloads, &sessions);
+        let met = |prefix: &str| t.iter().find(|t| t.figure.starts_with(prefix)).unwrap().met;
+        assert!(met("Python print(1) p50")); // 0.1x <= 1/8
+        assert!(met("Python print(1) throughput")); // 5x >= 4x
+        assert!(!met("Bash echo 1 p50")); // 2x > 1x
+        assert!(!met("Bash echo 1 throughput")); // 0.25x < 1.5x
+        assert!(met("Python p99 / p50")); // 2 <= 3
+        assert!(met("Python print(1) CPU")); // 2 ms <= 2.5 ms
+        assert!(!met("idle Python session")); // 6 MiB > 4 MiB
+        assert_eq!(t.len(), 7, "{t:#?}");
+    }
+
+    fn latency_of(ms: f64) -> Latency {
+        Latency {
+            p50_ms: ms,
+            p99_ms: ms,
+            samples: 1,
+        }
+    }
+}
