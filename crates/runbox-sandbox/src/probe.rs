@@ -55,6 +55,17 @@ pub fn is_root() -> bool {
 }
 
 pub fn host() -> HostReport {
+    host_with(cgroup::detect())
+}
+
+/// What a jail runs under `policy`: the host as [`host`] finds it, but with the cgroup hierarchies the server
+/// found at start-up when the policy carries them (reading the mount table per run costs more the more
+/// workspaces are mounted).
+pub fn host_for(policy: &HostPolicy) -> HostReport {
+    host_with(policy.cgroup_mounts.clone().unwrap_or_else(cgroup::detect))
+}
+
+fn host_with(cgroups: cgroup::CgroupHost) -> HostReport {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -77,7 +88,7 @@ pub fn host() -> HostReport {
         user_namespaces_enabled: max_userns > 0 && (is_root() || unprivileged_clone),
         seccomp: crate::seccomp::available(),
         landlock_abi: crate::landlock_rules::kernel_abi(),
-        cgroups: cgroup::detect(),
+        cgroups,
     }
 }
 
@@ -220,5 +231,25 @@ mod tests {
         let f = decide(&h, &policy(&[Degradation::NoCgroups])).unwrap();
         assert_eq!((f.cgroup, f.cpu_cap), (None, false));
         assert_eq!(f.degraded, ["no-cgroups"]);
+    }
+
+    /// A jail takes the cgroup hierarchies the server found (it does not read the mount table per run), and looks
+    /// for itself when the policy carries none.
+    #[test]
+    fn a_jail_uses_the_cgroup_hierarchies_its_policy_carries() {
+        let known = host(true).cgroups;
+        let mut p = policy(&[]);
+        p.cgroup_mounts = Some(known.clone());
+        assert_eq!(host_for(&p).cgroups, known);
+        p.cgroup_mounts = None;
+        assert_eq!(host_for(&p).cgroups, crate::cgroup::detect());
+        // The spec the jail reads carries them through JSON.
+        let json = serde_json::to_string(&HostPolicy {
+            cgroup_mounts: Some(known.clone()),
+            ..HostPolicy::default()
+        })
+        .unwrap();
+        let back: HostPolicy = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.cgroup_mounts, Some(known));
     }
 }

@@ -128,6 +128,10 @@ pub struct HostPolicy {
     pub cgroup: CgroupPreference,
     /// Name of the parent cgroup created under each hierarchy.
     pub cgroup_parent: String,
+    /// The cgroup hierarchies of this host as the server found them at start-up, so that a jail need not read
+    /// the host's whole mount table again for every run (its cost grows with every mounted workspace); `None`:
+    /// the jail looks for itself.
+    pub cgroup_mounts: Option<crate::cgroup::CgroupHost>,
 }
 
 impl Default for HostPolicy {
@@ -138,6 +142,7 @@ impl Default for HostPolicy {
             degraded: BTreeSet::new(),
             cgroup: CgroupPreference::Auto,
             cgroup_parent: "runbox".to_string(),
+            cgroup_mounts: None,
         }
     }
 }

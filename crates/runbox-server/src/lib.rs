@@ -52,8 +52,9 @@ pub fn policy(config: &ServerConfig) -> HostPolicy {
 pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
     // A configuration built in code (not loaded) gets the same checks: unique key names, long keys, loopback.
     config.validate().map_err(|e| e.to_string())?;
-    let policy = policy(&config);
+    let mut policy = policy(&config);
     let host = runbox_sandbox::probe::host();
+    policy.cgroup_mounts = Some(host.cgroups.clone());
     let protections = runbox_sandbox::probe::decide(&host, &policy);
     if runbox_sandbox::probe::is_root() {
         let removed = runbox_sandbox::cgroup::remove_empty_leftovers(&host.cgroups, &policy.cgroup_parent);

@@ -611,3 +611,36 @@ fn pretty_diff(lang: &str, from_scratch: &str, from_zygote: &str) {
     };
     assert_eq!(points(&a), points(&b), "{lang}: mount points differ");
 }
+
+/// A program a zygote's child executes (every language but Python, started without a copy of the interpreter)
+/// holds only its standard descriptors, starts with no signal blocked and SIGPIPE and SIGINT at their defaults,
+/// and runs under the run's limits (open files 256, file size 64 MiB, core files none: the defaults).
+#[test]
+fn a_program_a_zygote_child_executes_holds_nothing_of_the_zygote_and_runs_under_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let sh = run(
+        &e,
+        "bash",
+        "ls /proc/$$/fd | tr '\\n' ' '; echo\n\
+         grep -E '^(SigBlk|SigIgn):' /proc/self/status | tr -s '\\t' ' '\n\
+         echo \"nofile $(ulimit -n) fsize $(ulimit -f) core $(ulimit -c)\"\n\
+         trap -p\n\
+         echo \"cwd $PWD\"",
+    );
+    let text = ok(&sh);
+    let lines: Vec<&str> = text.lines().collect();
+    // 0-2 and the script bash reads (255): nothing of the zygote's, the jail's or its child's.
+    assert_eq!(lines[0], "0 1 2 255 ", "{sh:#?}");
+    // What a command of the script inherits (bash passes on the mask and ignored signals it started with):
+    // no signal blocked; SIGPIPE (bit 13) and SIGINT (bit 2) not ignored.
+    assert_eq!(lines[1], "SigBlk: 0000000000000000", "{sh:#?}");
+    let ignored = u64::from_str_radix(lines[2].trim_start_matches("SigIgn: "), 16).unwrap();
+    assert_eq!(ignored & ((1 << 12) | (1 << 1)), 0, "{sh:#?}");
+    assert_eq!(
+        lines[3],
+        format!("nofile 256 fsize {} core 0", (64 << 20) / 1024),
+        "{sh:#?}"
+    );
+    assert_eq!(lines.last().copied(), Some("cwd /workspace"), "{sh:#?}");
+}

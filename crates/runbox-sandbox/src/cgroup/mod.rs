@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::spec::{CgroupPreference, Limits};
@@ -53,7 +53,8 @@ fn read_keyed(path: &Path, key: &str) -> Option<u64> {
 }
 
 /// What this host offers, found by reading /proc/self/mountinfo and the controller lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CgroupHost {
     /// Mount point of the unified (v2) hierarchy, if any.
     pub v2_mount: Option<PathBuf>,

@@ -30,7 +30,7 @@ fn cstring(s: &str, what: &'static str) -> Result<CString, JailError> {
 }
 
 pub(super) fn start(spec: &SandboxSpec) -> Result<Live, JailError> {
-    let host = probe::host();
+    let host = probe::host_for(&spec.policy);
     let in_force = probe::decide(&host, &spec.policy).map_err(JailError::Protections)?;
     let cgroup = match in_force.cgroup {
         Some(version) => Some(Cgroup::create(
