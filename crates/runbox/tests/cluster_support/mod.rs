@@ -346,6 +346,11 @@ impl Reply {
 impl Cluster {
     /// Starts `n` nodes with these `--set` settings each, then the front door.
     pub fn start(n: usize, sets: &[&str]) -> Cluster {
+        Cluster::start_with_env(n, sets, &[])
+    }
+
+    /// [`Cluster::start`], every node also given the variables `env` (e.g. a shared `RUNBOX_DATABASE_URL`).
+    pub fn start_with_env(n: usize, sets: &[&str], env: &[(&str, &str)]) -> Cluster {
         let addrs: Vec<(String, String, u16)> = (0..n)
             .map(|i| {
                 let ip = format!("127.0.0.{}", i + 2);
@@ -369,7 +374,10 @@ impl Cluster {
                     ("RUNBOX_NODE_ID".into(), name.clone()),
                     ("RUNBOX_CLUSTER_PEERS".into(), peers.clone()),
                     ("RUNBOX_API_KEY".into(), KEY.into()),
-                ],
+                ]
+                .into_iter()
+                .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect(),
                 name,
                 ip,
                 port,
