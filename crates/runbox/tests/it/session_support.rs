@@ -393,7 +393,7 @@ pub fn assert_png(data: &str) -> Vec<u8> {
     bytes
 }
 
-fn proc_state(pid: &str) -> Option<char> {
+pub fn proc_state(pid: &str) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The state follows the command name, which is in parentheses and may contain anything.
     stat.rsplit_once(") ")?.1.chars().next()

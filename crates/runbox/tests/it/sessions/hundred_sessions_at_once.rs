@@ -1,9 +1,11 @@
 //! A hundred Python sessions open at once on one machine: all start, all answer, all stay alive; what they cost
 //! in memory is printed (no timing or size assertions beyond sanity); deleting them leaves no process behind.
-//! One test in this binary, so that nothing else's sandboxes are counted.
+//! Other tests run in the same process: this one counts only its own sandboxes, the jails whose workers carry one
+//! of its sessions' marks (recorded by pid and start time, so that a jail left behind is still found).
 
 use crate::session_support;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,12 +38,49 @@ fn tree(root: u32) -> Vec<u32> {
     all
 }
 
-/// Proportional set size of every session process (jails this test started and everything under them): memory
-/// shared between sessions is divided among them instead of counted a hundred times.
-fn sessions_pss() -> u64 {
-    my_jails()
+/// The live jails of this process whose sandbox holds a process carrying one of `marks` (the sessions' workers),
+/// as (pid, start time): the sandboxes of this test, not those of tests running beside it.
+fn jails_of(marks: &[String]) -> Vec<(u32, u64)> {
+    let jails: HashSet<u32> = my_jails().iter().filter_map(|p| p.parse().ok()).collect();
+    let procs = crate::live_server::processes();
+    let parent: HashMap<u32, u32> = procs.iter().map(|&(pid, ppid, _)| (pid, ppid)).collect();
+    let mut found = HashSet::new();
+    for mark in marks {
+        for line in processes_with_mark(mark) {
+            let Some(mut pid) = line.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            // Up from the worker to the jail that holds it.
+            while let Some(&ppid) = parent.get(&pid) {
+                if jails.contains(&ppid) {
+                    found.insert(ppid);
+                    break;
+                }
+                pid = ppid;
+            }
+        }
+    }
+    procs
         .iter()
-        .filter_map(|p| p.parse::<u32>().ok())
+        .filter(|(pid, _, _)| found.contains(pid))
+        .map(|&(pid, _, start)| (pid, start))
+        .collect()
+}
+
+/// Of these jails (pid, start time), the ones still there: live ones, and zombies (`Z`) never waited for.
+fn still_there(jails: &[(u32, u64)]) -> (Vec<u32>, Vec<u32>) {
+    let now = crate::live_server::still_running(jails);
+    now.iter()
+        .map(|&(pid, _)| pid)
+        .partition(|pid| proc_state(&pid.to_string()).is_some_and(|s| s != 'Z'))
+}
+
+/// Proportional set size of every session process (this test's jails and everything under them): memory shared
+/// between sessions is divided among them instead of counted a hundred times.
+fn sessions_pss(jails: &[(u32, u64)]) -> u64 {
+    jails
+        .iter()
+        .map(|&(pid, _)| pid)
         .flat_map(tree)
         .map(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
@@ -60,7 +99,6 @@ async fn a_hundred_python_sessions_run_at_once_and_leave_nothing_behind() {
     let api = Arc::new(Api::new(|c| {
         c.sessions.max_per_owner = SESSIONS + 10;
     }));
-    assert!(my_jails().is_empty(), "no sandbox of this test yet: {:?}", my_jails());
     let available_before = mem_available();
     let started = Instant::now();
 
@@ -82,7 +120,9 @@ async fn a_hundred_python_sessions_run_at_once_and_leave_nothing_behind() {
     }
     let created_in = started.elapsed();
     assert_eq!(api.state.sessions.count(), SESSIONS);
-    assert_eq!(my_jails().len(), SESSIONS, "one sandbox per session");
+    let marks: Vec<String> = sessions.iter().map(|(_, mark)| mark.clone()).collect();
+    let jails = jails_of(&marks);
+    assert_eq!(jails.len(), SESSIONS, "one sandbox per session");
 
     // All alive, all still answering, each with its own state.
     let mut rss_total = 0;
@@ -101,7 +141,7 @@ async fn a_hundred_python_sessions_run_at_once_and_leave_nothing_behind() {
         let r = api.exec_ok(id, "mine").await;
         assert_eq!(r["result"]["text/plain"], i.to_string(), "sessions do not share state");
     }
-    let pss_total = sessions_pss();
+    let pss_total = sessions_pss(&jails);
     let available_after = mem_available();
     const MIB: f64 = (1 << 20) as f64;
     eprintln!(
@@ -138,26 +178,23 @@ async fn a_hundred_python_sessions_run_at_once_and_leave_nothing_behind() {
         .is_empty());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let jails = my_jails();
+        let (live, _) = still_there(&jails);
         let workers: Vec<String> = sessions
             .iter()
             .flat_map(|(_, mark)| processes_with_mark(mark))
             .collect();
-        if jails.is_empty() && workers.is_empty() {
+        if live.is_empty() && workers.is_empty() {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "left behind: {} sandboxes, workers {workers:?}",
-            jails.len()
+            live.len()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        zombie_children_of(std::process::id()).is_empty(),
-        "every sandbox was collected: {:?}",
-        zombie_children_of(std::process::id())
-    );
+    let (_, zombies) = still_there(&jails);
+    assert!(zombies.is_empty(), "every sandbox was collected: {zombies:?}");
     let sessions_dir = api.data_dir.path().join("sessions");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
