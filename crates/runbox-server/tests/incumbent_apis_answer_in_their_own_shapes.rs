@@ -4,7 +4,7 @@
 //! `crates/runbox/tests/it/api/api_runs_code_in_sandboxes.rs`, and with the real third-party clients in `tests/clients/`.
 //! Every response is checked against `openapi.json`.
 
-mod common;
+use runbox_testkit::app as common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! optional bodies, binary uploads, the documentation page. No request here reaches a sandbox; the ones that need
 //! a run (every example body is accepted, uploads round-trip) are in `crates/runbox/tests/it/api/api_runs_code_in_sandboxes.rs`.
 
-mod common;
+use runbox_testkit::app as common;
 
 use common::*;
 use runbox_engine::{ExecuteRequest, LimitCaps, LimitOverrides};

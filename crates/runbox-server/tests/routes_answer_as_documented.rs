@@ -2,7 +2,7 @@
 //! status. These requests never reach a sandbox (the jail cannot even start); runs are tested in
 //! `crates/runbox/tests/it/api/api_runs_code_in_sandboxes.rs` and `server/server_binary_end_to_end.rs`.
 
-mod common;
+use runbox_testkit::app as common;
 
 use std::sync::atomic::Ordering;
 

@@ -56,19 +56,12 @@ pub fn assert_status(outcome: &Outcome, status: Status) {
 
 /// Host processes whose command line contains `marker` (excluding this test's own helpers).
 pub fn host_processes_matching(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(marker) && !cmdline.contains("--code") {
-                found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
-            }
-        }
-    }
-    found
+    runbox_testkit::procs::named(marker)
+        .into_iter()
+        .map(|pid| (pid, runbox_testkit::procs::cmdline(pid)))
+        .filter(|(_, cmdline)| !cmdline.contains("--code"))
+        .map(|(pid, cmdline)| format!("{pid}: {cmdline}"))
+        .collect()
 }
 
 /// How an execution (compile stage, then run stage) ended: a stage status, or `compile_error`.

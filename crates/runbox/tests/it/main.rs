@@ -11,8 +11,6 @@
 
 mod common;
 mod live_server;
-#[path = "../../../runbox-server/tests/common/mod.rs"]
-mod server_common;
 mod session_support;
 
 mod api;

@@ -4,7 +4,9 @@
 //! `openapi.json`.
 #![allow(dead_code)]
 
-pub use crate::server_common::openapi_check;
+pub use runbox_testkit::openapi as openapi_check;
+use runbox_testkit::procs;
+pub use runbox_testkit::wait::within;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,24 +30,6 @@ pub const MARK_VAR: &str = "RUNBOX_TEST_SESSION_MARK";
 
 pub fn jail() -> Jail {
     Jail::new(env!("CARGO_BIN_EXE_runbox"), vec!["jail".into()])
-}
-
-/// Awaits `fut`, failing the test after `secs` seconds.
-pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("{what} took longer than {secs} s"),
-    }
-}
-
-/// Polls `cond` every 50 ms until it holds, failing the test after `secs` seconds.
-pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    within(secs, what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
 }
 
 /// A mark no other session of any test process uses.
@@ -262,7 +246,7 @@ impl Call {
                 pending.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(end) = pending.find("\n\n") {
                     let block: String = pending.drain(..end + 2).collect();
-                    if let Some((name, data)) = parse_sse_block(&block) {
+                    if let Some((name, data)) = runbox_testkit::sse::event(&block) {
                         events.push((at, name, data));
                     }
                 }
@@ -271,27 +255,6 @@ impl Call {
         .await;
         (status, events)
     }
-}
-
-/// One SSE block as (event name, JSON data); comments (keep-alives) give nothing.
-fn parse_sse_block(block: &str) -> Option<(String, Value)> {
-    let mut name = String::from("message");
-    let mut data = String::new();
-    for line in block.lines() {
-        if let Some(n) = line.strip_prefix("event:") {
-            name = n.trim().to_string();
-        } else if let Some(d) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(d.strip_prefix(' ').unwrap_or(d));
-        }
-    }
-    if data.is_empty() {
-        return None;
-    }
-    let value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {data}"));
-    Some((name, value))
 }
 
 pub struct Reply {
@@ -393,70 +356,34 @@ pub fn assert_png(data: &str) -> Vec<u8> {
     bytes
 }
 
-pub fn proc_state(pid: &str) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the command name, which is in parentheses and may contain anything.
-    stat.rsplit_once(") ")?.1.chars().next()
-}
-
-fn pids() -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        .collect()
-}
-
 /// Live (not zombie) host processes whose environment holds `MARK_VAR=mark`: the session's worker and whatever
 /// it started.
 pub fn processes_with_mark(mark: &str) -> Vec<String> {
     let needle = format!("{MARK_VAR}={mark}");
-    pids()
+    procs::processes()
         .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
-                .unwrap_or(false)
-                && proc_state(pid).is_some_and(|s| s != 'Z')
-        })
-        .map(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            format!("{pid}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
-        })
+        .map(|(pid, _, _)| pid)
+        .filter(|&pid| procs::has_env(pid, &needle) && procs::is_live(pid))
+        .map(|pid| format!("{pid}: {}", procs::cmdline(pid)))
         .collect()
 }
 
-/// Live `runbox jail` processes this test process started (session sandboxes are its children).
+/// Live `runbox jail` processes this test process started (session sandboxes are its children), as pids. Other
+/// tests of this process start jails too: a test finds its own by their marked workers.
 pub fn my_jails() -> Vec<String> {
-    let me = std::process::id().to_string();
-    pids()
+    procs::children_of(std::process::id())
         .into_iter()
-        .filter(|pid| {
-            let ppid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("PPid:").map(|p| p.trim().to_string()))
-                });
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid.as_deref() == Some(me.as_str())
-                && cmd.split(|&b| b == 0).any(|a| a == b"jail")
-                && proc_state(pid).is_some_and(|s| s != 'Z')
-        })
+        .filter(|&pid| procs::args(pid).iter().any(|a| a == b"jail") && procs::is_live(pid))
+        .map(|pid| pid.to_string())
         .collect()
 }
 
 /// Children of `parent` that have exited but were never waited for.
 pub fn zombie_children_of(parent: u32) -> Vec<String> {
-    let parent = parent.to_string();
-    pids()
+    procs::children_of(parent)
         .into_iter()
-        .filter(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
-            ppid == Some(parent.as_str()) && proc_state(pid) == Some('Z')
-        })
+        .filter(|&pid| procs::state(pid) == Some('Z'))
+        .map(|pid| pid.to_string())
         .collect()
 }
 

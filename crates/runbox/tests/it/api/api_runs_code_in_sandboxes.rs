@@ -3,7 +3,7 @@
 //! limits that need a run in flight (per-key concurrency → 429, a full server → 503). Every response is checked
 //! against `openapi.json`.
 
-use crate::server_common as api;
+use runbox_testkit::app as api;
 
 use std::sync::atomic::Ordering;
 
@@ -25,10 +25,7 @@ async fn execute(app: &TestApp, body: Value) -> Value {
 
 /// Whether a process of the host has `marker` in its command line.
 fn process_named(marker: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+    !runbox_testkit::procs::named(marker).is_empty()
 }
 
 /// Starts a run that sleeps until cancelled, and waits until it holds a sandbox slot and its program runs (a

@@ -3,7 +3,7 @@
 //! run by the worker; Piston's stages from JSON, `text/plain` and form bodies. Every response is checked against
 //! `openapi.json`. The real third-party clients are tested against `runbox serve` in `tests/clients/`.
 
-use crate::server_common as api;
+use runbox_testkit::app as api;
 
 use api::*;
 use runbox_engine::Jail;

@@ -6,21 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::live_server::processes;
-
-/// Processes whose command line or environment carries `marker`.
-pub fn marked_processes(marker: &str) -> Vec<u32> {
-    processes()
-        .into_iter()
-        .map(|(pid, _, _)| pid)
-        .filter(|pid| {
-            ["cmdline", "environ"].iter().any(|f| {
-                std::fs::read(format!("/proc/{pid}/{f}"))
-                    .is_ok_and(|c| c.windows(marker.len()).any(|w| w == marker.as_bytes()))
-            })
-        })
-        .collect()
-}
+pub use runbox_testkit::procs::carrying as marked_processes;
+use runbox_testkit::procs::processes;
 
 fn dir_names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

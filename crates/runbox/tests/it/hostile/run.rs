@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use super::case::{Family, Step};
 use super::host;
 use super::wire::{doc_path, parse_response, random_hex, stream_status, Listeners};
-use crate::live_server::{openapi_check, two_keys_setting, Server, KEY_A, KEY_B};
+use crate::live_server::{openapi_check, two_keys_setting, Server, StartRunbox, KEY_A, KEY_B};
 
 pub(super) struct Ctx {
     pub(super) server: Server,

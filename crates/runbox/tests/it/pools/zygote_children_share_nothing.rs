@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use runbox_engine::{CancelToken, Engine, ExecuteRequest, ExecutionResult, ExecutionStatus};
+use runbox_testkit::procs::{self, cmdline};
 
 fn engine(dir: &std::path::Path) -> Engine {
     common::pooled_engine(dir, &[("python", 2), ("bash", 1)])
@@ -70,12 +71,6 @@ fn children(pid: u32) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|c| c.parse().ok())
         .collect()
-}
-
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
 }
 
 /// Host pid of `lang`'s zygote: the Python process under its jail's PID 1.
@@ -311,36 +306,16 @@ fn the_zygote_and_its_children_show_a_short_command_line() {
 
 /// Host processes whose command line contains `marker`, as (pid, parent pid).
 fn processes_named(marker: &str) -> Vec<(u32, u32)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if !cmdline(pid).contains(marker) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok());
-        if let Some(ppid) = ppid {
-            found.push((pid, ppid));
-        }
-    }
-    found
+    procs::processes()
+        .into_iter()
+        .filter(|&(pid, _, _)| cmdline(pid).contains(marker))
+        .map(|(pid, ppid, _)| (pid, ppid))
+        .collect()
 }
 
 /// The jail (a child of this test process) that holds a pidfd of `pid`.
 fn jail_watching(pid: u32) -> Option<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let jail: u32 = entry.file_name().to_string_lossy().parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{jail}/stat")).ok()?;
-        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split_whitespace().nth(1))?;
-        if ppid != me {
-            return None;
-        }
+    procs::children_of(std::process::id()).into_iter().find_map(|jail| {
         let fds = std::fs::read_dir(format!("/proc/{jail}/fdinfo")).ok()?;
         let wanted = format!("Pid:\t{pid}\n");
         fds.flatten()

@@ -11,15 +11,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use live_server::*;
+use runbox_testkit::procs::cmdline;
 use serde_json::{json, Value};
 
 fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) on a process this test found among the server's descendants; no memory is passed.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0, "signal {pid}");
-}
-
-fn cmdline(pid: u32) -> String {
-    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).replace('\0', " ")
 }
 
 fn parent_of(pid: u32) -> Option<u32> {

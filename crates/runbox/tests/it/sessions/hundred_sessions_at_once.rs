@@ -42,7 +42,7 @@ fn tree(root: u32) -> Vec<u32> {
 /// as (pid, start time): the sandboxes of this test, not those of tests running beside it.
 fn jails_of(marks: &[String]) -> Vec<(u32, u64)> {
     let jails: HashSet<u32> = my_jails().iter().filter_map(|p| p.parse().ok()).collect();
-    let procs = crate::live_server::processes();
+    let procs = runbox_testkit::procs::processes();
     let parent: HashMap<u32, u32> = procs.iter().map(|&(pid, ppid, _)| (pid, ppid)).collect();
     let mut found = HashSet::new();
     for mark in marks {
@@ -69,10 +69,10 @@ fn jails_of(marks: &[String]) -> Vec<(u32, u64)> {
 
 /// Of these jails (pid, start time), the ones still there: live ones, and zombies (`Z`) never waited for.
 fn still_there(jails: &[(u32, u64)]) -> (Vec<u32>, Vec<u32>) {
-    let now = crate::live_server::still_running(jails);
+    let now = runbox_testkit::procs::still_running(jails);
     now.iter()
         .map(|&(pid, _)| pid)
-        .partition(|pid| proc_state(&pid.to_string()).is_some_and(|s| s != 'Z'))
+        .partition(|&pid| runbox_testkit::procs::is_live(pid))
 }
 
 /// Proportional set size of every session process (this test's jails and everything under them): memory shared

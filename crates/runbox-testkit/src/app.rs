@@ -1,15 +1,10 @@
 //! The API in process, without a socket: the router over a fresh state (its own temporary data directory), called
 //! with `tower::ServiceExt::oneshot`. Every response is checked against the committed `openapi.json`.
 //!
-//! Shared by the test crates of `runbox-server` (no sandbox: [`no_jail`]) and `runbox` (which includes this file
-//! by path and passes the real binary's jail).
-#![allow(dead_code)]
+//! Used by the test crates of `runbox-server` (no sandbox: [`no_jail`]) and `runbox` (which passes the real binary's
+//! jail).
 
-pub mod openapi_check;
-
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -17,6 +12,11 @@ use runbox_engine::Jail;
 use runbox_server::{AppState, ServerConfig};
 use serde_json::Value;
 use tower::ServiceExt;
+
+use crate::openapi;
+pub use crate::openapi as openapi_check;
+pub use crate::sse::events as sse_events;
+pub use crate::wait::{wait_until, within};
 
 pub const KEY_A: &str = "key-a-0123456789abcdef";
 pub const KEY_B: &str = "key-b-0123456789abcdef";
@@ -38,24 +38,6 @@ pub fn key(name: &str, secret: &str) -> runbox_server::config::ApiKeyConfig {
         rate_limit_per_minute: None,
         max_concurrent: None,
     }
-}
-
-/// Awaits `fut`, failing the test after `secs` seconds.
-pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("{what} took longer than {secs} s"),
-    }
-}
-
-/// Polls `cond` every 20 ms until it holds, failing the test after `secs` seconds.
-pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    within(secs, what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
 }
 
 pub struct TestApp {
@@ -181,9 +163,7 @@ impl Reply {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        if let Err(e) =
-            openapi_check::committed().check_response(method, path, self.status.as_u16(), &headers, &self.body)
-        {
+        if let Err(e) = openapi::committed().check_response(method, path, self.status.as_u16(), &headers, &self.body) {
             panic!("response does not match openapi.json: {e}\nbody: {}", self.text());
         }
     }
@@ -228,28 +208,4 @@ impl Reply {
         assert_eq!(body["details"]["field"], field, "422 names the field: {body}");
         body
     }
-}
-
-/// Server-Sent Events of a complete stream, as (event name, JSON data).
-pub fn sse_events(text: &str) -> Vec<(String, Value)> {
-    let mut events = Vec::new();
-    for block in text.split("\n\n") {
-        let mut name = String::from("message");
-        let mut data = String::new();
-        for line in block.lines() {
-            if let Some(n) = line.strip_prefix("event:") {
-                name = n.trim().to_string();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(d.strip_prefix(' ').unwrap_or(d));
-            }
-        }
-        if !data.is_empty() {
-            let value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {data}"));
-            events.push((name, value));
-        }
-    }
-    events
 }

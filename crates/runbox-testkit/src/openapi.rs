@@ -6,8 +6,8 @@
 //! `items`, `oneOf`, `anyOf`, `allOf`, `minimum`, `exclusiveMinimum`, `maximum`, `nullable`). A keyword it does not know makes the
 //! check fail rather than pass silently, so the document cannot outgrow the validator unnoticed.
 //!
-//! Shared by the test crates of `runbox-server` and `runbox` (the latter includes this file by path).
-#![allow(dead_code)]
+//! Used by the test crates of `runbox-server` and `runbox` (through [`crate::app`], [`crate::live`] and their own
+//! clients).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -38,7 +38,7 @@ pub struct Document {
 pub fn committed() -> &'static Document {
     static DOC: OnceLock<Document> = OnceLock::new();
     DOC.get_or_init(|| {
-        // Both test crates live at crates/NAME, two levels under the repository root.
+        // This crate lives at crates/runbox-testkit, two levels under the repository root.
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         Document {
