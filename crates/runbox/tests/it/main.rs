@@ -7,7 +7,10 @@
 //! processes or servers exist. It finds its own by a mark of its own (a unique marker in a command line or an
 //! environment variable, the pids it recorded), never by counting everything on the host or under this process.
 //!
-//! Adding a behaviour file: put it in the area's folder and add `mod <file>;` to the area's `mod.rs`.
+//! Adding a behaviour file: put it in the area's folder (`git mv` an existing `tests/<file>.rs` there), add
+//! `mod <file>;` to the area's `mod.rs`, and turn its `mod common;` / `mod live_server;` / `mod session_support;`
+//! into `use crate::common;` (and so on); what is not specific to this crate comes from `runbox_testkit`. A new area
+//! is a folder with a `mod.rs` saying what belongs there, named below.
 
 mod common;
 mod live_server;
