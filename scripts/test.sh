@@ -18,8 +18,9 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# Includes the hostile corpus (tests/hostile/, a line per case then `N passed, N failed`; root needed, CI=true fails
-# without it). Alone: cargo test -p runbox --test hostile_corpus
+# The runbox crate's integration tests are one binary, crates/runbox/tests/it (one area: `cargo test -p runbox --test it
+# sessions::`). Includes the hostile corpus (tests/hostile/, a line per case then `N passed, N failed`; root needed,
+# CI=true fails without it). Alone: cargo test -p runbox --test it hostile::
 cargo test --workspace
 # deploy/kubernetes against the API schemas of a current Kubernetes, offline.
 bash scripts/validate-kubernetes.sh

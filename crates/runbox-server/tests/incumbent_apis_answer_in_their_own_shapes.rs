@@ -1,10 +1,10 @@
 //! The drop-in Judge0 CE (`/judge0`) and Piston v2 (`/api/v2`) routes, for what needs no sandbox: their info
 //! routes, their validation and error shapes, tokens, fields, key scoping, `X-Auth-Token`. Nothing here runs
 //! code (the jail cannot start, and no worker runs queued submissions); runs through these routes are tested in
-//! `crates/runbox/tests/api_runs_code_in_sandboxes.rs`, and with the real third-party clients in `tests/clients/`.
+//! `crates/runbox/tests/it/api/api_runs_code_in_sandboxes.rs`, and with the real third-party clients in `tests/clients/`.
 //! Every response is checked against `openapi.json`.
 
-mod common;
+use runbox_testkit::app as common;
 
 use common::*;
 use serde_json::{json, Value};

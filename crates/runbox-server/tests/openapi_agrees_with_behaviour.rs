@@ -1,9 +1,9 @@
 //! The OpenAPI document says what the server does, in the places where a property-based tester (schemathesis) or a
 //! generated client found them apart: limit bounds, the compatibility route, session cell bodies, error statuses,
 //! optional bodies, binary uploads, the documentation page. No request here reaches a sandbox; the ones that need
-//! a run (every example body is accepted, uploads round-trip) are in `crates/runbox/tests/api_runs_code_in_sandboxes.rs`.
+//! a run (every example body is accepted, uploads round-trip) are in `crates/runbox/tests/it/api/api_runs_code_in_sandboxes.rs`.
 
-mod common;
+use runbox_testkit::app as common;
 
 use common::*;
 use runbox_engine::{ExecuteRequest, LimitCaps, LimitOverrides};

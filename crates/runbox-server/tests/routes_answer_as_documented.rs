@@ -1,8 +1,8 @@
 //! Every route answers as `openapi.json` documents, and every refusal is a JSON `{code, message}` with the right
 //! status. These requests never reach a sandbox (the jail cannot even start); runs are tested in
-//! `crates/runbox/tests/api_runs_code_in_sandboxes.rs` and `server_binary_end_to_end.rs`.
+//! `crates/runbox/tests/it/api/api_runs_code_in_sandboxes.rs` and `server/server_binary_end_to_end.rs`.
 
-mod common;
+use runbox_testkit::app as common;
 
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //!
 //! This file is data: each family names why it is denied. Denied calls fail with EPERM (not a kill) so that
 //! runtimes that probe for features degrade gracefully. Every family has an integration test
-//! (`tests/seccomp_denies_each_family.rs` in the `runbox` crate) that calls it from inside a sandbox and expects EPERM.
+//! (`tests/it/sandbox/seccomp_denies_each_family.rs` in the `runbox` crate) that calls it from inside a sandbox and expects EPERM.
 //! To change this list, change the test too.
 
 /// A group of syscalls denied for one reason.
@@ -175,7 +175,7 @@ pub const ALLOWED_SOCKET_FAMILIES: &[SocketFamily] = &[
 ];
 
 /// Families refused although a program might try them, each with the reason; every one has its own test
-/// (`socket_family_*` in `tests/seccomp_denies_each_family.rs`). Families not listed here are refused all the same.
+/// (`socket_family_*` in `tests/it/sandbox/seccomp_denies_each_family.rs`). Families not listed here are refused all the same.
 pub const REFUSED_SOCKET_FAMILIES: &[SocketFamily] = &[
     SocketFamily {
         name: "AF_VSOCK",

@@ -1,0 +1,7 @@
+//! The real `runbox serve` binary on a loopback port: end to end over HTTP and WebSocket, async executions across
+//! restarts, faults from outside, and a private data directory with an honest readiness check.
+
+mod async_executions_survive_restarts;
+mod data_dir_is_private_and_readiness_tells_the_truth;
+mod faults_are_reported_and_contained;
+mod server_binary_end_to_end;
