@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs PostgreSQL (Debian 12's `postgresql` package) for the tests of async jobs on a shared store
-# (crates/runbox/tests/jobs_on_a_shared_store.rs). The tests start their own throwaway cluster with initdb and
+# (crates/runbox/tests/it/cluster/jobs_on_a_shared_store.rs). The tests start their own throwaway cluster with initdb and
 # pg_ctl as the `postgres` user; they never use the system service this package may start. Idempotent; run as
 # root (or with sudo) on a fresh machine.
 set -euo pipefail

@@ -9,7 +9,7 @@ bash scripts/install-runtimes.sh
 bash scripts/install-compat-clients.sh
 # PostgreSQL for the async jobs on a shared store (the tests start their own cluster; CI=true fails without it).
 bash scripts/install-postgres.sh
-# nginx for the cluster test (crates/runbox/tests/cluster_through_a_front_door.rs), kubernetes-validate for the
+# nginx for the cluster test (crates/runbox/tests/it/cluster/cluster_through_a_front_door.rs), kubernetes-validate for the
 # manifests.
 bash scripts/install-cluster-tools.sh
 

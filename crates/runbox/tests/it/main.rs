@@ -17,6 +17,7 @@ mod live_server;
 mod session_support;
 
 mod api;
+mod cluster;
 mod hostile;
 mod languages;
 mod pools;

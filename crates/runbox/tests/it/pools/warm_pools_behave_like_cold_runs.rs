@@ -418,7 +418,7 @@ fn a_language_file_override_reaches_every_path_that_runs_the_language() {
     let dir = tempfile::tempdir().unwrap();
     let langs = dir.path().join("languages");
     std::fs::create_dir(&langs).unwrap();
-    let python = include_str!("../../../languages/python.toml").replace(
+    let python = include_str!("../../../../../languages/python.toml").replace(
         "\"/usr/bin/python3\", \"-u\"",
         "\"/usr/bin/python3\", \"-u\", \"-X\", \"runbox=override\"",
     );

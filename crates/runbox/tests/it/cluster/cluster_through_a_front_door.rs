@@ -9,8 +9,7 @@
 //! The nodes are expensive to start on a small machine, so one test walks through the phases in order; each phase
 //! is a function named after what it proves.
 
-mod cluster_support;
-mod postgres_support;
+use super::{cluster_support, postgres_support};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! when its own is killed with -9 — or ended `node_lost` past its attempts. One node without configuration keeps
 //! SQLite: that is `async_executions_survive_restarts.rs`, unchanged.
 
-mod postgres_support;
+use super::postgres_support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -46,6 +46,12 @@ impl Node {
             for s in sets {
                 cmd.args(["--set", s]);
             }
+            // A parent cgroup of its own: a node that starts removes empty cgroups under its parent, which must
+            // never be another test's sandbox just being made.
+            cmd.args([
+                "--set",
+                &format!("aggregate.cgroup_parent=\"runbox-shared-store-test-{id}\""),
+            ]);
             for (k, _) in std::env::vars_os() {
                 if k.to_string_lossy().starts_with("RUNBOX_") {
                     cmd.env_remove(k);
