@@ -9,8 +9,8 @@ bash scripts/install-runtimes.sh
 bash scripts/install-compat-clients.sh
 # PostgreSQL for the async jobs on a shared store (the tests start their own cluster; CI=true fails without it).
 bash scripts/install-postgres.sh
-# nginx for the cluster test (crates/runbox/tests/it/cluster/cluster_through_a_front_door.rs), kubernetes-validate for the
-# manifests.
+# nginx for the cluster test (crates/runbox/tests/it/cluster/cluster_through_a_front_door.rs), kubernetes-validate
+# for the manifests.
 bash scripts/install-cluster-tools.sh
 
 # Tests fail (never skip) when a language runtime is missing.
@@ -18,8 +18,8 @@ export RUNBOX_REQUIRE_RUNTIMES=1
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The runbox crate's integration tests are one binary, crates/runbox/tests/it (one area: `cargo test -p runbox --test it
-# sessions::`). Includes the hostile corpus (tests/hostile/, a line per case then `N passed, N failed`; root needed,
+# The runbox crate's integration tests are one binary, crates/runbox/tests/it (one area:
+# `cargo test -p runbox --test it sessions::`). Includes the hostile corpus (tests/hostile/, a line per case then `N passed, N failed`; root needed,
 # CI=true fails without it). Alone: cargo test -p runbox --test it hostile::
 cargo test --workspace
 # deploy/kubernetes against the API schemas of a current Kubernetes, offline.
