@@ -28,6 +28,39 @@ pub fn two_keys_setting() -> String {
     format!("api_keys=[{{name = \"a\", key = \"{KEY_A}\"}}, {{name = \"b\", key = \"{KEY_B}\"}}]")
 }
 
+/// Collects a child's stderr into a string, a line at a time, on a thread of its own (so the child never blocks on a
+/// full pipe); what it wrote so far is in the returned string.
+pub fn capture_log(stderr: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    capture_log_into(stderr, log.clone());
+    log
+}
+
+/// [`capture_log`] appending to an existing log (a process started again keeps one log across its lives).
+pub fn capture_log_into(stderr: impl std::io::Read + Send + 'static, log: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = log.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+}
+
+/// The first line a child prints on stdout (a server's `runbox listening on …`), or None after `timeout`. The rest
+/// of its stdout is drained on the same thread, so the child never blocks on a full pipe.
+pub fn first_line(stdout: impl std::io::Read + Send + 'static, timeout: Duration) -> Option<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = BufReader::new(stdout);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
@@ -98,28 +131,10 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("start runbox serve");
 
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = stdout.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the server never blocks on a full pipe.
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => {
+        let log = capture_log(child.stderr.take().unwrap());
+        let line = match first_line(child.stdout.take().unwrap(), Duration::from_secs(30)) {
+            Some(line) => line,
+            None => {
                 let _ = child.kill();
                 panic!(
                     "runbox serve printed no address within 30 s; log:\n{}",

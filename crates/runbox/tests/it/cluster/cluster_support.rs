@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -89,24 +88,9 @@ impl Node {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start runbox serve");
-        let sink = self.log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = stdout.read_line(&mut line);
-            let _ = tx.send(line);
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        runbox_testkit::live::capture_log_into(child.stderr.take().unwrap(), self.log.clone());
+        let line =
+            runbox_testkit::live::first_line(child.stdout.take().unwrap(), Duration::from_secs(60)).unwrap_or_default();
         if !line.contains("runbox listening on") {
             let _ = child.kill();
             let _ = child.wait();

@@ -7,7 +7,6 @@
 use super::postgres_support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,29 +61,14 @@ impl Node {
                 .env("RUNBOX_LOG", "info")
                 .env("NO_COLOR", "1");
             let mut child = cmd.spawn().expect("start runbox serve");
-            let log = Arc::new(Mutex::new(String::new()));
-            let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
+            let log = runbox_testkit::live::capture_log(child.stderr.take().unwrap());
             started.push((id.to_string(), child, log, data));
         }
         started
             .into_iter()
             .map(|(id, mut child, log, data)| {
-                let (tx, rx) = std::sync::mpsc::channel();
-                let mut stdout = BufReader::new(child.stdout.take().unwrap());
-                std::thread::spawn(move || {
-                    let mut line = String::new();
-                    let _ = stdout.read_line(&mut line);
-                    let _ = tx.send(line);
-                    let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-                });
-                let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+                let line = runbox_testkit::live::first_line(child.stdout.take().unwrap(), Duration::from_secs(60))
+                    .unwrap_or_default();
                 let Some(addr) = line.trim().strip_prefix("runbox listening on ") else {
                     let _ = child.kill();
                     panic!("node {id} did not start ({line:?}); log:\n{}", log.lock().unwrap());
