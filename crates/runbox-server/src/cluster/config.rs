@@ -60,6 +60,17 @@ impl ClusterConfig {
             if !self.peer_url.contains("{node}") {
                 return Err("cluster.peer_url must contain {node}".into());
             }
+            // A session id names its node, and a caller chooses the id: `{node}` must only pick a name under a
+            // domain the operator gives (`{node}.runbox-nodes`), never a whole host name (`http://{node}:8080`
+            // would forward a caller's request to any host of the network, `redis` included).
+            let host_start = self.peer_url.find("://").map_or(0, |i| i + 3);
+            if !self.peer_url[host_start..].starts_with("{node}.") || self.peer_url.matches("{node}").count() != 1 {
+                return Err(
+                    "cluster.peer_url must start its host with {node} followed by a domain of the nodes' own \
+                     (e.g. http://{node}.runbox-nodes:8080), so that an id cannot name just any host"
+                        .into(),
+                );
+            }
             check_base_url(&self.peer_url.replace("{node}", "n")).map_err(|e| format!("cluster.peer_url: {e}"))?;
         }
         if self.connect_timeout_ms == 0 || self.connect_timeout_ms > 10_000 {
@@ -126,6 +137,28 @@ pub fn parse_peers(raw: &str) -> Result<toml::Table, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_url_pattern_may_only_pick_a_name_under_the_nodes_own_domain() {
+        let with = |pattern: &str| ClusterConfig {
+            peer_url: pattern.into(),
+            ..ClusterConfig::default()
+        };
+        with("http://{node}.runbox-nodes:8080").validate("n1").unwrap();
+        with("https://{node}.runbox-nodes.prod.svc.cluster.local")
+            .validate("n1")
+            .unwrap();
+        // A whole host name from the caller's id (`sess_…_redis` would reach http://redis:8080).
+        for bad in [
+            "http://{node}:8080",
+            "http://{node}",
+            "http://nodes-{node}.x:8080",
+            "http://{node}.{node}.x",
+        ] {
+            let err = with(bad).validate("n1").unwrap_err();
+            assert!(err.contains("cluster.peer_url"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn node_ids_are_short_dns_labels() {

@@ -226,9 +226,10 @@ async fn lock_owner(tx: &tokio_postgres::Transaction<'_>, owner: &str) -> Result
 }
 
 impl PgJobs {
-    /// Connects to `url`, applies the migrations, and puts this node's jobs that were running back in the queue
-    /// (the node stopped while running them: a restart under the same id takes them again at once rather than
-    /// after their lease). Runs on a runtime of its own, so it works whether or not the caller is in one; the
+    /// Connects to `url`, applies the migrations, and puts this node's jobs whose lease has run out back in the
+    /// queue (the node stopped while running them). A job under this id whose lease still holds is left alone: it
+    /// may be another live process's under the same id, and the lease's end frees it anyway. Runs on a runtime of
+    /// its own, so it works whether or not the caller is in one; the
     /// store's own connections are made later, on the runtime that uses it. Returns the store and how many jobs
     /// it put back.
     pub fn open(url: &str, node: String, lease_ms: u64, max_attempts: u32) -> Result<(PgJobs, u64), JobError> {
@@ -250,7 +251,7 @@ impl PgJobs {
                         .execute(
                             "UPDATE runbox_jobs SET status = 'queued', started_at = NULL, node = NULL,
                                                     lease_until = NULL
-                             WHERE status = 'running' AND node = $1",
+                             WHERE status = 'running' AND node = $1 AND lease_until < runbox_now_ms()",
                             &[&node_for_setup],
                         )
                         .await?;

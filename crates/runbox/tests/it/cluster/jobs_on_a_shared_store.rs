@@ -419,3 +419,39 @@ async fn a_job_whose_node_is_killed_finishes_on_another_node_once_and_past_its_a
     assert!(view["error"]["message"].as_str().unwrap().contains("2 times"), "{view}");
     assert_eq!(holder(&pg, &id).1, 2, "not started a third time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starting_under_the_id_of_a_live_node_leaves_that_nodes_running_jobs_alone() {
+    // Two processes with one node id (a copied configuration, two servers on one host): the one that starts
+    // puts back in the queue only the jobs whose lease has run out, never a job the other is running.
+    let Some(pg) = postgres_support::start() else { return };
+    let sets = ["async_lease_ms=3000"];
+    let first = Node::start_all(&pg.url, &[("same", "127.0.0.2")], &sets);
+    let marker = format!("runbox-shared-same-id-{}", std::process::id());
+    let id = first[0].submit(long_job(&marker, 4)).await;
+    first[0].poll(&id, 30, |v| v["status"] == "running").await;
+    let second = Node::start_all(&pg.url, &[("same", "127.0.0.3")], &sets);
+    let most = Arc::new(Mutex::new(0usize));
+    let watch = {
+        let (most, marker) = (most.clone(), marker.clone());
+        tokio::spawn(async move {
+            loop {
+                let n = processes_named(&marker);
+                {
+                    let mut m = most.lock().unwrap();
+                    *m = (*m).max(n);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let view = second[0].poll(&id, 40, done).await;
+    watch.abort();
+    assert_eq!(view["result"]["stdout"], "finished\n", "{view}");
+    assert_eq!(
+        holder(&pg, &id).1,
+        1,
+        "started once: the second node did not take it back"
+    );
+    assert_eq!(*most.lock().unwrap(), 1, "never two runs of the job at once");
+}
