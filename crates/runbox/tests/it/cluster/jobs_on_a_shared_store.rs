@@ -171,13 +171,25 @@ fn done(view: &Value) -> bool {
     view["status"] == "done"
 }
 
-/// Processes whose command line contains `marker`.
+/// Runs of a job named `marker`: processes whose command line contains it and whose parent's does not. A run's
+/// shell forking its `sleep` is briefly two such processes (the child is a copy of the shell until it execs);
+/// counting only the topmost one of each run keeps that from looking like a second run.
 fn processes_named(marker: &str) -> usize {
+    let named = |pid: &str| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    };
+    let parent = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The field after the command name, which is in parentheses and may hold spaces.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        after.split_whitespace().nth(1).unwrap_or("0").to_string()
+    };
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.parse::<u32>().is_ok())
+        .filter(|pid| named(pid) && !named(&parent(pid)))
         .count()
 }
 
