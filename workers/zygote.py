@@ -213,45 +213,6 @@ def _runbox_zygote():
             write_line(report_w, f"error cannot execute {path}: {e.strerror}")
             os._exit(127)
 
-    def spawn_program(request, fds):
-        """For a language that `exec`s its program: the program's process started by posix_spawn, a vfork and an
-        exec, so that no copy of this interpreter's address space is made, faulted in and torn down again for a
-        process that replaces itself at once. It gets what `program` gives it: descriptors 0-3 and nothing else of
-        ours, the workspace as its directory, the run's limits, an empty signal mask, SIGPIPE and SIGINT at their
-        defaults. Returns its pid, or None when the descriptors are not where this path can place them (then the
-        caller forks)."""
-        _, stdin_r, stdout_w, stderr_w, _, go_r = fds
-        sources = (stdin_r, stdout_w, stderr_w, go_r)
-        if min(sources) < 4:
-            return None
-        argv = request["argv"]
-        env = dict(item.split("=", 1) for item in request["env"])
-        path = find_program(argv[0], env.get("PATH", ""))
-        if path is None:
-            raise Failed(f"cannot execute {argv[0]}: not found in PATH")
-        # Every descriptor of ours closes on the exec; only the four placed below stay open in the program.
-        for name in os.listdir("/proc/self/fd"):
-            if int(name) > 2:
-                try:
-                    os.set_inheritable(int(name), False)
-                except OSError:
-                    pass  # the directory listing's own descriptor, gone already
-        # The limits are set here and inherited: this process lives under them from now on too, which it can (its
-        # descriptors are open, it writes only to pipes, and its own CPU time is a few milliseconds).
-        set_program_limits(request["rlimits"])
-        os.chdir("/workspace")
-        try:
-            return os.posix_spawn(
-                path,
-                argv,
-                env,
-                file_actions=[(os.POSIX_SPAWN_DUP2, fd, to) for to, fd in enumerate(sources)],
-                setsigmask=(),
-                setsigdef=(signal.SIGPIPE, signal.SIGINT),
-            )
-        except OSError as e:
-            raise Failed(f"cannot execute {path}: {e.strerror}")
-
     def set_program_limits(limits):
         for resource_id, value in [
             (resource.RLIMIT_FSIZE, limits["file_size"]),
@@ -329,9 +290,7 @@ def _runbox_zygote():
         for fprog, _ in filters:
             check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD, signal.SIGINT])
-        child = None if request.get("argv") is None else spawn_program(request, fds)
-        if child is None:
-            child = os.fork()
+        child = os.fork()
         if child == 0:
             try:
                 program(request, fds)

@@ -587,8 +587,7 @@ fn pretty_diff(lang: &str, from_scratch: &str, from_zygote: &str) {
     assert_eq!(points(&a), points(&b), "{lang}: mount points differ");
 }
 
-/// A program a zygote's child executes (every language but Python, started without a copy of the interpreter)
-/// holds only its standard descriptors, starts with no signal blocked and SIGPIPE and SIGINT at their defaults,
+/// A program a zygote's child executes (every language but Python: the child forks and execs it) holds only its standard descriptors, starts with no signal blocked and SIGPIPE and SIGINT at their defaults,
 /// and runs under the run's limits (open files 256, file size 64 MiB, core files none: the defaults).
 #[test]
 fn a_program_a_zygote_child_executes_holds_nothing_of_the_zygote_and_runs_under_the_limits() {
