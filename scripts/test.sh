@@ -26,8 +26,9 @@ cargo test --workspace
 bash scripts/validate-kubernetes.sh
 bash scripts/schemathesis.sh
 
-# A short soak (45 s): a mix at capacity, then proof that nothing leaked; exits 1 on any error or leak.
-cargo run -q -p runbox -- bench --soak 45 --json target/soak.json
+# A short soak (45 s): a mix at capacity (8 clients: on a 2-core CI machine the default 16 starve the runs so far
+# that some hit their limits; see docs/reliability.md), then proof that nothing leaked; exits 1 on any error or leak.
+cargo run -q -p runbox -- bench --soak 45 --soak-clients 8 --json target/soak.json
 
 # The bounded fuzz run (stable: seeded property fuzzing of the four targets, 20 s each; see fuzz/tests/bounded.rs).
 (cd fuzz && RUNBOX_FUZZ_SECONDS=20 CARGO_TARGET_DIR=../target cargo test --quiet)
