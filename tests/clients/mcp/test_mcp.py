@@ -138,10 +138,20 @@ async def run(label, body):
         await asyncio.wait_for(body(), timeout=120)
         passed.append(label)
         print(f"ok   {label} ({time.monotonic() - started:.1f} s)", flush=True)
-    except BaseException:  # noqa: BLE001 - report every failure, including timeouts and task-group errors
+    except BaseException as e:  # noqa: BLE001 - report every failure, including timeouts and task-group errors
         failed.append(label)
-        print(f"FAIL {label}", flush=True)
+        # The cause first, on lines of their own: task groups nest it deep inside a long traceback.
+        print(f"FAIL {label} after {time.monotonic() - started:.1f} s", flush=True)
+        for leaf in leaves(e):
+            print(f"  cause: {type(leaf).__name__}: {leaf}", flush=True)
         traceback.print_exc()
+
+
+def leaves(e):
+    """The exceptions at the bottom of (possibly nested) exception groups."""
+    if isinstance(e, BaseExceptionGroup):
+        return [leaf for inner in e.exceptions for leaf in leaves(inner)]
+    return [e]
 
 
 def start_server(data_dir, log):
@@ -175,12 +185,19 @@ def stdio_params(data_dir, *args, env=None):
 
 async def main():
     with tempfile.TemporaryDirectory(prefix="runbox-mcp-test-") as tmp:
+        stdio_log_path = os.path.join(tmp, "stdio.log")
+
         async def local_stdio():
-            async with stdio_client(stdio_params(tmp)) as (read, write):
-                async with ClientSession(read, write) as session:
-                    await exercise(session, "stdio")
+            with open(stdio_log_path, "w") as stdio_log:
+                async with stdio_client(stdio_params(tmp), errlog=stdio_log) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await exercise(session, "stdio")
 
         await run("runbox mcp (stdio, engine in-process)", local_stdio)
+        if failed:
+            print("--- runbox mcp (stdio) log (last 40 lines) ---")
+            with open(stdio_log_path) as f:
+                print("".join(f.readlines()[-40:]))
 
         log = open(os.path.join(tmp, "server.log"), "w")
         server, url = start_server(tmp, log)
