@@ -23,6 +23,7 @@ pub mod readiness;
 pub mod router;
 pub mod running;
 pub mod state;
+pub mod unread_body;
 
 use std::sync::Arc;
 use std::time::Duration;

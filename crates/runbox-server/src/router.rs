@@ -139,7 +139,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
-    app
+    // Outermost, so it sees every answer, including those made before the body was read.
+    app.layer(middleware::from_fn(crate::unread_body::keep_connections_usable))
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` when sane), logs it on every line of the request's

@@ -4,4 +4,5 @@
 mod async_executions_survive_restarts;
 mod data_dir_is_private_and_readiness_tells_the_truth;
 mod faults_are_reported_and_contained;
+mod keep_alive_survives_early_answers;
 mod server_binary_end_to_end;
