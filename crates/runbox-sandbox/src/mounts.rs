@@ -290,9 +290,25 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
         None::<&str>,
     )
     .map_err(err("make / private"))?;
-    // A path is opened before the staging tmpfs can hide it (the workspace may live under /tmp), without following
-    // a symlink in its last component; bound below through the descriptor.
-    let workspace_source = match &plan.workspace {
+    let workspace = reach_workspace(&plan.workspace)?;
+    mount_tmpfs(
+        Path::new(STAGING),
+        "size=1m,mode=755",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )?;
+    for host in &plan.host_paths {
+        add_host_path(host)?;
+    }
+    write_etc()?;
+    mount_workspace(workspace)?;
+    mount_scratch_and_proc(plan)?;
+    pivot_into_staging()
+}
+
+/// A path is opened before the staging tmpfs can hide it (the workspace may live under /tmp), without following a
+/// symlink in its last component; bound later through the descriptor.
+fn reach_workspace(source: &WorkspaceSource) -> Result<Reached, MountError> {
+    Ok(match source {
         WorkspaceSource::Detached(fd) => Reached::Detached(*fd),
         WorkspaceSource::Path(path) => Reached::Opened(
             nix::fcntl::open(
@@ -305,17 +321,11 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
             )
             .map_err(err(format!("open the workspace {}", path.display())))?,
         ),
-    };
-    mount_tmpfs(
-        Path::new(STAGING),
-        "size=1m,mode=755",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-    )?;
+    })
+}
 
-    for host in &plan.host_paths {
-        add_host_path(host)?;
-    }
-
+/// The sandbox's own /etc files, unless a host path already put one there.
+fn write_etc() -> Result<(), MountError> {
     let etc = target(Path::new("/etc"));
     mkdir_all(&etc)?;
     for (name, content) in [
@@ -329,10 +339,14 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
             fs::write(&path, content).map_err(io(format!("write /etc/{name}")))?;
         }
     }
+    Ok(())
+}
 
+/// Mounts the workspace at /workspace, without setuid or devices.
+fn mount_workspace(source: Reached) -> Result<(), MountError> {
     let workspace = target(Path::new("/workspace"));
     mkdir_all(&workspace)?;
-    match workspace_source {
+    match source {
         Reached::Detached(fd) => {
             attach_detached(fd, &workspace)?;
             // SAFETY: closing the detached mount's descriptor, which PID 1 owns and no longer needs (the mount
@@ -357,7 +371,12 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
     let ws_flags =
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | locked_flags(&workspace);
     mount(None::<&str>, &workspace, None::<&str>, ws_flags, None::<&str>).map_err(err("remount the workspace"))?;
+    Ok(())
+}
 
+/// The private /tmp, /proc (its host-describing files masked), /dev and /dev/shm; then the modes of /workspace and
+/// /tmp.
+fn mount_scratch_and_proc(plan: &RootPlan) -> Result<(), MountError> {
     let tmp = target(Path::new("/tmp"));
     mkdir_all(&tmp)?;
     let tmp_opts = format!("size={},mode=1777", plan.tmp_bytes);
@@ -387,7 +406,11 @@ pub fn enter_new_root(plan: &RootPlan) -> Result<(), MountError> {
             fs::Permissions::from_mode(if dir == "/tmp" { 0o1777 } else { 0o755 }),
         );
     }
+    Ok(())
+}
 
+/// Makes the staging tmpfs the root, drops the host's, and makes the new root and /dev read-only.
+fn pivot_into_staging() -> Result<(), MountError> {
     // pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops the old root.
     std::env::set_current_dir(STAGING).map_err(io("enter the new root"))?;
     nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;

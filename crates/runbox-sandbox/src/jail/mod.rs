@@ -5,15 +5,19 @@
 //!
 //! It is its own process so that no `fork` or `clone` ever happens inside a multi-threaded server.
 
+mod clock;
 pub mod counters;
 mod error;
+mod events;
 mod from_zygote;
 pub mod host_view;
 mod init;
 mod live;
 pub mod message;
 mod plumbing;
+mod poll;
 mod start;
+mod supervise;
 mod sys;
 mod verdict;
 
@@ -92,7 +96,7 @@ fn supervise(spec: &SandboxSpec, output: &mut File) -> (JailReport, Option<live:
 fn run(spec: &SandboxSpec, out: &mut File) -> (JailReport, Option<live::Live>) {
     match start::start(spec) {
         Ok(mut live) => {
-            let report = live.supervise(spec, out);
+            let report = supervise::supervise(&mut live, spec, out);
             (report, Some(live))
         }
         Err(error) => (JailReport::sandbox_error(error.to_string()), None),
