@@ -4,8 +4,6 @@
 
 use runbox_testkit::app as common;
 
-use std::sync::atomic::Ordering;
-
 use common::*;
 use serde_json::{json, Value};
 
@@ -542,7 +540,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
 #[tokio::test]
 async fn a_draining_server_refuses_new_work_with_503() {
     let app = app();
-    app.state.draining.store(true, Ordering::Relaxed);
+    app.state.admission.start_draining();
     let body = json!({"language": "python", "code": "print(1)"});
     for path in [
         "/execute",

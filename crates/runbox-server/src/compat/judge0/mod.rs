@@ -222,7 +222,7 @@ fn stored(s: &Submission, body: &crate::api::ExecuteBody) -> Judge0Result<(Strin
 }
 
 async fn refuse_when_busy(state: &AppState, adding: usize) -> Judge0Result<()> {
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if state.admission.is_draining() {
         return Err(Judge0Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",
