@@ -1,7 +1,7 @@
 //! Admission and running of one execution request, shared by every route that runs code (REST, streaming,
 //! WebSocket, the async job runner, the Judge0 and Piston adapters): the request is prepared once for its caller
-//! ([`runbox_engine::Prepared`]), the key's share reserved, a run slot awaited, and the prepared request run on a
-//! blocking thread with its metrics recorded.
+//! ([`runbox_engine::Prepared`]), the key's share reserved, a run slot awaited ([`crate::admission`] decides), and
+//! the prepared request run on a blocking thread with its metrics recorded.
 
 use std::sync::Arc;
 use std::time::Instant;
