@@ -85,26 +85,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        if !state.auth_required() {
-            return Ok(Caller {
-                owner: ANONYMOUS_OWNER.into(),
-                key: None,
-            });
-        }
         // Every presented secret is compared (in constant time) against every key; the first that matches wins.
-        let found = presented_keys(&parts.headers)
-            .iter()
-            .map(|k| state.key_index(k))
-            .fold(None, |first, this| first.or(this));
-        let Some(index) = found else {
-            state.metrics.record_rejection("unauthorized");
-            return Err(ApiError::unauthorized());
-        };
-        state.check_rate(Some(index))?;
-        Ok(Caller {
-            owner: state.keys[index].config.name.clone(),
-            key: Some(index),
-        })
+        state.admission.authenticate(&presented_keys(&parts.headers))
     }
 }
 

@@ -64,7 +64,7 @@ pub fn host_allowed(value: &str, allowed: &[String]) -> bool {
 
 /// The middleware: refuses, in keyless mode, a request whose `Host` is neither loopback nor configured.
 pub async fn check_host(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if state.auth_required() {
+    if state.admission.auth_required() {
         return next.run(request).await;
     }
     let host = match request.headers().get(header::HOST) {

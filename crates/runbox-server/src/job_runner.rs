@@ -27,28 +27,24 @@ pub async fn run(state: Arc<AppState>) {
             tokio::spawn(async move { deliver_claimed(&state, &id, &owner, &url).await });
         }
         // Owners whose key has no free run slot: their jobs stay queued (they are not failed) until one frees.
-        let mut skip: Vec<String> = Vec::new();
-        for (i, k) in state.keys.iter().enumerate() {
-            if state.try_key_slot(Some(i)).is_err() {
-                skip.push(k.config.name.clone());
-            }
-        }
-        while !state.draining.load(Ordering::Relaxed) && state.job_slots.available_permits() > 0 {
+        let admission = &state.admission;
+        let mut skip: Vec<String> = admission.keys_without_a_free_slot();
+        while !admission.is_draining() && admission.job_slots.available_permits() > 0 {
             let Ok(Some(job)) = state.jobs.claim_next_skipping(&skip).await else {
                 break;
             };
-            let key = if state.auth_required() {
-                state.key_named(&job.owner)
+            let key = if admission.auth_required() {
+                admission.key_named(&job.owner)
             } else {
                 None
             };
-            let Ok(key_slot) = state.try_key_slot(key) else {
+            let Ok(key_slot) = admission.try_key_slot(key) else {
                 // The key's last slot went to another run since the list above was made.
                 let _ = state.jobs.unclaim(&job).await;
                 skip.push(job.owner);
                 continue;
             };
-            let slot = state.job_slots.clone().acquire_owned().await.expect("never closed");
+            let slot = admission.job_slots.clone().acquire_owned().await.expect("never closed");
             let state = state.clone();
             tokio::spawn(async move {
                 run_job(&state, job, key_slot).await;
@@ -116,7 +112,7 @@ async fn keep_lease(state: Arc<AppState>, job: crate::jobs::Claimed, lost: Arc<A
     lost.store(true, Ordering::Relaxed);
     // The run may not have registered yet (waiting for a sandbox slot): keep cancelling until it ends.
     loop {
-        state.cancel_job(&job.id);
+        state.admission.cancel_job(&job.id);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -153,12 +149,12 @@ async fn run_claimed(
             .map_err(|e| to_json(crate::error::ApiError::from(e)))?;
         // The key's aggregate caps hold for async runs as for every other run.
         let budget = reserve(state, &job.owner, &prepared).map_err(to_json)?;
-        let mut permit = state.acquire_run_with(key_slot).await.map_err(to_json)?;
+        let mut permit = state.admission.acquire_run_with(key_slot).await.map_err(to_json)?;
         permit.owner = job.owner.clone();
         permit.budget = Some(budget);
-        state.register_job(&job.id, permit.cancel.clone());
+        state.admission.register_job(&job.id, permit.cancel.clone());
         let result = run_admitted(state, Admitted { permit, prepared }, None, |_| true).await;
-        state.unregister_job(&job.id);
+        state.admission.unregister_job(&job.id);
         let result = result.map_err(to_json)?;
         serde_json::to_value(result)
             .map_err(|e| serde_json::json!({"code": "internal_error", "message": e.to_string()}))
@@ -183,7 +179,7 @@ async fn run_claimed(
         // Stopped because the job is no longer this node's: whatever it produced is not its result.
         return;
     }
-    if state.draining.load(Ordering::Relaxed) && killed {
+    if state.admission.is_draining() && killed {
         // Cancelled by shutdown, not by its owner: it runs again after the restart (or on another node).
         let _ = state.jobs.unclaim(job).await;
         return;
@@ -203,7 +199,7 @@ async fn run_claimed(
                 "cannot store a job's result; keeping it and retrying");
             reported = true;
         }
-        if state.draining.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+        if state.admission.is_draining() || lost.load(Ordering::Relaxed) {
             return;
         }
         tokio::time::sleep(backoff).await;

@@ -1,6 +1,7 @@
 //! runbox's HTTP API: a thin axum layer over `runbox-engine`. [`app`] builds the router for a state (tests call
 //! it without a socket); [`serve`] runs the real server with discovery, the async job runner and graceful shutdown.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod callbacks;
@@ -138,8 +139,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         Ok(f) => tracing::info!(?f, "sandbox protections in force"),
         Err(e) => tracing::error!(problem = %e, "sandboxes cannot run on this host: every execution will fail"),
     }
-    if state.auth_required() {
-        tracing::info!(keys = state.keys.len(), "API keys required");
+    if state.admission.auth_required() {
+        tracing::info!(keys = state.admission.key_count(), "API keys required");
     } else {
         tracing::warn!("no API key configured: listening on loopback only, without authentication");
     }
@@ -189,8 +190,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // Cancelled runs end within moments (the jail kills the sandbox on SIGTERM); wait for them.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while state.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
-        state.cancel_all();
+    while state.admission.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
+        state.admission.cancel_all();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sessions = state.sessions.clone();

@@ -46,7 +46,7 @@ pub enum Verdict {
 
 /// The readiness verdict from the state.
 pub fn verdict(state: &AppState) -> Verdict {
-    if state.draining.load(Ordering::Relaxed) || state.cluster.unready.load(Ordering::Relaxed) {
+    if state.admission.is_draining() || state.cluster.unready.load(Ordering::Relaxed) {
         return Verdict::Draining;
     }
     if let Err(problem) = &state.protections {
@@ -89,7 +89,7 @@ pub fn run_trial(state: &AppState) {
 pub async fn keep_checking(state: Arc<AppState>) {
     loop {
         tokio::time::sleep(TRIAL_INTERVAL).await;
-        if state.draining.load(Ordering::Relaxed) {
+        if state.admission.is_draining() {
             return;
         }
         let s = state.clone();

@@ -104,19 +104,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v2/runtimes", get(piston::runtimes))
         .route("/api/v2/execute", post(piston::execute))
         .route("/api/v2/connect", get(piston::connect::connect))
-        .route("/judge0/submissions", post(judge0::create))
+        .route("/judge0/submissions", post(judge0::submissions::create))
         .route(
             "/judge0/submissions/batch",
-            post(judge0::create_batch).get(judge0::get_batch),
+            post(judge0::submissions::create_batch).get(judge0::submissions::get_batch),
         )
-        .route("/judge0/submissions/{token}", get(judge0::get).delete(judge0::delete))
-        .route("/judge0/languages", get(judge0::languages))
-        .route("/judge0/languages/all", get(judge0::all_languages))
-        .route("/judge0/languages/{id}", get(judge0::language))
-        .route("/judge0/statuses", get(judge0::statuses))
-        .route("/judge0/about", get(judge0::about))
-        .route("/judge0/config_info", get(judge0::config_info))
-        .route("/judge0/version", get(judge0::version))
+        .route(
+            "/judge0/submissions/{token}",
+            get(judge0::submissions::get).delete(judge0::submissions::delete),
+        )
+        .route("/judge0/languages", get(judge0::info::languages))
+        .route("/judge0/languages/all", get(judge0::info::all_languages))
+        .route("/judge0/languages/{id}", get(judge0::info::language))
+        .route("/judge0/statuses", get(judge0::info::statuses))
+        .route("/judge0/about", get(judge0::info::about))
+        .route("/judge0/config_info", get(judge0::info::config_info))
+        .route("/judge0/version", get(judge0::info::version))
         .merge(crate::mcp::routes(&state))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {

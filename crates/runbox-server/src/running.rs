@@ -1,16 +1,17 @@
 //! Admission and running of one execution request, shared by every route that runs code (REST, streaming,
 //! WebSocket, the async job runner, the Judge0 and Piston adapters): the request is prepared once for its caller
-//! ([`runbox_engine::Prepared`]), the key's share reserved, a run slot awaited, and the prepared request run on a
-//! blocking thread with its metrics recorded.
+//! ([`runbox_engine::Prepared`]), the key's share reserved, a run slot awaited ([`crate::admission`] decides), and
+//! the prepared request run on a blocking thread with its metrics recorded.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use runbox_engine::{ExecEvent, ExecuteRequest, ExecutionResult, Prepared};
 
+use crate::admission::RunPermit;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, RunPermit};
+use crate::state::AppState;
 
 /// Checks a request that is stored to run later (an async execution): the run prepares it again then.
 pub fn precheck(state: &AppState, req: &ExecuteRequest) -> Result<(), ApiError> {
@@ -30,7 +31,7 @@ pub async fn admit(state: &Arc<AppState>, caller: &Caller, mut req: ExecuteReque
     let prepared = state.engine.prepare(req)?;
     // The key's aggregate caps: a run whose limits would take the key's sandboxes past them is refused.
     let budget = reserve(state, &caller.owner, &prepared)?;
-    let mut permit = state.acquire_run(caller.key).await?;
+    let mut permit = state.admission.acquire_run(caller.key).await?;
     permit.budget = Some(budget);
     permit.owner = caller.owner.clone();
     Ok(Admitted { permit, prepared })

@@ -31,13 +31,15 @@ pub async fn drain(state: &Arc<AppState>) {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     tracing::info!("shutting down: draining in-flight runs and cells");
-    state.draining.store(true, Ordering::Relaxed);
+    state.admission.start_draining();
     state.mcp_shutdown.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(state.config.shutdown_grace_ms);
-    while (state.inflight_count() > 0 || state.sessions.busy_count() > 0) && tokio::time::Instant::now() < deadline {
+    while (state.admission.inflight_count() > 0 || state.sessions.busy_count() > 0)
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    state.cancel_all();
+    state.admission.cancel_all();
     let sessions = state.sessions.clone();
     let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
     state.cluster.sessions_ended.store(true, Ordering::Relaxed);

@@ -97,7 +97,7 @@ pub async fn route(State(state): State<Arc<AppState>>, req: Request, next: Next)
             if req.headers().contains_key(FORWARDED_BY) {
                 return not_found(kind);
             }
-            if state.auth_required() && !authenticated(&state, req.headers()) {
+            if state.admission.auth_required() && !authenticated(&state, req.headers()) {
                 state.metrics.record_rejection("unauthorized");
                 return ApiError::unauthorized().into_response();
             }
@@ -117,7 +117,7 @@ fn not_found(kind: Kind) -> Response {
 fn authenticated(state: &AppState, headers: &HeaderMap) -> bool {
     crate::auth::presented_keys(headers)
         .iter()
-        .any(|k| state.key_index(k).is_some())
+        .any(|k| state.admission.key_index(k).is_some())
 }
 
 /// Headers that belong to one hop, not to the request (RFC 9110 §7.6.1), plus `Host` (the owner's is its own).

@@ -27,7 +27,7 @@ pub fn foreign(state: &AppState, session: &str) -> Option<(String, String)> {
 fn request(state: &AppState, caller: &Caller, url: String) -> reqwest::RequestBuilder {
     let mut req = state.cluster.client().post(url);
     if let Some(k) = caller.key {
-        req = req.bearer_auth(&state.keys[k].config.key);
+        req = req.bearer_auth(&state.admission.key(k).key);
     }
     if let Ok(v) = HeaderValue::from_str(&state.cluster.node) {
         req = req.header(FORWARDED_BY, v);

@@ -42,7 +42,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> ApiResult<impl IntoResponse> {
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if state.admission.is_draining() {
         return Err(ApiError::unavailable("draining", "the server is shutting down"));
     }
     if let Some(url) = &body.callback_url {
@@ -109,7 +109,7 @@ pub async fn cancel(
     if before.is_none() {
         return Err(ApiError::not_found("execution"));
     }
-    state.cancel_job(&id);
+    state.admission.cancel_job(&id);
     let view = state
         .jobs
         .delete(&id, &caller.owner)

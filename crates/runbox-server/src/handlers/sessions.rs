@@ -52,7 +52,7 @@ pub async fn create(
     caller: Caller,
     JsonOrDefault(body): JsonOrDefault<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<SessionInfo>)> {
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if state.admission.is_draining() {
         return Err(ApiError::unavailable("draining", "the server is shutting down"));
     }
     let sessions = state.sessions.clone();

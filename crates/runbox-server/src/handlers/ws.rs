@@ -152,7 +152,7 @@ async fn handle(socket: WebSocket, state: Arc<AppState>, caller: Caller) {
                     continue;
                 }
                 // Each execution is a request of its own for the key's rate limit, not just the upgrade.
-                if let Err(e) = state.check_rate(caller.key) {
+                if let Err(e) = state.admission.check_rate(caller.key) {
                     let _ = out_tx.send(error_message(&id, &e));
                     continue;
                 }

@@ -55,7 +55,7 @@ async fn hold_a_slot(app: &TestApp, key: Option<&str>) -> tokio::task::JoinHandl
 
 /// Cancels every run in flight and checks the held one ended `killed`.
 async fn release(app: &TestApp, held: tokio::task::JoinHandle<Reply>) {
-    app.state.cancel_all();
+    app.state.admission.cancel_all();
     let reply = within(10, "the cancelled run answers", held).await.unwrap();
     assert_eq!(reply.expect(200)["status"], "killed");
 }

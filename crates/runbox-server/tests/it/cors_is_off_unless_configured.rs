@@ -1,42 +1,33 @@
 //! CORS is off by default; with an allow-list, only the listed origins get CORS headers, and `*` allows every
 //! origin. Answers expose the headers a front end needs and preflights are cached. The same list guards `/ws`.
+//!
+//! CORS answers (preflights above all) are not in `openapi.json`, so these exchanges are sent unchecked.
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use runbox_engine::Jail;
-use runbox_server::ServerConfig;
-use tower::ServiceExt;
+use axum::http::{HeaderMap, StatusCode};
+use runbox_testkit::app::{no_jail, TestApp};
 
-fn app(origins: &[&str]) -> (axum::Router, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        data_dir: dir.path().to_path_buf(),
-        cors_origins: origins.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    };
-    let state = runbox_server::build_state(config, Jail::new("/nonexistent/runbox", vec![])).unwrap();
-    (runbox_server::app(state), dir)
+fn app(origins: &[&str]) -> TestApp {
+    TestApp::new(no_jail(), |c| {
+        c.cors_origins = origins.iter().map(|s| s.to_string()).collect()
+    })
 }
 
-async fn allow_origin(app: &axum::Router, method: &str, origin: &str) -> (StatusCode, Option<String>) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri("/health")
-        .header("origin", origin);
+async fn allow_origin(app: &TestApp, method: &str, origin: &str) -> (StatusCode, Option<String>) {
+    let mut req = app.call(method, "/health").header("origin", origin);
     if method == "OPTIONS" {
         req = req.header("access-control-request-method", "GET");
     }
-    let resp = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let resp = req.send_undocumented().await;
     let header = resp
-        .headers()
+        .headers
         .get("access-control-allow-origin")
         .map(|v| v.to_str().unwrap().to_string());
-    (resp.status(), header)
+    (resp.status, header)
 }
 
 #[tokio::test]
 async fn no_cors_headers_by_default() {
-    let (app, _dir) = app(&[]);
+    let app = app(&[]);
     assert_eq!(
         allow_origin(&app, "GET", "https://a.example").await,
         (StatusCode::OK, None)
@@ -45,27 +36,25 @@ async fn no_cors_headers_by_default() {
 
 #[tokio::test]
 async fn only_listed_origins_are_allowed() {
-    let (app, _dir) = app(&["https://a.example"]);
+    let app = app(&["https://a.example"]);
     let (status, header) = allow_origin(&app, "OPTIONS", "https://a.example").await;
     assert!(status.is_success(), "{status}");
     assert_eq!(header.as_deref(), Some("https://a.example"));
     assert_eq!(allow_origin(&app, "GET", "https://evil.example").await.1, None);
 }
 
-async fn preflight(app: &axum::Router, origin: &str) -> (StatusCode, HeaderMap) {
-    let req = Request::builder()
-        .method("OPTIONS")
-        .uri("/execute")
+async fn preflight(app: &TestApp, origin: &str) -> (StatusCode, HeaderMap) {
+    let resp = app
+        .call("OPTIONS", "/execute")
         .header("origin", origin)
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
             "content-type, authorization, x-api-key, x-request-id",
         )
-        .body(Body::empty())
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    (resp.status(), resp.headers().clone())
+        .send_undocumented()
+        .await;
+    (resp.status, resp.headers)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -75,7 +64,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 #[tokio::test]
 async fn a_wildcard_allows_every_origin_without_credentials() {
     // This configuration used to panic when the router was built.
-    let (app, _dir) = app(&["*"]);
+    let app = app(&["*"]);
     let (status, header) = allow_origin(&app, "GET", "https://anyone.example").await;
     assert_eq!((status, header.as_deref()), (StatusCode::OK, Some("*")));
     let (status, headers) = preflight(&app, "https://anyone.example").await;
@@ -86,7 +75,7 @@ async fn a_wildcard_allows_every_origin_without_credentials() {
 
 #[tokio::test]
 async fn preflights_are_cached_and_allow_the_api_headers() {
-    let (app, _dir) = app(&["https://a.example"]);
+    let app = app(&["https://a.example"]);
     let (status, headers) = preflight(&app, "https://a.example").await;
     assert!(status.is_success(), "{status}");
     assert_eq!(header(&headers, "access-control-allow-origin"), "https://a.example");
@@ -106,14 +95,13 @@ async fn preflights_are_cached_and_allow_the_api_headers() {
 #[tokio::test]
 async fn answers_expose_location_retry_after_and_the_request_id() {
     for origins in [&["https://a.example"][..], &["*"][..]] {
-        let (app, _dir) = app(origins);
-        let req = Request::builder()
-            .uri("/health")
+        let app = app(origins);
+        let resp = app
+            .get("/health")
             .header("origin", "https://a.example")
-            .body(Body::empty())
-            .unwrap();
-        let resp = app.clone().oneshot(req).await.unwrap();
-        let exposed = header(resp.headers(), "access-control-expose-headers").to_ascii_lowercase();
+            .send_undocumented()
+            .await;
+        let exposed = header(&resp.headers, "access-control-expose-headers").to_ascii_lowercase();
         for h in ["location", "retry-after", "x-request-id"] {
             assert!(exposed.contains(h), "{origins:?}: {h} not in {exposed:?}");
         }
@@ -122,33 +110,30 @@ async fn answers_expose_location_retry_after_and_the_request_id() {
 
 #[tokio::test]
 async fn listed_origins_match_as_browsers_spell_them() {
-    let (app, _dir) = app(&["HTTPS://A.Example:443"]);
+    let app = app(&["HTTPS://A.Example:443"]);
     assert_eq!(
         allow_origin(&app, "GET", "https://a.example").await.1.as_deref(),
         Some("https://a.example")
     );
 }
 
-async fn websocket_handshake(app: &axum::Router, origin: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .uri("/ws")
+async fn websocket_handshake(app: &TestApp, origin: &str) -> (StatusCode, String) {
+    let resp = app
+        .get("/ws")
         .header("host", "127.0.0.1:8080")
         .header("origin", origin)
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-version", "13")
         .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
+        .send_undocumented()
+        .await;
+    (resp.status, resp.text())
 }
 
 #[tokio::test]
 async fn a_websocket_from_a_foreign_page_is_refused_with_json() {
-    let (app, _dir) = app(&["https://a.example"]);
+    let app = app(&["https://a.example"]);
     let (status, body) = websocket_handshake(&app, "https://evil.example").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -164,22 +149,16 @@ async fn a_websocket_from_a_foreign_page_is_refused_with_json() {
 /// the Judge0 and Piston routes read text/plain and form bodies as their clients send them, so the Origin decides.
 #[tokio::test]
 async fn a_keyless_server_refuses_writes_from_foreign_pages_but_serves_its_own_and_loopback_pages() {
-    let (app, _dir) = app(&["https://front.example"]);
+    let app = app(&["https://front.example"]);
     let post = |path: &'static str, origin: &'static str, content_type: &'static str, body: &'static str| {
-        let app = app.clone();
+        let req = app
+            .call("POST", path)
+            .header("host", "127.0.0.1:8080")
+            .header("origin", origin)
+            .raw(content_type, body.as_bytes().to_vec());
         async move {
-            let req = Request::builder()
-                .method("POST")
-                .uri(path)
-                .header("host", "127.0.0.1:8080")
-                .header("origin", origin)
-                .header("content-type", content_type)
-                .body(Body::from(body))
-                .unwrap();
-            let resp = app.oneshot(req).await.unwrap();
-            let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-            (status, String::from_utf8_lossy(&bytes).into_owned())
+            let resp = req.send_undocumented().await;
+            (resp.status, resp.text())
         }
     };
     let judge0 = r#"{"source_code": "print(1)", "language_id": 71}"#;

@@ -1,6 +1,6 @@
 //! The committed `openapi.json` (repository root) is exactly what the code generates, and every route the router
 //! serves is documented (and every documented route is served). Regenerate with
-//! `RUNBOX_UPDATE_OPENAPI=1 cargo test -p runbox-server --test openapi_matches_the_code`.
+//! `RUNBOX_UPDATE_OPENAPI=1 cargo test -p runbox-server --test it openapi_matches_the_code`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ fn committed_openapi_json_has_not_drifted() {
     assert!(
         committed == generated,
         "openapi.json differs from the code; regenerate it with RUNBOX_UPDATE_OPENAPI=1 cargo test -p runbox-server \
-         --test openapi_matches_the_code"
+         --test it openapi_matches_the_code"
     );
 }
 
