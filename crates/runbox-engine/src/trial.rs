@@ -23,7 +23,11 @@ pub fn trial_sandbox(jail: &Jail, policy: &HostPolicy, runs_dir: &Path) -> Resul
     let outcome = jail.run(&spec, None, &mut |_, _| {}).map_err(|e| e.to_string())?;
     match outcome.status {
         Status::Ok => Ok(()),
-        other => Err(format!("{}: {}", other.as_str(), outcome.message.unwrap_or_default())),
+        other => Err(format!(
+            "{}: {}",
+            other.as_str(),
+            outcome.record.message.unwrap_or_default()
+        )),
     }
 }
 

@@ -405,13 +405,14 @@ fn shown(label: &str, text: &str, truncated: bool, out: &mut String) {
 
 pub fn execution_text(r: &ExecutionResult) -> String {
     let mut out = format!("status: {}", r.status.as_str());
+    let (language, r) = (&r.language, &r.record);
     if let Some(code) = r.exit_code {
         out.push_str(&format!("\nexit code: {code}"));
     }
     if let Some(signal) = r.signal {
         out.push_str(&format!("\nsignal: {signal}"));
     }
-    out.push_str(&format!("\nlanguage: {}\nwall time: {} ms", r.language, r.wall_ms));
+    out.push_str(&format!("\nlanguage: {}\nwall time: {} ms", language, r.wall_ms));
     if let Some(message) = &r.message {
         out.push_str(&format!("\nmessage: {message}"));
     }

@@ -27,7 +27,7 @@ pub mod workspace;
 pub use client::pooled::{self, PooledJail};
 pub use client::session::{self, SessionEvent, SessionProcess};
 pub use client::{wait_for_teardowns, CancelToken, Jail, OutputStream, SandboxError};
-pub use outcome::{JailReport, Outcome, Status};
+pub use outcome::{JailReport, Outcome, RunRecord, Status};
 pub use spec::{
     CgroupPreference, Degradation, FromZygote, HostPolicy, Limits, RunMode, SandboxSpec, DEFAULT_CPU_MILLICORES,
     MIN_CPU_MILLICORES,

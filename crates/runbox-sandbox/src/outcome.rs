@@ -76,10 +76,20 @@ impl JailReport {
     }
 }
 
-/// The full record of one run.
+/// The full record of one run: how it ended and what it did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub status: Status,
+    /// Everything but the status, serialised as fields of the outcome itself. The engine's execution result
+    /// holds the record of its deciding stage the same way, beside a status of its own.
+    #[serde(flatten)]
+    pub record: RunRecord,
+}
+
+/// What one run did, apart from how its end is classed: exit, output, usage. It serialises as plain fields of the
+/// record that holds it (`#[serde(flatten)]`), so an outcome's and an execution result's JSON name them alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
     pub exit_code: Option<i32>,
     /// Number of the signal that ended the program, if one did.
     pub signal: Option<i32>,
@@ -116,21 +126,25 @@ impl Outcome {
         let (stderr, stderr_base64) = encode_output(stderr);
         Outcome {
             status: report.status,
-            exit_code: report.exit_code,
-            signal: report.signal,
-            stdout,
-            stdout_base64,
-            stderr,
-            stderr_base64,
-            stdout_truncated: report.stdout_truncated,
-            stderr_truncated: report.stderr_truncated,
-            wall_ms: report.wall_ms,
-            cpu_ms: report.cpu_ms,
-            memory_peak_bytes: report.memory_peak_bytes,
-            message: report.message,
+            record: RunRecord {
+                exit_code: report.exit_code,
+                signal: report.signal,
+                stdout,
+                stdout_base64,
+                stderr,
+                stderr_base64,
+                stdout_truncated: report.stdout_truncated,
+                stderr_truncated: report.stderr_truncated,
+                wall_ms: report.wall_ms,
+                cpu_ms: report.cpu_ms,
+                memory_peak_bytes: report.memory_peak_bytes,
+                message: report.message,
+            },
         }
     }
+}
 
+impl RunRecord {
     /// The exact stdout bytes, whichever field holds them.
     pub fn stdout_bytes(&self) -> Vec<u8> {
         decode_output(&self.stdout, self.stdout_base64.as_deref())
@@ -166,6 +180,51 @@ mod tests {
         let (text, b64) = encode_output(&bytes);
         assert_eq!(text, "a\u{fffd}\u{fffd}b\0");
         assert_eq!(decode_output(&text, b64.as_deref()), bytes);
+    }
+
+    fn report(status: Status, exit_code: Option<i32>, message: Option<&str>) -> JailReport {
+        JailReport {
+            status,
+            exit_code,
+            signal: None,
+            stdout_truncated: false,
+            stderr_truncated: true,
+            wall_ms: 5,
+            cpu_ms: Some(3),
+            memory_peak_bytes: None,
+            message: message.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_outcome_serialises_its_record_as_fields_of_its_own_in_the_same_order() {
+        let ok = Outcome::from_report(report(Status::Ok, Some(0), None), b"hi\n", b"");
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"status":"ok","exit_code":0,"signal":null,"stdout":"hi\n","stderr":"","stdout_truncated":false,"#
+                .to_string()
+                + r#""stderr_truncated":true,"wall_ms":5,"cpu_ms":3,"memory_peak_bytes":null}"#
+        );
+        let binary = Outcome::from_report(report(Status::SandboxError, None, Some("gone")), b"\xff", b"\xfe");
+        assert_eq!(
+            serde_json::to_string(&binary).unwrap(),
+            r#"{"status":"sandbox_error","exit_code":null,"signal":null,"stdout":"�","stdout_base64":"/w==","#
+                .to_string()
+                + r#""stderr":"�","stderr_base64":"/g==","stdout_truncated":false,"stderr_truncated":true,"#
+                + r#""wall_ms":5,"cpu_ms":3,"memory_peak_bytes":null,"message":"gone"}"#
+        );
+    }
+
+    #[test]
+    fn a_flat_outcome_as_stored_before_still_deserialises() {
+        let stored = r#"{"status":"exited_nonzero","exit_code":3,"signal":null,"stdout":"a","stderr":"b",
+            "stdout_truncated":false,"stderr_truncated":false,"wall_ms":7,"cpu_ms":null,"memory_peak_bytes":9}"#;
+        let o: Outcome = serde_json::from_str(stored).unwrap();
+        assert_eq!(o.status, Status::ExitedNonzero);
+        assert_eq!(o.record.exit_code, Some(3));
+        assert_eq!((o.record.stdout.as_str(), o.record.stderr.as_str()), ("a", "b"));
+        assert_eq!((o.record.stdout_base64, o.record.message), (None, None));
+        assert_eq!((o.record.wall_ms, o.record.memory_peak_bytes), (7, Some(9)));
     }
 
     #[test]

@@ -250,7 +250,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
         eprintln!(
             "runbox: {}: {}",
             result.status.as_str(),
-            result.message.as_deref().unwrap_or("")
+            result.record.message.as_deref().unwrap_or("")
         );
     }
     // Workspaces are removed in the background; finish that before the process exits.

@@ -70,10 +70,13 @@ impl Engine {
                         ExecutionStatus::CompileError
                     };
                     let mut decisive = outcome.clone();
-                    decisive.message.get_or_insert_with(|| match outcome.exit_code {
-                        Some(code) => format!("compilation failed: the compiler exited with code {code}"),
-                        None => "compilation failed".to_string(),
-                    });
+                    decisive
+                        .record
+                        .message
+                        .get_or_insert_with(|| match outcome.record.exit_code {
+                            Some(code) => format!("compilation failed: the compiler exited with code {code}"),
+                            None => "compilation failed".to_string(),
+                        });
                     return Ok(Ran {
                         status,
                         decisive,

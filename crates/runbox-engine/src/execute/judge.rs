@@ -118,22 +118,26 @@ impl Engine {
                 .run_cancellable(&spec, Some(stdin), &mut |_, _| {}, cancel)?;
             let status: ExecutionStatus = outcome.status.into();
             let verdict = match (status, &case.expected_output) {
-                (ExecutionStatus::Ok, Some(expected)) if outputs_match(&outcome.stdout, expected) => Verdict::Passed,
+                (ExecutionStatus::Ok, Some(expected)) if outputs_match(&outcome.record.stdout, expected) => {
+                    Verdict::Passed
+                }
                 (ExecutionStatus::Ok, Some(_)) => Verdict::WrongOutput,
                 (ExecutionStatus::Ok, None) => Verdict::Ran,
                 _ => Verdict::Failed,
             };
+            // A case lists only part of the record (no signal, base64 or truncation flags).
+            let record = &outcome.record;
             let case_result = TestCaseResult {
                 index,
                 verdict,
                 status,
-                stdout: outcome.stdout.clone(),
-                stderr: outcome.stderr.clone(),
-                exit_code: outcome.exit_code,
-                wall_ms: outcome.wall_ms,
-                cpu_ms: outcome.cpu_ms,
-                memory_peak_bytes: outcome.memory_peak_bytes,
-                message: outcome.message.clone(),
+                stdout: record.stdout.clone(),
+                stderr: record.stderr.clone(),
+                exit_code: record.exit_code,
+                wall_ms: record.wall_ms,
+                cpu_ms: record.cpu_ms,
+                memory_peak_bytes: record.memory_peak_bytes,
+                message: record.message.clone(),
             };
             on_event(ExecEvent::TestCase(&case_result));
             if decisive.is_none() && !matches!(verdict, Verdict::Passed | Verdict::Ran) {

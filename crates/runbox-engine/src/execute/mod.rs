@@ -98,7 +98,8 @@ impl Prepared {
     /// The one way a route's stages become the execution's result: the decisive stage's record on top, the
     /// others beside it, the files `collect` asks for (leaving out unchanged inputs), and the time it all took.
     fn finish(&self, ran: Ran, started: Instant) -> ExecutionResult {
-        let mut result = ExecutionResult::from_stage(self.lang.id(), self.version.clone(), ran.status, &ran.decisive);
+        let mut result =
+            ExecutionResult::from_stage(self.lang.id(), self.version.clone(), ran.status, ran.decisive.record);
         result.compile = ran.compile;
         result.compile_cached = ran.compile_cached;
         result.run = ran.run;

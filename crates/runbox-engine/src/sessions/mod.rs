@@ -389,15 +389,11 @@ impl Sessions {
         }
         let place = self.reserve(owner)?;
 
-        let memory_limit = req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB;
+        let sandbox = self.sandbox_limits(req);
         let capacity = self
             .engine
             .ledger()
-            .reserve(
-                owner,
-                memory_limit,
-                u64::from(req.limits.processes.unwrap_or(SESSION_PROCESSES)),
-            )
+            .reserve(owner, sandbox.memory_bytes, u64::from(sandbox.processes))
             .map_err(SessionError::KeyCapacity)?;
         let started = match self.take_warm(lang.id(), req) {
             Some(started) => started,
@@ -425,7 +421,7 @@ impl Sessions {
             process,
             workspace,
             owner_uid,
-            memory_limit,
+            memory_limit: sandbox.memory_bytes,
             created_at: now_ms(),
             created: Instant::now(),
             idle_timeout: Duration::from_secs(idle),
@@ -473,6 +469,17 @@ impl Sessions {
         })
     }
 
+    /// The sandbox limits of the session `req` asks for: what its sandbox gets and what the key ledger reserves.
+    fn sandbox_limits(&self, req: &CreateSession) -> Limits {
+        let lifetime_ms = self.limits.max_lifetime_s * 1000;
+        crate::limits::session(
+            lifetime_ms,
+            self.limits.default_memory_mb,
+            SESSION_PROCESSES,
+            &req.limits,
+        )
+    }
+
     /// Starts a sandbox with `lang`'s worker and waits until the worker is ready. Blocking.
     fn start(&self, lang: &runbox_lang::Language, req: &CreateSession) -> Result<Started, SessionError> {
         let worker = worker_for(lang).ok_or_else(|| SessionError::Unsupported(lang.id().to_string()))?;
@@ -503,25 +510,7 @@ impl Sessions {
         let mut env = lang.env().clone();
         env.extend(worker.env().clone());
         env.extend(req.env.clone());
-        let lifetime_ms = self.limits.max_lifetime_s * 1000;
-        let limits = Limits {
-            wall_ms: lifetime_ms,
-            cpu_ms: lifetime_ms.saturating_mul(4),
-            cpu_millicores: req
-                .limits
-                .cpu_millicores
-                .unwrap_or(runbox_sandbox::DEFAULT_CPU_MILLICORES),
-            memory_bytes: req.limits.memory_mb.unwrap_or(self.limits.default_memory_mb) * MIB,
-            processes: req.limits.processes.unwrap_or(SESSION_PROCESSES),
-            output_bytes: u64::MAX,
-            file_size_bytes: req
-                .limits
-                .file_size_mb
-                .map_or(Limits::default().file_size_bytes, |m| m * MIB),
-            tmp_bytes: req.limits.tmp_mb.map_or(Limits::default().tmp_bytes, |m| m * MIB),
-            open_files: req.limits.open_files.unwrap_or(Limits::default().open_files),
-            grace_ms: 200,
-        };
+        let limits = self.sandbox_limits(req);
         let mut argv: Vec<String> = worker.argv().to_vec();
         argv.push(format!("/workspace/{}", worker_rel.display()));
         let spec = SandboxSpec {

@@ -36,7 +36,7 @@ pub fn to_interpreter_response(r: ExecutionResult) -> InterpreterResponse {
     let error = if r.status == ExecutionStatus::Ok {
         None
     } else {
-        python_error(&r.stderr)
+        python_error(&r.record.stderr)
     };
     let status = match r.status {
         ExecutionStatus::Ok => "ok",
@@ -48,17 +48,17 @@ pub fn to_interpreter_response(r: ExecutionResult) -> InterpreterResponse {
     let error = error.or_else(|| {
         (status == "error").then(|| InterpreterError {
             name: r.status.as_str().to_string(),
-            value: r.message.clone().unwrap_or_default(),
+            value: r.record.message.clone().unwrap_or_default(),
             traceback: String::new(),
         })
     });
     InterpreterResponse {
         status: status.into(),
-        stdout: r.stdout,
-        stderr: r.stderr,
+        stdout: r.record.stdout,
+        stderr: r.record.stderr,
         session_id: None,
         error,
-        exit_code: r.exit_code,
+        exit_code: r.record.exit_code,
     }
 }
 

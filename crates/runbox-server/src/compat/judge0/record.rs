@@ -114,7 +114,7 @@ pub fn decide(result: &ExecutionResult, stdout: Option<&str>, expected: Option<&
             Some(e) if stdout.is_some_and(|s| judge0_strip(e) == judge0_strip(s)) => 3,
             Some(_) => 4,
         },
-        _ => match result.signal {
+        _ => match result.record.signal {
             Some(11) => 7,
             Some(25) => 8,
             Some(8) => 9,
@@ -131,21 +131,20 @@ fn message(result: &ExecutionResult, status: u8) -> Option<String> {
     match status {
         3 | 4 | 6 => None,
         5 => Some("Time limit exceeded".into()),
-        7..=10 | 12 if result.signal.is_some() => Some(format!("Caught fatal signal {}", result.signal.unwrap_or(0))),
-        11 => Some(format!("Exited with error status {}", result.exit_code.unwrap_or(1))),
-        _ => result.message.clone(),
+        7..=10 | 12 if result.record.signal.is_some() => {
+            Some(format!("Caught fatal signal {}", result.record.signal.unwrap_or(0)))
+        }
+        11 => Some(format!(
+            "Exited with error status {}",
+            result.record.exit_code.unwrap_or(1)
+        )),
+        _ => result.record.message.clone(),
     }
 }
 
-fn bytes(text: &str, base64: Option<&str>) -> Vec<u8> {
-    base64
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .unwrap_or_else(|| text.as_bytes().to_vec())
-}
-
 fn compile_output(stage: &Outcome) -> Option<Vec<u8>> {
-    let mut out = bytes(&stage.stdout, stage.stdout_base64.as_deref());
-    out.extend(bytes(&stage.stderr, stage.stderr_base64.as_deref()));
+    let mut out = stage.record.stdout_bytes();
+    out.extend(stage.record.stderr_bytes());
     (!out.is_empty()).then_some(out)
 }
 
@@ -214,8 +213,8 @@ pub fn record(
         ("queued", _) => 1,
         ("running", _) => 2,
         (_, Some(r)) => {
-            let out = bytes(&r.stdout, r.stdout_base64.as_deref());
-            let err = bytes(&r.stderr, r.stderr_base64.as_deref());
+            let out = r.record.stdout_bytes();
+            let err = r.record.stderr_bytes();
             compile = r.compile.as_ref().and_then(compile_output);
             let out_text = String::from_utf8_lossy(&out).into_owned();
             let status = if job.status == "cancelled" {
@@ -243,11 +242,12 @@ pub fn record(
                     stderr = (!err.is_empty()).then_some(err);
                 }
                 stdout = (!out.is_empty()).then_some(out);
-                time = seconds(r.cpu_ms.or(Some(r.wall_ms)));
-                wall_time = seconds(Some(r.wall_ms));
-                memory = r.memory_peak_bytes.map_or(Value::Null, |b| json!(b / 1024));
-                exit_code = json!(r.exit_code.unwrap_or(0));
-                exit_signal = r.signal.map_or(Value::Null, |s| json!(s));
+                let run = &r.record;
+                time = seconds(run.cpu_ms.or(Some(run.wall_ms)));
+                wall_time = seconds(Some(run.wall_ms));
+                memory = run.memory_peak_bytes.map_or(Value::Null, |b| json!(b / 1024));
+                exit_code = json!(run.exit_code.unwrap_or(0));
+                exit_signal = run.signal.map_or(Value::Null, |s| json!(s));
                 msg = if job.status == "cancelled" {
                     Some("cancelled".to_string())
                 } else {
@@ -350,7 +350,7 @@ mod tests {
     }
 
     fn result(status: ExecutionStatus, exit_code: Option<i32>, signal: Option<i32>) -> ExecutionResult {
-        ExecutionResult::from_stage("c", None, status, &outcome(Status::Ok, exit_code, signal))
+        ExecutionResult::from_stage("c", None, status, outcome(Status::Ok, exit_code, signal).record)
     }
 
     #[test]
@@ -372,7 +372,7 @@ mod tests {
             (result(E::Ok, Some(0), None), 3),
         ];
         for (r, want) in cases {
-            assert_eq!(decide(&r, None, None), want, "{:?} {:?}", r.status, r.signal);
+            assert_eq!(decide(&r, None, None), want, "{:?} {:?}", r.status, r.record.signal);
         }
     }
 
@@ -394,8 +394,8 @@ mod tests {
     #[test]
     fn non_utf8_output_needs_base64() {
         let mut r = result(ExecutionStatus::Ok, Some(0), None);
-        r.stdout = "\u{FFFD}".into();
-        r.stdout_base64 = Some("/w==".into());
+        r.record.stdout = "\u{FFFD}".into();
+        r.record.stdout_base64 = Some("/w==".into());
         let job = JobView {
             id: "t".into(),
             status: "done".into(),
@@ -416,6 +416,44 @@ mod tests {
         assert_eq!(m["stdout"], "/w==");
         assert_eq!(m["status"]["id"], 3);
         assert_eq!(m["finished_at"], "1970-01-01T00:00:00.001Z");
+    }
+
+    #[test]
+    fn a_job_result_stored_by_an_earlier_version_is_read() {
+        // A row's result as the server stored it when the execution result listed its stage's fields itself.
+        let stored = json!({
+            "status": "exited_nonzero", "language": "c", "version": "12", "exit_code": 3, "signal": null,
+            "stdout": "partial", "stderr": "\u{FFFD}", "stderr_base64": "/w==", "stdout_truncated": false,
+            "stderr_truncated": false, "wall_ms": 1500, "cpu_ms": 1250, "memory_peak_bytes": 4096,
+            "duration_ms": 1600,
+        });
+        let job = JobView {
+            id: "t".into(),
+            status: "done".into(),
+            created_at: 0,
+            started_at: Some(0),
+            finished_at: Some(1),
+            result: Some(stored),
+            error: None,
+            result_truncated: false,
+        };
+        let s = Submission {
+            source_code: Some("x".into()),
+            language_id: Some(50),
+            ..Default::default()
+        };
+        let m = record("t", &s, &job, "C", true).unwrap();
+        assert_eq!(m["status"]["id"], 11);
+        assert_eq!(m["exit_code"], 3);
+        assert_eq!((&m["stdout"], &m["stderr"]), (&json!("cGFydGlhbA=="), &json!("/w==")));
+        assert_eq!(
+            (&m["time"], &m["wall_time"], &m["memory"]),
+            (&json!("1.250"), &json!("1.500"), &json!(4))
+        );
+        assert_eq!(
+            m["message"], "RXhpdGVkIHdpdGggZXJyb3Igc3RhdHVzIDM=",
+            "Exited with error status 3, base64"
+        );
     }
 
     #[test]

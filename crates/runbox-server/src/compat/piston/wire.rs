@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use runbox_engine::{Encoding, ExecutionResult, ExecutionStatus, LimitCaps, LimitOverrides, SourceFile};
-use runbox_sandbox::Outcome;
+use runbox_sandbox::{Outcome, RunRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -115,27 +115,17 @@ pub fn signal_name(n: i32) -> String {
         .map_or_else(|| format!("SIG{n}"), |s| s.to_string())
 }
 
-/// A stage in Piston's shape from its status and figures. Output that is not UTF-8 is shown as runbox's text
+/// A stage in Piston's shape from its status and record. Output that is not UTF-8 is shown as runbox's text
 /// fields show it (invalid sequences as U+FFFD): Piston answers text only.
-#[allow(clippy::too_many_arguments)]
-fn stage(
-    status: ExecutionStatus,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-    stdout_truncated: bool,
-    message: Option<String>,
-    memory: Option<u64>,
-    cpu_ms: Option<u64>,
-    wall_ms: u64,
-) -> PistonStage {
+fn stage(status: ExecutionStatus, record: &RunRecord) -> PistonStage {
     use ExecutionStatus as E;
+    let (exit_code, signal) = (record.exit_code, record.signal);
+    let (stdout, stderr) = (record.stdout.clone(), record.stderr.clone());
     let code_status = match status {
         E::Ok | E::CompileError if exit_code == Some(0) => None,
         E::Ok => None,
         E::Timeout | E::CpuLimit => Some("TO"),
-        E::OutputLimit if stdout_truncated => Some("OL"),
+        E::OutputLimit if record.stdout_truncated => Some("OL"),
         E::OutputLimit => Some("EL"),
         E::SandboxError => Some("XX"),
         _ if signal.is_some() => Some("SG"),
@@ -145,7 +135,7 @@ fn stage(
         Some("TO") | Some("OL") | Some("EL") => Some("SIGKILL".to_string()),
         _ => signal.map(signal_name),
     };
-    let message = message.or_else(|| match code_status {
+    let message = record.message.clone().or_else(|| match code_status {
         Some("RE") => Some(format!("Exited with error status {}", exit_code.unwrap_or(1))),
         Some("SG") => signal.as_ref().map(|s| format!("Caught fatal signal {s}")),
         _ => None,
@@ -162,44 +152,20 @@ fn stage(
         signal,
         message,
         status: code_status.map(str::to_string),
-        memory,
-        cpu_time: cpu_ms,
-        wall_time: Some(wall_ms),
+        memory: record.memory_peak_bytes,
+        cpu_time: record.cpu_ms,
+        wall_time: Some(record.wall_ms),
     }
 }
 
 fn outcome_stage(o: &Outcome) -> PistonStage {
-    stage(
-        o.status.into(),
-        o.exit_code,
-        o.signal,
-        o.stdout.clone(),
-        o.stderr.clone(),
-        o.stdout_truncated,
-        o.message.clone(),
-        o.memory_peak_bytes,
-        o.cpu_ms,
-        o.wall_ms,
-    )
+    stage(o.status.into(), &o.record)
 }
 
 /// runbox's result in Piston's shape: `compile` for compiled languages, and `run` mirroring `compile` when the
 /// run stage did not start (as Piston does).
 pub fn to_piston(r: &ExecutionResult, version: &str) -> PistonResult {
-    let top = || {
-        stage(
-            r.status,
-            r.exit_code,
-            r.signal,
-            r.stdout.clone(),
-            r.stderr.clone(),
-            r.stdout_truncated,
-            r.message.clone(),
-            r.memory_peak_bytes,
-            r.cpu_ms,
-            r.wall_ms,
-        )
-    };
+    let top = || stage(r.status, &r.record);
     let compile = r.compile.as_ref().map(outcome_stage);
     let run = match (&r.run, &r.compile) {
         (Some(run), _) => outcome_stage(run),
@@ -512,66 +478,39 @@ mod tests {
         }
     }
 
+    fn record(exit_code: Option<i32>, signal: Option<i32>, stdout: &str, stderr: &str) -> RunRecord {
+        RunRecord {
+            exit_code,
+            signal,
+            stdout: stdout.into(),
+            stdout_base64: None,
+            stderr: stderr.into(),
+            stderr_base64: None,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            wall_ms: 1,
+            cpu_ms: None,
+            memory_peak_bytes: None,
+            message: None,
+        }
+    }
+
     #[test]
     fn stages_carry_pistons_status_and_signal_names() {
-        let s = stage(
-            ExecutionStatus::Killed,
-            None,
-            Some(11),
-            "a".into(),
-            "b".into(),
-            false,
-            None,
-            None,
-            None,
-            1,
-        );
+        let s = stage(ExecutionStatus::Killed, &record(None, Some(11), "a", "b"));
         assert_eq!(
             (s.status.as_deref(), s.signal.as_deref(), s.code),
             (Some("SG"), Some("SIGSEGV"), None)
         );
         assert_eq!(s.output, "ab");
-        let s = stage(
-            ExecutionStatus::Timeout,
-            None,
-            Some(9),
-            "".into(),
-            "".into(),
-            false,
-            None,
-            None,
-            None,
-            1,
-        );
+        let s = stage(ExecutionStatus::Timeout, &record(None, Some(9), "", ""));
         assert_eq!(
             (s.status.as_deref(), s.signal.as_deref()),
             (Some("TO"), Some("SIGKILL"))
         );
-        let s = stage(
-            ExecutionStatus::ExitedNonzero,
-            Some(3),
-            None,
-            "".into(),
-            "".into(),
-            false,
-            None,
-            None,
-            None,
-            1,
-        );
+        let s = stage(ExecutionStatus::ExitedNonzero, &record(Some(3), None, "", ""));
         assert_eq!((s.status.as_deref(), s.code), (Some("RE"), Some(3)));
-        let s = stage(
-            ExecutionStatus::Ok,
-            Some(0),
-            None,
-            "x".into(),
-            "".into(),
-            false,
-            None,
-            None,
-            None,
-            1,
-        );
+        let s = stage(ExecutionStatus::Ok, &record(Some(0), None, "x", ""));
         assert_eq!((s.status, s.signal, s.code), (None, None, Some(0)));
     }
 }

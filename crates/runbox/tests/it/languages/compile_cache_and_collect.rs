@@ -43,16 +43,16 @@ fn the_same_source_compiles_once_and_a_different_one_again() {
     let hello = "#include <stdio.h>\nint main(void) { puts(\"one\"); return 0; }\n";
     let first = run(&e, &c(hello));
     assert_eq!(
-        (first.status, first.compile_cached, first.stdout.as_str()),
+        (first.status, first.compile_cached, first.record.stdout.as_str()),
         (ExecutionStatus::Ok, false, "one\n")
     );
     let again = run(&e, &c(hello));
     assert_eq!(
-        (again.status, again.compile_cached, again.stdout.as_str()),
+        (again.status, again.compile_cached, again.record.stdout.as_str()),
         (ExecutionStatus::Ok, true, "one\n")
     );
     let other = run(&e, &c(&hello.replace("one", "two")));
-    assert_eq!((other.compile_cached, other.stdout.as_str()), (false, "two\n"));
+    assert_eq!((other.compile_cached, other.record.stdout.as_str()), (false, "two\n"));
     // A compile error is never cached.
     let broken = "int main( {";
     assert_eq!(run(&e, &c(broken)).status, ExecutionStatus::CompileError);
@@ -103,7 +103,7 @@ fn a_tenant_never_learns_that_another_compiled_the_same_source() {
     assert_eq!((a.status, a.compile_cached), (ExecutionStatus::Ok, false));
     let b = run(&e, &of("key-b"));
     assert_eq!(
-        (b.status, b.compile_cached, b.stdout.as_str()),
+        (b.status, b.compile_cached, b.record.stdout.as_str()),
         (ExecutionStatus::Ok, false, "mine\n"),
         "key-b was told key-a compiled this source"
     );

@@ -120,7 +120,7 @@ fn a_symlink_left_by_the_compiler_is_never_followed() {
     let result = engine.execute(&req, None, &CancelToken::new(), &mut |_| {});
     if let Ok(r) = &result {
         assert!(
-            !r.stdout.contains("TOPSECRET"),
+            !r.record.stdout.contains("TOPSECRET"),
             "the host's file reached the sandbox: {r:#?}"
         );
         assert_ne!(
@@ -172,12 +172,12 @@ fn ld_preload_in_the_request_env_reaches_the_program_but_never_the_compiler() {
     let r = engine.execute(&req, None, &CancelToken::new(), &mut |_| {}).unwrap();
     let compile = r.compile.as_ref().expect("C has a compile stage");
     assert!(
-        !compile.stderr.contains("PRELOADED"),
+        !compile.record.stderr.contains("PRELOADED"),
         "the request's LD_PRELOAD reached the compiler: {compile:#?}"
     );
     assert_eq!(r.status, runbox_engine::ExecutionStatus::Ok, "{r:#?}");
-    assert_eq!(r.stdout, "ran\n");
+    assert_eq!(r.record.stdout, "ran\n");
     // The program keeps the environment it asked for.
     let run = r.run.as_ref().unwrap();
-    assert!(run.stderr.contains("PRELOADED into main"), "{run:#?}");
+    assert!(run.record.stderr.contains("PRELOADED into main"), "{run:#?}");
 }

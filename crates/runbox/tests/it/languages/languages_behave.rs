@@ -703,7 +703,7 @@ fn assert_shape(lang: &Lang, out: &Execution) {
         assert!(!matches!(compile.status, Status::Ok), "{out:#?}");
         assert_eq!(
             (&out.stdout, &out.stderr),
-            (&compile.stdout, &compile.stderr),
+            (&compile.record.stdout, &compile.record.stderr),
             "{out:#?}"
         );
         return;
@@ -716,7 +716,7 @@ fn assert_shape(lang: &Lang, out: &Execution) {
     );
     assert_eq!(
         (&out.stdout, &out.stderr, out.exit_code),
-        (&run.stdout, &run.stderr, run.exit_code),
+        (&run.record.stdout, &run.record.stderr, run.record.exit_code),
         "{out:#?}"
     );
 }

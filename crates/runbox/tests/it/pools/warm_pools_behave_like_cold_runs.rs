@@ -70,7 +70,7 @@ fn python_gets_args_env_stdin_and_main_semantics() {
     let out = warm(&e, r);
     assert_eq!(out.status, ExecutionStatus::Ok, "{out:#?}");
     assert_eq!(
-        out.stdout,
+        out.record.stdout,
         "['main.py', 'a b', ''] hi from stdin __main__ /workspace/main.py\n"
     );
 }
@@ -80,27 +80,31 @@ fn python_exit_codes_errors_threads_and_atexit_match_a_cold_run() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path());
     let out = warm(&e, req("python", "import sys\nsys.exit(3)"));
-    assert_eq!((out.status, out.exit_code), (ExecutionStatus::ExitedNonzero, Some(3)));
+    assert_eq!(
+        (out.status, out.record.exit_code),
+        (ExecutionStatus::ExitedNonzero, Some(3))
+    );
     let out = warm(&e, req("python", "def f():\n    1/0\nf()"));
-    assert_eq!(out.exit_code, Some(1));
+    assert_eq!(out.record.exit_code, Some(1));
     assert!(
-        out.stderr
+        out.record
+            .stderr
             .starts_with("Traceback (most recent call last):\n  File \"/workspace/main.py\""),
         "{}",
-        out.stderr
+        out.record.stderr
     );
     assert!(
-        out.stderr.ends_with("ZeroDivisionError: division by zero\n"),
+        out.record.stderr.ends_with("ZeroDivisionError: division by zero\n"),
         "{}",
-        out.stderr
+        out.record.stderr
     );
-    assert!(!out.stderr.contains("<string>"), "{}", out.stderr);
+    assert!(!out.record.stderr.contains("<string>"), "{}", out.record.stderr);
     let code = "import atexit, threading, time\natexit.register(lambda: print('atexit'))\n\
                 threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()";
     let out = warm(&e, req("python", code));
-    assert_eq!(out.stdout, "thread\natexit\n");
+    assert_eq!(out.record.stdout, "thread\natexit\n");
     let out = warm(&e, req("python", "raise SystemExit('bye')"));
-    assert_eq!((out.exit_code, out.stderr.as_str()), (Some(1), "bye\n"));
+    assert_eq!((out.record.exit_code, out.record.stderr.as_str()), (Some(1), "bye\n"));
 }
 
 #[test]
@@ -168,7 +172,7 @@ fn a_warm_runs_limits_arrive_even_when_no_signal_can_be_queued_to_its_jail() {
     };
     let out = warm(&e, r);
     assert_eq!(out.status, ExecutionStatus::Timeout, "{out:#?}");
-    assert!(out.wall_ms < 4000, "{out:#?}");
+    assert!(out.record.wall_ms < 4000, "{out:#?}");
 }
 
 #[test]
@@ -226,17 +230,17 @@ fn node_and_bash_run_warm_with_their_arguments() {
     r.args = vec!["a".into(), "b c".into()];
     r.env = [("X".to_string(), "y".to_string())].into();
     let out = warm(&e, r);
-    assert_eq!(out.stdout, "a|b c true y\n", "{out:#?}");
+    assert_eq!(out.record.stdout, "a|b c true y\n", "{out:#?}");
     let out = warm(&e, req("javascript", "process.exitCode = 4; throw new Error('boom')"));
-    assert_eq!(out.exit_code, Some(1));
-    assert!(out.stderr.contains("Error: boom"), "{}", out.stderr);
+    assert_eq!(out.record.exit_code, Some(1));
+    assert!(out.record.stderr.contains("Error: boom"), "{}", out.record.stderr);
     let mut r = req("bash", "echo \"$0 $# $1\" $X; read line; echo got $line; exit 5");
     r.args = vec!["one two".into()];
     r.env = [("X".to_string(), "y".to_string())].into();
     r.stdin = b"input\n".to_vec();
     let out = warm(&e, r);
     assert_eq!(
-        (out.stdout.as_str(), out.exit_code),
+        (out.record.stdout.as_str(), out.record.exit_code),
         ("main.sh 1 one two y\ngot input\n", Some(5))
     );
 }
@@ -261,7 +265,7 @@ fn a_warm_sandbox_serves_one_request_only() {
                 "import os; print(os.path.exists('/tmp/mark'), os.path.exists('mark'))",
             ),
         );
-        assert_eq!(out.stdout, "False False\n");
+        assert_eq!(out.record.stdout, "False False\n");
     }
     let _ = Status::Ok;
 }
@@ -278,7 +282,7 @@ fn different_limits_take_the_cold_path() {
         ..Default::default()
     };
     let out = e.execute(&r, None, &CancelToken::new(), &mut |_| {}).unwrap();
-    assert_eq!(out.stdout, "1\n");
+    assert_eq!(out.record.stdout, "1\n");
     assert_eq!(
         hits(&e, "python"),
         before,
@@ -313,7 +317,7 @@ fn a_compiled_program_runs_in_a_warm_sandbox_after_its_compile() {
         r.stdin = b"input\n".to_vec();
         let out = warm(&e, r);
         assert_eq!(
-            (out.stdout.as_str(), out.exit_code),
+            (out.record.stdout.as_str(), out.record.exit_code),
             ("arg env input\n", Some(7)),
             "{out:#?}"
         );
@@ -392,7 +396,7 @@ fn a_program_that_ignores_its_stdin_never_loses_its_run() {
                 let mut r = req(lang, code);
                 r.stdin = b"xxxxxxxxxx".to_vec();
                 match e.execute(&r, None, &CancelToken::new(), &mut |_| {}) {
-                    Ok(out) if out.status == ExecutionStatus::Ok && out.stdout == "1\n" => {}
+                    Ok(out) if out.status == ExecutionStatus::Ok && out.record.stdout == "1\n" => {}
                     Ok(out) => failures.lock().unwrap().push(format!("{lang}: {out:?}")),
                     Err(err) => failures.lock().unwrap().push(format!("{lang}: {err}")),
                 }
@@ -447,7 +451,7 @@ fn a_language_file_override_reaches_every_path_that_runs_the_language() {
     let probe = "import sys; print(sys._xoptions.get('runbox'))";
 
     let out = warm(&e, req("python", probe));
-    assert_eq!(out.stdout, "override\n", "warm: {out:#?}");
+    assert_eq!(out.record.stdout, "override\n", "warm: {out:#?}");
     if nix::unistd::geteuid().is_root() {
         assert!(
             e.zygote_pids().iter().any(|(lang, _)| lang == "python"),
@@ -465,7 +469,7 @@ fn a_language_file_override_reaches_every_path_that_runs_the_language() {
         ..req("python", probe)
     };
     let out = e.execute(&cold, None, &CancelToken::new(), &mut |_| {}).unwrap();
-    assert_eq!(out.stdout, "override\n", "cold: {out:#?}");
+    assert_eq!(out.record.stdout, "override\n", "cold: {out:#?}");
     assert_eq!(hits(&e, "python"), before, "the cold run took no warm sandbox");
 
     let sessions = runbox_engine::sessions::Sessions::new(e.clone(), Default::default());

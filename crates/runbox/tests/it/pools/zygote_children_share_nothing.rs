@@ -51,7 +51,7 @@ fn py(lines: &[&str]) -> String {
 
 fn ok(result: &ExecutionResult) -> &str {
     assert_eq!(result.status, ExecutionStatus::Ok, "{result:#?}");
-    &result.stdout
+    &result.record.stdout
 }
 
 /// Namespace identities (`/proc/<pid>/ns/<kind>` link targets) of a host process.
@@ -261,9 +261,9 @@ fn the_zygote_never_runs_user_code() {
         "os.kill(os.getpid(), signal.SIGKILL)",
     ]);
     let killed = run(&e, "python", &hostile);
-    assert_eq!(killed.signal, Some(9), "{killed:#?}");
+    assert_eq!(killed.record.signal, Some(9), "{killed:#?}");
     let crash = run(&e, "python", "import ctypes\nctypes.string_at(0)");
-    assert_eq!(crash.signal, Some(11), "{crash:#?}");
+    assert_eq!(crash.record.signal, Some(11), "{crash:#?}");
     let memory_before = std::fs::read_to_string(format!("/proc/{zygote}/statm")).unwrap();
     let big = run(&e, "python", "x = bytearray(100 << 20)\nprint(len(x))");
     assert_eq!(ok(&big), format!("{}\n", 100 << 20));

@@ -22,9 +22,9 @@ fn a_run_cannot_read_another_runs_workspace() {
         &["--timeout-ms", "20000"],
     );
     assert_status(&reader, Status::Ok);
-    assert_eq!(reader.stdout, "searched\n");
+    assert_eq!(reader.record.stdout, "searched\n");
     let writer = writer.join().unwrap();
-    assert_eq!(writer.stdout, "secret-4711\n");
+    assert_eq!(writer.record.stdout, "secret-4711\n");
 }
 
 #[test]
@@ -37,6 +37,6 @@ fn fifty_concurrent_runs_all_complete() {
     for (i, h) in handles.into_iter().enumerate() {
         let out = h.join().unwrap();
         assert_status(&out, Status::Ok);
-        assert_eq!(out.stdout, format!("{}\n", i * 2));
+        assert_eq!(out.record.stdout, format!("{}\n", i * 2));
     }
 }

@@ -23,7 +23,7 @@ for p in ['/etc/shadow', '/root', '/home', '/var', '/var/lib/runbox', '{secret}'
     );
     let out = run("python", &code, &[]);
     assert_status(&out, Status::Ok);
-    for line in out.stdout.lines() {
+    for line in out.record.stdout.lines() {
         assert!(line.ends_with("False"), "visible inside the sandbox: {line}");
     }
 }
@@ -32,7 +32,7 @@ for p in ['/etc/shadow', '/root', '/home', '/var', '/var/lib/runbox', '{secret}'
 fn reading_etc_shadow_fails() {
     let out = run("bash", "cat /etc/shadow; cat /proc/1/root/etc/shadow", &[]);
     assert_status(&out, Status::ExitedNonzero);
-    assert!(!out.stdout.contains("root:"), "{out:?}");
+    assert!(!out.record.stdout.contains("root:"), "{out:?}");
 }
 
 #[test]
@@ -42,8 +42,8 @@ fn host_environment_does_not_leak() {
         .args(["run", "--json", "--lang", "bash", "--code", "env"]);
     let out = parse(&output_with_stdin(cmd, None));
     assert_status(&out, Status::Ok);
-    assert!(!out.stdout.contains("leaked-secret"), "{}", out.stdout);
-    assert!(out.stdout.contains("HOME=/workspace"), "{}", out.stdout);
+    assert!(!out.record.stdout.contains("leaked-secret"), "{}", out.record.stdout);
+    assert!(out.record.stdout.contains("HOME=/workspace"), "{}", out.record.stdout);
 }
 
 #[test]
@@ -58,8 +58,8 @@ open('/workspace/ok', 'w').write('x'); open('/tmp/ok', 'w').write('x'); print('w
 "#;
     let out = run("python", code, &[]);
     assert_status(&out, Status::Ok);
-    assert!(!out.stdout.contains("WROTE"), "{}", out.stdout);
-    assert!(out.stdout.contains("workspace and tmp ok"));
+    assert!(!out.record.stdout.contains("WROTE"), "{}", out.record.stdout);
+    assert!(out.record.stdout.contains("workspace and tmp ok"));
     assert!(!std::path::Path::new("/usr/evil").exists());
 }
 
@@ -73,7 +73,7 @@ fn program_runs_unprivileged_with_no_capabilities() {
     assert_status(&out, Status::Ok);
     let expected = "1000\n1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
                     CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
-    assert_eq!(out.stdout, expected);
+    assert_eq!(out.record.stdout, expected);
 }
 
 #[test]
@@ -90,8 +90,8 @@ except OSError as e:
 "#;
     let out = run("python", code, &[]);
     assert_status(&out, Status::Ok);
-    assert!(out.stdout.contains("attach -1 1\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("mem refused"), "{}", out.stdout);
+    assert!(out.record.stdout.contains("attach -1 1\n"), "{}", out.record.stdout);
+    assert!(out.record.stdout.contains("mem refused"), "{}", out.record.stdout);
 }
 
 #[test]
@@ -104,12 +104,12 @@ fn mount_and_unshare_attempts_fail() {
     );
     assert_status(&out, Status::Ok);
     assert!(
-        out.stdout.contains("mount=32") || out.stdout.contains("mount=1"),
+        out.record.stdout.contains("mount=32") || out.record.stdout.contains("mount=1"),
         "{}",
-        out.stdout
+        out.record.stdout
     );
-    assert!(!out.stdout.contains("unshare=0"), "{}", out.stdout);
-    assert!(!out.stdout.contains("unshare_m=0"), "{}", out.stdout);
+    assert!(!out.record.stdout.contains("unshare=0"), "{}", out.record.stdout);
+    assert!(!out.record.stdout.contains("unshare_m=0"), "{}", out.record.stdout);
 }
 
 #[test]
@@ -120,9 +120,9 @@ fn the_sandbox_sees_only_its_own_processes() {
         &[],
     );
     assert_status(&out, Status::Ok);
-    let lines: Vec<&str> = out.stdout.lines().collect();
+    let lines: Vec<&str> = out.record.stdout.lines().collect();
     let count: u32 = lines[0].trim().parse().unwrap();
-    assert!(count <= 6, "saw {count} processes: {}", out.stdout);
+    assert!(count <= 6, "saw {count} processes: {}", out.record.stdout);
     assert_eq!(lines[2], "runbox");
 }
 
@@ -136,7 +136,7 @@ const HOST_VIEW_PROBE: &str = "import time\n\
 fn the_hosts_uptime_load_and_boot_id_are_hidden() {
     let out = run("python", HOST_VIEW_PROBE, &[]);
     assert_status(&out, Status::Ok);
-    let parts: Vec<&str> = out.stdout.trim().split(" | ").collect();
+    let parts: Vec<&str> = out.record.stdout.trim().split(" | ").collect();
     let clocks: Vec<f64> = parts[0].split(' ').map(|c| c.parse().unwrap()).collect();
     // The sandbox's clocks started at 100 s when it was made (the host has been up far longer).
     for clock in clocks {

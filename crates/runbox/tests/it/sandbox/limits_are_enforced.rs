@@ -12,7 +12,7 @@ fn fork_bomb_is_contained_by_the_process_limit() {
     );
     assert_status(&out, Status::Timeout);
     assert!(
-        out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"),
+        out.record.stderr.contains("fork") || out.record.stderr.contains("Resource temporarily unavailable"),
         "{out:#?}"
     );
 }
@@ -26,7 +26,10 @@ fn memory_bomb_is_reported_as_memory_limit() {
     );
     assert_status(&out, Status::MemoryLimit);
     // The peak may pass the limit by a page or so before the kernel reacts.
-    assert!(out.memory_peak_bytes.unwrap() <= (64 << 20) + (2 << 20), "{out:#?}");
+    assert!(
+        out.record.memory_peak_bytes.unwrap() <= (64 << 20) + (2 << 20),
+        "{out:#?}"
+    );
 }
 
 #[test]
@@ -37,7 +40,7 @@ fn busy_loop_hits_the_cpu_limit() {
         &["--cpu-ms", "300", "--timeout-ms", "5000"],
     );
     assert_status(&out, Status::CpuLimit);
-    assert!(out.wall_ms < 2000, "{out:#?}");
+    assert!(out.record.wall_ms < 2000, "{out:#?}");
 }
 
 #[test]
@@ -51,7 +54,7 @@ fn busy_loop_hits_the_wall_time_limit() {
     );
     assert_status(&out, Status::Timeout);
     // SIGINT came first: Python had the chance to raise KeyboardInterrupt.
-    assert!(out.stderr.contains("KeyboardInterrupt"), "{out:#?}");
+    assert!(out.record.stderr.contains("KeyboardInterrupt"), "{out:#?}");
 }
 
 #[test]
@@ -73,7 +76,7 @@ time.sleep(1000)
     let started = std::time::Instant::now();
     let out = run("python", code, &["--timeout-ms", "500"]);
     assert_status(&out, Status::Timeout);
-    assert_eq!(out.stdout, "ignoring\n");
+    assert_eq!(out.record.stdout, "ignoring\n");
     assert!(started.elapsed().as_secs() < 5);
 }
 
@@ -82,8 +85,8 @@ fn output_flood_of_a_gibibyte_is_cut_quickly() {
     let started = std::time::Instant::now();
     let out = run("bash", "head -c 1073741824 /dev/zero", &["--output-bytes", "65536"]);
     assert_status(&out, Status::OutputLimit);
-    assert!(out.stdout_truncated);
-    assert_eq!(out.stdout.len(), 65536);
+    assert!(out.record.stdout_truncated);
+    assert_eq!(out.record.stdout.len(), 65536);
     assert!(started.elapsed().as_secs() < 10);
 }
 
@@ -92,8 +95,8 @@ fn filling_tmp_stops_at_its_size() {
     let code = "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>&1 | grep -o 'No space left on device'; ls -l /tmp/fill | awk '{print $5}'";
     let out = run("bash", code, &["--tmp-mb", "8"]);
     assert_status(&out, Status::Ok);
-    assert!(out.stdout.contains("No space left on device"), "{out:#?}");
-    let size: u64 = out.stdout.lines().last().unwrap().trim().parse().unwrap();
+    assert!(out.record.stdout.contains("No space left on device"), "{out:#?}");
+    let size: u64 = out.record.stdout.lines().last().unwrap().trim().parse().unwrap();
     assert!(size <= 8 << 20, "{size}");
 }
 
@@ -102,7 +105,7 @@ fn filling_the_workspace_stops_at_its_size() {
     let code = "dd if=/dev/zero of=/workspace/fill bs=1M count=100 2>&1 | grep -o 'No space left on device'";
     let out = run("bash", code, &["--workspace-mb", "8", "--file-size-mb", "128"]);
     assert_status(&out, Status::Ok);
-    assert!(out.stdout.contains("No space left on device"), "{out:#?}");
+    assert!(out.record.stdout.contains("No space left on device"), "{out:#?}");
 }
 
 #[test]
@@ -118,7 +121,7 @@ fn open_files_are_limited_per_process() {
     let code = "import os\nfds = []\ntry:\n    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\nexcept OSError as e:\n    print(len(fds) < 300, e.errno)";
     let out = run("python", code, &[]);
     assert_status(&out, Status::Ok);
-    assert_eq!(out.stdout, "True 24\n", "{out:#?}"); // EMFILE under the default limit of 256
+    assert_eq!(out.record.stdout, "True 24\n", "{out:#?}"); // EMFILE under the default limit of 256
 }
 
 /// Starts `code` (Python) in a sandbox, waits for the first line it prints (it then holds what it took until
@@ -165,7 +168,7 @@ fn a_sandbox_holding_every_inotify_instance_it_may_starves_neither_host_root_nor
         unsafe { libc::close(fd) };
         // Another sandbox has a quota of its own, too.
         let other = run("python", code.trim_end_matches("time.sleep(3)"), &[]);
-        assert_eq!(other.stdout, format!("128 {}\n", libc::EMFILE), "{other:#?}");
+        assert_eq!(other.record.stdout, format!("128 {}\n", libc::EMFILE), "{other:#?}");
     });
     // The sandbox got its own quota (128, the host's usual per-user figure), then EMFILE.
     assert_eq!(line, format!("128 {}", libc::EMFILE), "{line}");
@@ -210,7 +213,7 @@ fn four_thread_spin(flags: &[&str]) -> (u64, u64) {
     let code = "for i in 1 2 3 4; do ( while :; do :; done ) & done; sleep 2; kill $(jobs -p)";
     let out = run("bash", code, flags);
     assert_status(&out, Status::Ok);
-    (out.cpu_ms.expect("cgroup CPU accounting"), out.wall_ms)
+    (out.record.cpu_ms.expect("cgroup CPU accounting"), out.record.wall_ms)
 }
 
 /// The CPU bandwidth (quota µs, period µs) the kernel holds for the run of a program renamed `marker`, read on

@@ -17,7 +17,7 @@ except OSError as e:
     );
     let out = run("python", &code, &[]);
     assert_status(&out, Status::Ok);
-    assert!(out.stdout.starts_with("refused"), "{}", out.stdout);
+    assert!(out.record.stdout.starts_with("refused"), "{}", out.record.stdout);
 }
 
 #[test]
@@ -31,7 +31,7 @@ except OSError as e:
 "#;
     let out = run("python", code, &[]);
     assert_status(&out, Status::Ok);
-    assert_eq!(out.stdout, "1\nunreachable 101\n");
+    assert_eq!(out.record.stdout, "1\nunreachable 101\n");
 }
 
 #[test]
@@ -43,5 +43,5 @@ c.sendall(b'ping'); print(a.recv(4).decode())
 "#;
     let out = run("python", code, &[]);
     assert_status(&out, Status::Ok);
-    assert_eq!(out.stdout, "ping\n");
+    assert_eq!(out.record.stdout, "ping\n");
 }

@@ -11,17 +11,17 @@ fn invalid_utf8_output_round_trips_through_base64() {
         &[],
     );
     assert_status(&out, Status::Ok);
-    assert_eq!(out.stdout_bytes(), (0..=255u8).collect::<Vec<_>>());
-    assert!(out.stdout_base64.is_some());
-    assert_eq!(out.stderr_bytes(), b"\xff\xfe err");
+    assert_eq!(out.record.stdout_bytes(), (0..=255u8).collect::<Vec<_>>());
+    assert!(out.record.stdout_base64.is_some());
+    assert_eq!(out.record.stderr_bytes(), b"\xff\xfe err");
 }
 
 #[test]
 fn unicode_output_stays_text() {
     let out = run("python", "print('héllo wörld ✓ 你好 🎉')", &[]);
     assert_status(&out, Status::Ok);
-    assert_eq!(out.stdout, "héllo wörld ✓ 你好 🎉\n");
-    assert!(out.stdout_base64.is_none());
+    assert_eq!(out.record.stdout, "héllo wörld ✓ 你好 🎉\n");
+    assert!(out.record.stdout_base64.is_none());
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn several_mebibytes_of_stdin_arrive_intact() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(out.stdout, format!("{} {digest}\n", input.len()));
+    assert_eq!(out.record.stdout, format!("{} {digest}\n", input.len()));
 }
 
 #[test]
@@ -53,7 +53,11 @@ fn stdout_and_stderr_are_kept_apart_and_exit_code_is_reported() {
     let out = run("bash", "echo out; echo err >&2; exit 3", &[]);
     assert_status(&out, Status::ExitedNonzero);
     assert_eq!(
-        (out.stdout.as_str(), out.stderr.as_str(), out.exit_code),
+        (
+            out.record.stdout.as_str(),
+            out.record.stderr.as_str(),
+            out.record.exit_code
+        ),
         ("out\n", "err\n", Some(3))
     );
 }
@@ -62,5 +66,5 @@ fn stdout_and_stderr_are_kept_apart_and_exit_code_is_reported() {
 fn death_by_signal_is_reported() {
     let out = run("bash", "kill -SEGV $$", &[]);
     assert_status(&out, Status::Killed);
-    assert_eq!(out.signal, Some(libc::SIGSEGV));
+    assert_eq!(out.record.signal, Some(libc::SIGSEGV));
 }

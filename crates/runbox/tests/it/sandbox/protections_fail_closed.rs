@@ -33,10 +33,10 @@ fn an_unavailable_cgroup_version_is_refused_not_skipped() {
     let outcome = parse(&out);
     assert_status(&outcome, Status::SandboxError);
     assert!(
-        outcome.message.as_deref().unwrap_or("").contains("cgroup v2"),
+        outcome.record.message.as_deref().unwrap_or("").contains("cgroup v2"),
         "{outcome:#?}"
     );
-    assert_eq!(outcome.stdout, "");
+    assert_eq!(outcome.record.stdout, "");
     let doctor = runbox().args(["doctor", "--cgroup", "v2"]).output().unwrap();
     assert!(!doctor.status.success(), "doctor must fail when the sandbox cannot run");
 }
@@ -75,10 +75,10 @@ fn unprivileged_mode_needs_the_named_degradation() {
     let refused = parse(&as_nobody(&[]));
     assert_status(&refused, Status::SandboxError);
     assert!(
-        refused.message.as_deref().unwrap_or("").contains("no-cgroups"),
+        refused.record.message.as_deref().unwrap_or("").contains("no-cgroups"),
         "{refused:#?}"
     );
     let ran = parse(&as_nobody(&["--allow-degraded", "no-cgroups"]));
     assert_status(&ran, Status::Ok);
-    assert_eq!(ran.stdout, "1000\n");
+    assert_eq!(ran.record.stdout, "1000\n");
 }

@@ -29,7 +29,8 @@ fn probe(calls: &[(String, i64, Vec<i64>)]) -> Vec<(String, i64, i64)> {
     }
     let out = run("python", &code, &[]);
     assert_status(&out, Status::Ok);
-    out.stdout
+    out.record
+        .stdout
         .lines()
         .map(|l| {
             let parts: Vec<&str> = l.split(' ').collect();
@@ -136,7 +137,7 @@ fn clone_with_any_namespace_flag_is_denied_but_fork_works() {
         "import os\npid = os.fork()\nif pid == 0: os._exit(7)\nprint(os.waitpid(pid, 0)[1] >> 8)",
         &[],
     );
-    assert_eq!(out.stdout, "7\n", "{out:#?}");
+    assert_eq!(out.record.stdout, "7\n", "{out:#?}");
 }
 
 #[test]
@@ -244,7 +245,7 @@ fn every_family_but_unix_and_inet_is_refused_and_those_work() {
         .map(|f| f.family as i64)
         .collect();
     let errno = policy::SOCKET_FAMILY_ERRNO.to_string();
-    for line in out.stdout.lines() {
+    for line in out.record.stdout.lines() {
         let parts: Vec<&str> = line.split(' ').collect();
         let (name, ret, err) = (parts[0], parts[1], parts[2]);
         if let Some(fam) = name.strip_prefix('f').and_then(|f| f.parse::<i64>().ok()) {
@@ -259,8 +260,8 @@ fn every_family_but_unix_and_inet_is_refused_and_those_work() {
             }
         }
     }
-    assert!(out.stdout.contains("connected 0 0"), "{out:#?}");
-    assert!(out.stdout.contains("getaddrinfo True 0"), "{out:#?}");
+    assert!(out.record.stdout.contains("connected 0 0"), "{out:#?}");
+    assert!(out.record.stdout.contains("getaddrinfo True 0"), "{out:#?}");
 }
 
 #[test]

@@ -45,5 +45,5 @@ fn zombies_are_reaped_by_pid_1() {
     let code = "for i in 1 2 3 4 5; do (sleep 0.01 &) ; done; sleep 0.5; ps -eo stat= | grep -c Z || true";
     let out = run("bash", code, &[]);
     assert_status(&out, Status::Ok);
-    assert_eq!(out.stdout.trim(), "0", "{out:#?}");
+    assert_eq!(out.record.stdout.trim(), "0", "{out:#?}");
 }
