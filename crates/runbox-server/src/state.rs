@@ -73,8 +73,9 @@ pub struct AppState {
     pub job_slots: Arc<Semaphore>,
     pub job_runner_wakeup: tokio::sync::Notify,
     running_jobs: Mutex<HashMap<String, CancelToken>>,
-    /// Trial sandboxes' results, for readiness (`GET /health/ready`).
-    pub trials: crate::readiness::Trials,
+    /// The engine's life on this host (its sessions, protections and trial sandboxes; see
+    /// `runbox_engine::host`): `engine`, `sessions` and `protections` above are its own.
+    pub host: Arc<runbox_engine::host::Host>,
     /// Cancelled at shutdown: ends `/mcp`'s open streams, which would otherwise hold the drain open.
     pub mcp_shutdown: runbox_mcp::tokio_util::sync::CancellationToken,
     /// This node's place in a cluster: its id, its peers, forwarding (see [`crate::cluster`]).
@@ -106,12 +107,9 @@ impl Drop for RunPermit {
 }
 
 impl AppState {
-    pub fn new(
-        engine: Arc<Engine>,
-        config: ServerConfig,
-        protections: Result<InForce, String>,
-        jobs: JobStore,
-    ) -> AppState {
+    pub fn new(host: Arc<runbox_engine::host::Host>, config: ServerConfig, jobs: JobStore) -> AppState {
+        let engine = host.engine().clone();
+        let protections = host.protections().clone();
         let keys = config
             .keys()
             .into_iter()
@@ -122,7 +120,7 @@ impl AppState {
             })
             .collect();
         let config_job_slots = config.max_concurrent.div_ceil(2);
-        let sessions = Arc::new(Sessions::new(engine.clone(), config.sessions.clone()));
+        let sessions = host.sessions().clone();
         let cluster = Arc::new(crate::cluster::Cluster::new(&config));
         AppState {
             sessions,
@@ -141,7 +139,7 @@ impl AppState {
             job_slots: Arc::new(Semaphore::new(config_job_slots)),
             job_runner_wakeup: tokio::sync::Notify::new(),
             running_jobs: Mutex::new(HashMap::new()),
-            trials: Default::default(),
+            host,
             mcp_shutdown: Default::default(),
             cluster,
         }
