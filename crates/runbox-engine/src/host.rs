@@ -8,8 +8,8 @@
 //! 2. [`Host::first_trial`] and [`Host::start_background`]: the duties its [`Background`] names — a trial sandbox now
 //!    and every [`TRIAL_INTERVAL`] (what a probe cannot prove), warm pools and their zygotes, warm sessions, the
 //!    reaper of idle and over-age sessions;
-//! 3. [`Host::shutdown`] (blocking): stops those duties, ends every session, kills the warm pools and waits for the
-//!    jails' teardowns, so that nothing outlives the process.
+//! 3. [`Host::shutdown`] (blocking): stops those duties, ends every session (and a warm one still starting), kills
+//!    the warm pools and waits for the jails' teardowns, so that nothing outlives the process.
 //!
 //! Everything here blocks or runs on threads of its own: it knows nothing of HTTP or of an async runtime.
 
@@ -32,6 +32,9 @@ const REAP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a shutdown waits for the jails to finish tearing their sandboxes down.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a shutdown waits for a warm session still starting (it is ended as soon as it is up).
+const WARM_START_WAIT: Duration = Duration::from_secs(5);
 
 /// Caps on all sandboxes together: the parent cgroup's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +128,8 @@ pub struct Host {
     stopping: AtomicBool,
     /// Set (and its condition notified) at shutdown: the background threads end.
     stopped: (Mutex<bool>, Condvar),
+    /// The thread keeping warm sessions, which a shutdown waits for.
+    warm_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Host {
@@ -194,6 +199,7 @@ impl Host {
             trials: Trials::default(),
             stopping: AtomicBool::new(false),
             stopped: (Mutex::new(false), Condvar::new()),
+            warm_thread: Mutex::new(None),
         })
     }
 
@@ -265,7 +271,7 @@ impl Host {
                 .spawn(move || engine.start_pools());
         }
         if duties.warm_sessions {
-            self.sessions.start_warm();
+            *self.warm_thread.lock_or_recover() = self.sessions.start_warm();
         }
         if duties.reaper {
             self.every(REAP_INTERVAL, "runbox-reaper", |host| {
@@ -319,6 +325,17 @@ impl Host {
             cv.notify_all();
         }
         self.end_sessions();
+        // A warm session still starting is ended once it is up: wait for that (a while), so that no sandbox of
+        // ours starts after this returns.
+        if let Some(warm) = self.warm_thread.lock_or_recover().take() {
+            let deadline = Instant::now() + WARM_START_WAIT;
+            while !warm.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if warm.is_finished() {
+                let _ = warm.join();
+            }
+        }
         self.engine.drain_pools();
         runbox_sandbox::wait_for_teardowns(TEARDOWN_WAIT);
     }

@@ -56,6 +56,7 @@ impl Sessions {
     /// Ends every session (shutdown).
     pub fn close_all(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.wake_warm(); // the warm sessions' thread sees it now, not at its next round
         for w in self.warm.lock_or_recover().drain(..) {
             w.process.terminate();
         }
