@@ -48,10 +48,14 @@ pub(crate) fn sweep(lock: &File, data_dir: &Path, policy: &HostPolicy) -> Swept 
     let mut swept = Swept::default();
     // A failed conversion drops our shared lock (flock converts by unlocking first): it is taken again below.
     if flock(lock, libc::LOCK_EX | libc::LOCK_NB) {
-        let host = runbox_sandbox::probe::host();
+        // The hierarchies found at start when the policy carries them (reading the mount table costs).
+        let hierarchies = policy
+            .cgroup_mounts
+            .clone()
+            .unwrap_or_else(runbox_sandbox::cgroup::detect);
         let parents = [data_dir.join("runs"), data_dir.join("sessions")];
         let (cgroups, workspaces) =
-            runbox_sandbox::workspace::sweep_leftovers(&parents, &host.cgroups, &policy.cgroup_parent);
+            runbox_sandbox::workspace::sweep_leftovers(&parents, &hierarchies, &policy.cgroup_parent);
         swept = Swept { cgroups, workspaces };
     }
     flock(lock, libc::LOCK_SH);
