@@ -9,10 +9,23 @@
 use std::fs::{self, DirBuilder};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The directories runbox keeps in the data directory.
 const PRIVATE_DIRS: &[&str] = &["runs", "sessions", "cache"];
+
+/// Where runbox keeps its data unless told otherwise: /var/lib/runbox for root, else the user's data directory
+/// (`$XDG_DATA_HOME/runbox`, `~/.local/share/runbox`, or the temporary directory's `runbox`).
+pub fn default_dir() -> PathBuf {
+    if runbox_sandbox::probe::is_root() {
+        return PathBuf::from("/var/lib/runbox");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("runbox")
+}
 
 /// Creates `dir` (and missing parents) 0700, and its own subdirectories 0700.
 pub fn prepare(dir: &Path) -> io::Result<()> {

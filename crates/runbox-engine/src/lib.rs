@@ -11,6 +11,7 @@ pub mod data_dir;
 mod error;
 mod execute;
 pub mod files;
+pub mod host;
 pub mod ledger;
 mod limits;
 pub mod machine;
@@ -144,7 +145,7 @@ impl Engine {
     }
 
     /// When no other engine uses the data directory: ends every sandbox a dead predecessor left there and removes
-    /// its cgroups and workspaces (see [`owner`]). A server calls this once, before it runs anything.
+    /// its cgroups and workspaces (see [`owner`]). [`host::Host::start`] calls this once, before anything runs.
     pub fn sweep_leftovers(&self) -> Swept {
         match &self.owner_lock {
             Some(lock) => owner::sweep(lock, &self.config.data_dir, &self.config.policy),
@@ -152,7 +153,7 @@ impl Engine {
         }
     }
 
-    /// Starts filling the warm pools in the background (servers call this; one-shot CLI runs do not).
+    /// Starts filling the warm pools in the background (a host whose background includes pools calls this).
     /// Languages whose runtime is missing are not pooled.
     pub fn start_pools(&self) {
         for id in self.pools.languages() {

@@ -1,12 +1,12 @@
 //! Who owns a data directory's runs, and sweeping what a dead owner left.
 //!
 //! Every engine (a server, or a CLI run) holds a shared `flock` on `<data dir>/owner.lock` for its whole life; the
-//! jails it starts do not inherit it. A server, when it starts, asks for the lock exclusively for a moment: if it
-//! gets it, no live process has runs in this directory, so whatever is under `runs/` and `sessions/` was left by
-//! one that died without cleaning up (killed outright), and is swept before anything runs again — every process of
-//! those sandboxes (through their cgroups), the cgroups, the workspaces and their mounts. When another engine is
-//! alive, nothing is swept: its runs are its own. (A CLI run never sweeps: it must not stall on, or end, what a
-//! concurrent run of another `runbox` on the same directory is doing.)
+//! jails it starts do not inherit it. Every engine, when it starts (`crate::host::Host::start`, before it runs
+//! anything), asks for the lock exclusively for a moment, without waiting: if it gets it, no live process has runs
+//! in this directory, so whatever is under `runs/` and `sessions/` was left by one that died without cleaning up
+//! (killed outright), and is swept before anything runs again — every process of those sandboxes (through their
+//! cgroups), the cgroups, the workspaces and their mounts. When another engine is alive (a server, or a concurrent
+//! `runbox run`), nothing is swept: its runs are its own, and the starting engine does not wait for it.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -15,7 +15,7 @@ use std::path::Path;
 
 use runbox_sandbox::HostPolicy;
 
-/// What a server swept at start: cgroups and workspaces a dead predecessor left.
+/// What an engine swept at start: cgroups and workspaces a dead predecessor left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
     pub cgroups: usize,
@@ -48,10 +48,14 @@ pub(crate) fn sweep(lock: &File, data_dir: &Path, policy: &HostPolicy) -> Swept 
     let mut swept = Swept::default();
     // A failed conversion drops our shared lock (flock converts by unlocking first): it is taken again below.
     if flock(lock, libc::LOCK_EX | libc::LOCK_NB) {
-        let host = runbox_sandbox::probe::host();
+        // The hierarchies found at start when the policy carries them (reading the mount table costs).
+        let hierarchies = policy
+            .cgroup_mounts
+            .clone()
+            .unwrap_or_else(runbox_sandbox::cgroup::detect);
         let parents = [data_dir.join("runs"), data_dir.join("sessions")];
         let (cgroups, workspaces) =
-            runbox_sandbox::workspace::sweep_leftovers(&parents, &host.cgroups, &policy.cgroup_parent);
+            runbox_sandbox::workspace::sweep_leftovers(&parents, &hierarchies, &policy.cgroup_parent);
         swept = Swept { cgroups, workspaces };
     }
     flock(lock, libc::LOCK_SH);

@@ -1,12 +1,12 @@
-//! The backend of `runbox mcp` without `--url`: the engine in this process, as `runbox run` uses it, with its own
-//! sessions (owned by the one local user). Engine calls block, so each runs on tokio's blocking pool.
+//! The backend of `runbox mcp` without `--url`: the engine in this process, as `runbox run` uses it, with the
+//! sessions of its host (owned by the one local user; the host's reaper ends idle ones, its shutdown the rest).
+//! Engine calls block, so each runs on tokio's blocking pool.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::model::Extensions;
 use runbox_engine::files::{self, FileEntry, FileError};
-use runbox_engine::sessions::{CellResult, CreateSession, SessionError, SessionInfo, SessionLimits, Sessions};
+use runbox_engine::sessions::{CellResult, CreateSession, SessionError, SessionInfo, Sessions};
 use runbox_engine::{CancelToken, CatalogueEntry, Engine, ExecuteRequest, ExecutionResult, LimitOverrides};
 
 use crate::backend::{Backend, Outcome, RunRequest, ToolFailure};
@@ -45,28 +45,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Outcome<T> + Send + 'st
 }
 
 impl LocalBackend {
-    /// A backend over `engine`, reaping idle sessions in the background (call from within a tokio runtime).
-    pub fn new(engine: Arc<Engine>, limits: SessionLimits) -> LocalBackend {
-        let sessions = Arc::new(Sessions::new(engine.clone(), limits));
-        let reaper = Arc::downgrade(&sessions);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let Some(sessions) = reaper.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || sessions.reap()).await;
-            }
-        });
+    /// A backend over `engine` and its `sessions` (a `runbox_engine::host::Host`'s: the host reaps and ends them).
+    pub fn new(engine: Arc<Engine>, sessions: Arc<Sessions>) -> LocalBackend {
         LocalBackend {
             engine,
             sessions,
             languages: Default::default(),
         }
-    }
-
-    /// Ends every session (at exit).
-    pub async fn close(&self) {
-        let sessions = self.sessions.clone();
-        let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
     }
 
     fn workspace(&self, id: &str) -> Outcome<(std::path::PathBuf, Option<u32>)> {

@@ -10,7 +10,7 @@ mod overrides;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use runbox_engine::sessions::SessionLimits;
 use runbox_engine::LimitCaps;
@@ -117,19 +117,9 @@ pub const MIN_KEY_CHARS: usize = 16;
 /// The name of the key given as `api_key` / `RUNBOX_API_KEY`.
 pub const DEFAULT_KEY_NAME: &str = "default";
 
+/// The engine's default data directory (see `runbox_engine::data_dir::default_dir`).
 pub fn default_data_dir() -> PathBuf {
-    if nix_is_root() {
-        return PathBuf::from("/var/lib/runbox");
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("runbox")
-}
-
-fn nix_is_root() -> bool {
-    runbox_sandbox::probe::is_root()
+    runbox_engine::data_dir::default_dir()
 }
 
 impl Default for ServerConfig {

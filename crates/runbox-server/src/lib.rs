@@ -1,5 +1,7 @@
 //! runbox's HTTP API: a thin axum layer over `runbox-engine`. [`app`] builds the router for a state (tests call
 //! it without a socket); [`serve`] runs the real server with discovery, the async job runner and graceful shutdown.
+//! The engine's life on the host (protections, leftovers, trials, pools, sessions, shutdown) is
+//! `runbox_engine::host`'s: [`build_state`] starts it, [`serve`] runs its background duties and ends it.
 
 pub mod admission;
 pub mod api;
@@ -29,7 +31,8 @@ pub mod unread_body;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runbox_engine::{Engine, EngineConfig, Jail};
+use runbox_engine::host::{AggregateCaps, Background, Host, HostConfig, KeyCaps};
+use runbox_engine::{EngineConfig, Jail};
 use runbox_sandbox::HostPolicy;
 
 pub use config::ServerConfig;
@@ -50,60 +53,40 @@ pub fn policy(config: &ServerConfig) -> HostPolicy {
     }
 }
 
-/// Builds the state: engine, job store (under the data directory, or the shared database), sandbox protections.
+/// The engine's host for a configuration: its engine, sessions, the caps on all sandboxes together and on each
+/// key, and every background duty of a server.
+pub fn host_config(config: &ServerConfig, jail: Jail) -> HostConfig {
+    let a = &config.aggregate;
+    HostConfig {
+        engine: EngineConfig {
+            languages_dir: config.languages_dir.clone(),
+            data_dir: config.data_dir.clone(),
+            policy: policy(config),
+            caps: config.limits.clone(),
+            jail,
+            compile_cache_bytes: config.compile_cache_mb << 20,
+            pools: config.pools.clone(),
+        },
+        sessions: config.sessions.clone(),
+        aggregate: Some(AggregateCaps {
+            memory_bytes: a.memory_mb << 20,
+            processes: a.processes,
+        }),
+        key_caps: Some(KeyCaps {
+            memory_bytes: a.key_memory_mb << 20,
+            processes: a.key_processes,
+        }),
+        background: Background::SERVER,
+    }
+}
+
+/// Builds the state: the engine's host (protections, leftovers swept, see `runbox_engine::host`), then the job
+/// store (under the data directory, or the shared database) and the cluster.
 pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, String> {
     // A configuration built in code (not loaded) gets the same checks: unique key names, long keys, loopback.
     config.validate().map_err(|e| e.to_string())?;
-    let mut policy = policy(&config);
-    let host = runbox_sandbox::probe::host();
-    policy.cgroup_mounts = Some(host.cgroups.clone());
-    let protections = runbox_sandbox::probe::decide(&host, &policy);
-    if runbox_sandbox::probe::is_root() {
-        let removed = runbox_sandbox::cgroup::remove_empty_leftovers(&host.cgroups, &policy.cgroup_parent);
-        if removed > 0 {
-            tracing::info!(removed, "removed empty cgroups left by jails that were killed");
-        }
-    }
-    // All of runbox under one parent cgroup, capped as a whole; with cgroups in force and the caps not applicable,
-    // the server does not start (fail closed).
-    if let Ok(runbox_sandbox::probe::InForce {
-        cgroup: Some(version), ..
-    }) = &protections
-    {
-        let a = &config.aggregate;
-        let written = runbox_sandbox::cgroup::limit_parent(
-            &host.cgroups,
-            *version,
-            &a.cgroup_parent,
-            a.memory_mb << 20,
-            a.processes,
-        )
-        .map_err(|e| format!("cannot cap all sandboxes together (aggregate): {e}"))?;
-        tracing::info!(memory_mb = a.memory_mb, processes = a.processes, files = ?written, "aggregate caps in force");
-    }
-    let engine = Engine::new(EngineConfig {
-        languages_dir: config.languages_dir.clone(),
-        data_dir: config.data_dir.clone(),
-        policy,
-        caps: config.limits.clone(),
-        jail,
-        compile_cache_bytes: config.compile_cache_mb << 20,
-        pools: config.pools.clone(),
-    })
-    .map_err(|e| e.to_string())?;
-    engine
-        .ledger()
-        .set_caps(config.aggregate.key_memory_mb << 20, config.aggregate.key_processes);
-    // What a killed predecessor left (its sandboxes' processes, cgroups and workspaces) goes before anything runs
-    // again, in particular before interrupted async jobs are run again below.
-    let swept = engine.sweep_leftovers();
-    if swept != runbox_engine::Swept::default() {
-        tracing::info!(
-            cgroups = swept.cgroups,
-            workspaces = swept.workspaces,
-            "swept the sandboxes left by a server that did not shut down"
-        );
-    }
+    // Leftovers of a killed predecessor are swept here, before interrupted async jobs are run again below.
+    let host = Host::start(host_config(&config, jail))?;
     let (jobs, requeued) = jobs::JobStore::from_config(&config).map_err(|e| e.to_string())?;
     if requeued > 0 {
         tracing::info!(
@@ -111,7 +94,7 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
             "async executions interrupted by the last shutdown will run again"
         );
     }
-    let state = AppState::new(Arc::new(engine), config, protections, jobs);
+    let state = AppState::new(Arc::new(host), config, jobs);
     state.cluster.install(&state.sessions);
     // Executions in a store every node shares are answered by any node; in a node's own SQLite, by that node.
     state
@@ -122,6 +105,17 @@ pub fn build_state(config: ServerConfig, jail: Jail) -> Result<Arc<AppState>, St
         tracing::info!(node = %state.cluster.node, "cluster node: ids carry the node id");
     }
     Ok(Arc::new(state))
+}
+
+/// `runbox serve`: builds the state for `config` and serves it on a runtime of its own until SIGTERM or SIGINT.
+/// The one call the `runbox` binary makes into this crate (besides reading the configuration).
+pub fn run(config: ServerConfig, jail: Jail) -> Result<(), String> {
+    let state = build_state(config, jail)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("start the async runtime: {e}"))?;
+    runtime.block_on(serve(state))
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains: stops accepting, lets in-flight runs finish within the
@@ -145,11 +139,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         tracing::warn!("no API key configured: listening on loopback only, without authentication");
     }
     // A trial sandbox before the server says it listens: readiness tells the truth from the first request.
-    if state.protections.is_ok() {
-        let trial = state.clone();
-        let _ = tokio::task::spawn_blocking(move || readiness::run_trial(&trial)).await;
-        tokio::spawn(readiness::keep_checking(state.clone()));
-    }
+    let host = state.host.clone();
+    let _ = tokio::task::spawn_blocking(move || host.first_trial()).await;
     // Machine-readable line for scripts and tests that start the server on port 0.
     println!("runbox listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -164,21 +155,8 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         );
     });
     tokio::spawn(job_runner::run(state.clone()));
-    // Pools start once their languages are known to be installed (probing them takes a moment).
-    let engine = state.engine.clone();
-    tokio::task::spawn_blocking(move || engine.start_pools());
-    state.sessions.start_warm();
-    let reaper = state.sessions.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let sessions = reaper.clone();
-            let ended = tokio::task::spawn_blocking(move || sessions.reap()).await.unwrap_or(0);
-            if ended > 0 {
-                tracing::info!(ended, "idle or over-age sessions ended");
-            }
-        }
-    });
+    // The engine's background duties: trials again and again, warm pools, warm sessions, the session reaper.
+    state.host.start_background();
 
     let shutdown_state = state.clone();
     axum::serve(listener, app)
@@ -194,12 +172,9 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), String> {
         state.admission.cancel_all();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let sessions = state.sessions.clone();
-    let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
-    let engine = state.engine.clone();
-    let _ = tokio::task::spawn_blocking(move || engine.drain_pools()).await;
-    // Jails finish tearing their sandboxes down after they report: wait for them, so nothing outlives us.
-    let _ = tokio::task::spawn_blocking(|| runbox_sandbox::wait_for_teardowns(Duration::from_secs(10))).await;
+    // The engine's orderly end: sessions ended, pools killed, the jails' teardowns waited for (nothing outlives us).
+    let host = state.host.clone();
+    let _ = tokio::task::spawn_blocking(move || host.shutdown()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -26,8 +26,9 @@ pub struct AppState {
     pub jobs: JobStore,
     pub sessions: Arc<Sessions>,
     pub job_runner_wakeup: tokio::sync::Notify,
-    /// Trial sandboxes' results, for readiness (`GET /health/ready`).
-    pub trials: crate::readiness::Trials,
+    /// The engine's life on this host (its sessions, protections and trial sandboxes; see
+    /// `runbox_engine::host`): `engine`, `sessions` and `protections` above are its own.
+    pub host: Arc<runbox_engine::host::Host>,
     /// Cancelled at shutdown: ends `/mcp`'s open streams, which would otherwise hold the drain open.
     pub mcp_shutdown: runbox_mcp::tokio_util::sync::CancellationToken,
     /// This node's place in a cluster: its id, its peers, forwarding (see [`crate::cluster`]).
@@ -35,15 +36,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        engine: Arc<Engine>,
-        config: ServerConfig,
-        protections: Result<InForce, String>,
-        jobs: JobStore,
-    ) -> AppState {
+    pub fn new(host: Arc<runbox_engine::host::Host>, config: ServerConfig, jobs: JobStore) -> AppState {
+        let engine = host.engine().clone();
+        let protections = host.protections().clone();
         let metrics = Arc::new(Metrics::default());
         let admission = Arc::new(Admission::new(&config, metrics.clone()));
-        let sessions = Arc::new(Sessions::new(engine.clone(), config.sessions.clone()));
+        let sessions = host.sessions().clone();
         let cluster = Arc::new(crate::cluster::Cluster::new(&config));
         AppState {
             sessions,
@@ -56,7 +54,7 @@ impl AppState {
             languages: RwLock::new(None),
             jobs,
             job_runner_wakeup: tokio::sync::Notify::new(),
-            trials: Default::default(),
+            host,
             mcp_shutdown: Default::default(),
             cluster,
         }

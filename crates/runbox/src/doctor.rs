@@ -1,10 +1,10 @@
 //! `runbox doctor`: what the host offers, what a run gets under the chosen policy, and a trial run that proves it.
 
 use clap::Args;
-use runbox_sandbox::probe::{self, Mode};
-use runbox_sandbox::Jail;
+use runbox_engine::host::{self, Background};
+use runbox_sandbox::probe::Mode;
 
-use crate::run::{policy_from_flags, PolicyFlags};
+use crate::run::{policy_from_flags, CatalogueFlags, PolicyFlags};
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -24,10 +24,12 @@ fn yes(b: bool) -> &'static str {
 }
 
 pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
-    let policy = policy_from_flags(&args.policy)?;
-    let host = probe::host();
-    let decision = probe::decide(&host, &policy);
-    let trial = decision.as_ref().ok().map(|_| trial_run(&policy));
+    let mut policy = policy_from_flags(&args.policy)?;
+    let host::Assessment {
+        report: host,
+        protections: decision,
+    } = host::assess(&mut policy);
+    let trial = decision.as_ref().ok().map(|_| trial_run(policy));
     let ok = matches!(&trial, Some(Ok(())));
 
     if args.json {
@@ -148,8 +150,11 @@ pub fn main(args: DoctorArgs) -> anyhow::Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
-/// Runs `/bin/true` in a full sandbox, with a workspace where runs get theirs.
-fn trial_run(policy: &runbox_sandbox::HostPolicy) -> Result<(), String> {
-    let jail = Jail::current_exe().map_err(|e| e.to_string())?;
-    runbox_engine::trial::trial_sandbox(&jail, policy, &crate::run::data_dir().join("runs"))
+/// Runs `/bin/true` in a full sandbox, with a workspace where runs get theirs: the engine started on this host
+/// as `runbox run` starts it, one trial sandbox, and the engine's end. An engine that cannot start fails the trial.
+fn trial_run(policy: runbox_sandbox::HostPolicy) -> Result<(), String> {
+    let host = crate::run::host(policy, &CatalogueFlags::default(), Background::NONE).map_err(|e| e.to_string())?;
+    let result = host.run_trial();
+    host.shutdown();
+    result
 }

@@ -2,7 +2,9 @@
 
 use clap::Args;
 
-use crate::run::{engine, CatalogueFlags};
+use runbox_engine::host::Background;
+
+use crate::run::{host, CatalogueFlags};
 
 #[derive(Args)]
 pub struct LanguagesArgs {
@@ -14,8 +16,9 @@ pub struct LanguagesArgs {
 }
 
 pub fn main(args: LanguagesArgs) -> anyhow::Result<i32> {
-    let engine = engine(Default::default(), &args.catalogue)?;
-    let entries = engine.languages();
+    let host = host(Default::default(), &args.catalogue, Background::NONE)?;
+    let entries = host.engine().languages();
+    host.shutdown();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(0);

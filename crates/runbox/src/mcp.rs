@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use runbox_engine::sessions::SessionLimits;
+use runbox_engine::host::Background;
 use runbox_mcp::local::LocalBackend;
 use runbox_mcp::remote::RemoteBackend;
 
-use crate::run::{engine, policy_from_flags, CatalogueFlags, PolicyFlags};
+use crate::run::{host, policy_from_flags, CatalogueFlags, PolicyFlags};
 
 #[derive(Args)]
 pub struct McpArgs {
@@ -44,17 +44,18 @@ pub fn main(args: McpArgs) -> anyhow::Result<i32> {
         }
         None => {
             let policy = policy_from_flags(&args.policy)?;
-            let engine = Arc::new(engine(policy, &args.catalogue).context("start the engine")?);
-            runtime
-                .block_on(async move {
-                    let backend = Arc::new(LocalBackend::new(engine, SessionLimits::default()));
-                    let served = runbox_mcp::serve_stdio(backend.clone()).await;
-                    backend.close().await;
-                    served
-                })
-                .map_err(anyhow::Error::msg)?;
-            // Workspaces are removed in the background; finish that before the process exits.
-            runbox_sandbox::wait_for_teardowns(std::time::Duration::from_secs(10));
+            // Sessions of its own, reaped when idle; no warm pools or warm sessions, no trial sandboxes.
+            let background = Background {
+                reaper: true,
+                ..Background::NONE
+            };
+            let host = Arc::new(host(policy, &args.catalogue, background).context("start the engine")?);
+            host.start_background();
+            let backend = Arc::new(LocalBackend::new(host.engine().clone(), host.sessions().clone()));
+            let served = runtime.block_on(runbox_mcp::serve_stdio(backend));
+            // Every session ends, and the jails' teardowns are waited for, before the process exits.
+            host.shutdown();
+            served.map_err(anyhow::Error::msg)?;
         }
     }
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

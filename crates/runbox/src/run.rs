@@ -6,9 +6,10 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use runbox_engine::host::{Background, Host, HostConfig};
 use runbox_engine::{
-    CancelToken, Engine, EngineConfig, ExecEvent, ExecuteRequest, Jail, LimitCaps, LimitOverrides, OutputStream,
-    SourceFile, Stage,
+    CancelToken, EngineConfig, ExecEvent, ExecuteRequest, Jail, LimitCaps, LimitOverrides, OutputStream, SourceFile,
+    Stage,
 };
 use runbox_sandbox::{CgroupPreference, Degradation, HostPolicy};
 
@@ -56,20 +57,29 @@ pub struct CatalogueFlags {
     pub languages_dir: Option<PathBuf>,
 }
 
-/// An engine for one CLI invocation.
-pub fn engine(policy: HostPolicy, catalogue: &CatalogueFlags) -> anyhow::Result<Engine> {
-    Ok(Engine::new(EngineConfig {
-        languages_dir: catalogue.languages_dir.clone(),
-        data_dir: data_dir(),
-        policy,
-        caps: LimitCaps::default(),
-        jail: Jail::current_exe().context("find the runbox binary")?,
-        compile_cache_bytes: 256 << 20,
-        pools: runbox_engine::pools::PoolConfig {
-            enabled: false,
-            ..Default::default()
+/// The engine's host for one CLI invocation (no warm pools, no caps on all sandboxes together), started: the
+/// protections decided and what a killed predecessor left in the data directory swept. End it with
+/// [`Host::shutdown`].
+pub fn host(policy: HostPolicy, catalogue: &CatalogueFlags, background: Background) -> anyhow::Result<Host> {
+    let config = HostConfig {
+        engine: EngineConfig {
+            languages_dir: catalogue.languages_dir.clone(),
+            data_dir: data_dir(),
+            policy,
+            caps: LimitCaps::default(),
+            jail: Jail::current_exe().context("find the runbox binary")?,
+            compile_cache_bytes: 256 << 20,
+            pools: runbox_engine::pools::PoolConfig {
+                enabled: false,
+                ..Default::default()
+            },
         },
-    })?)
+        sessions: Default::default(),
+        aggregate: None,
+        key_caps: None,
+        background,
+    };
+    Host::start(config).map_err(anyhow::Error::msg)
 }
 
 #[derive(Args)]
@@ -124,12 +134,12 @@ pub struct RunArgs {
     catalogue: CatalogueFlags,
 }
 
-/// Where runbox keeps its data: `RUNBOX_DATA_DIR`, else the server's default (/var/lib/runbox for root, else the
-/// user's data directory).
+/// Where runbox keeps its data: `RUNBOX_DATA_DIR`, else the engine's default (/var/lib/runbox for root, else the
+/// user's data directory), as for the server.
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("RUNBOX_DATA_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => runbox_server::config::default_data_dir(),
+        None => runbox_engine::data_dir::default_dir(),
     }
 }
 
@@ -150,7 +160,8 @@ fn workspace_path(path: &Path) -> anyhow::Result<String> {
 
 pub fn main(args: RunArgs) -> anyhow::Result<i32> {
     let policy = policy_from_flags(&args.policy)?;
-    let engine = engine(policy, &args.catalogue)?;
+    let host = host(policy, &args.catalogue, Background::NONE)?;
+    let engine = host.engine();
     let mut req = ExecuteRequest::default();
     let mut files = args.files.iter();
     let mut entry_name: Option<String> = None;
@@ -253,7 +264,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
             result.record.message.as_deref().unwrap_or("")
         );
     }
-    // Workspaces are removed in the background; finish that before the process exits.
-    runbox_sandbox::wait_for_teardowns(std::time::Duration::from_secs(10));
+    // Workspaces are removed in the background: the host's end waits for that before the process exits.
+    host.shutdown();
     Ok(result.shell_exit_code())
 }

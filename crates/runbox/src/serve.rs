@@ -1,4 +1,5 @@
-//! `runbox serve` (the HTTP API) and `runbox config` (the effective configuration, secrets masked).
+//! `runbox serve` (the HTTP API) and `runbox config` (the effective configuration, secrets masked). The only
+//! module of this binary that uses `runbox-server`: its configuration type, and one call to run it.
 
 use std::path::PathBuf;
 
@@ -71,11 +72,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<i32> {
     let config = load_config(&args)?;
     init_logging(&config.log_format);
     let jail = runbox_engine::Jail::current_exe().context("find the runbox binary")?;
-    let state = runbox_server::build_state(config, jail).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime
-        .block_on(runbox_server::serve(state))
-        .map_err(anyhow::Error::msg)?;
+    runbox_server::run(config, jail).map_err(anyhow::Error::msg)?;
     Ok(0)
 }
 

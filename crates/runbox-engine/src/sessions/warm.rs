@@ -37,19 +37,20 @@ impl Sessions {
         self.warm.lock_or_recover().len()
     }
 
-    fn wake_warm(&self) {
+    pub(super) fn wake_warm(&self) {
         let (lock, cv) = &self.warm_wake;
         *lock.lock_or_recover() = true;
         cv.notify_one();
     }
 
-    /// Keeps [`SessionLimits::warm`] sessions started in the background (servers call this once).
-    pub fn start_warm(self: &Arc<Self>) {
+    /// Keeps [`SessionLimits::warm`] sessions started in the background (a host calls this once). Returns the
+    /// thread that does it, which ends soon after [`Sessions::close_all`] (once a start in progress is over).
+    pub fn start_warm(self: &Arc<Self>) -> Option<std::thread::JoinHandle<()>> {
         if self.limits.warm.values().all(|&n| n == 0) {
-            return;
+            return None;
         }
         let sessions = self.clone();
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("runbox-warm-sessions".into())
             .spawn(move || loop {
                 if sessions.closed.load(std::sync::atomic::Ordering::SeqCst) {
@@ -71,6 +72,9 @@ impl Sessions {
                         continue;
                     }
                     loop {
+                        if sessions.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                            return;
+                        }
                         let have = {
                             let mut warm = sessions.warm.lock_or_recover();
                             warm.retain(|w| !w.process.has_exited());
@@ -105,6 +109,7 @@ impl Sessions {
                         .0;
                 }
                 *woken = false;
-            });
+            })
+            .ok()
     }
 }

@@ -95,6 +95,35 @@ pub(super) fn ready_line_end(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// Longest worker message kept while its end has not arrived (a cell's PNG figures make the largest ones).
+pub(super) const MAX_WORKER_LINE: usize = 8 << 20;
+
+/// The host's side of the worker protocol: adds `bytes` (any chunk of what the worker wrote) to `pending` and
+/// returns the JSON messages completed by it, one per line; lines that are not JSON are skipped. A line longer
+/// than `max_line` is dropped rather than held, and one `{"event": "dropped"}` says so. Public for the fuzz
+/// targets (`fuzz/`), which feed it arbitrary bytes in arbitrary chunks.
+pub fn split_worker_lines(pending: &mut Vec<u8>, bytes: &[u8], max_line: usize) -> Vec<serde_json::Value> {
+    // Only the new bytes can end a line: scanning from there keeps a long message (a figure arriving in many
+    // frames) linear rather than rescanned with every frame.
+    let mut from = pending.len();
+    pending.extend_from_slice(bytes);
+    let mut lines = Vec::new();
+    while let Some(pos) = pending[from..].iter().position(|&b| b == b'\n').map(|p| p + from) {
+        let line: Vec<u8> = pending.drain(..=pos).collect();
+        from = 0;
+        if let Ok(v) = serde_json::from_slice(&line) {
+            lines.push(v);
+        }
+    }
+    // A line longer than any message the workers send is dropped, not held (one `dropped` event says so: it
+    // was most likely a rich output too large to keep).
+    if pending.len() > max_line {
+        pending.clear();
+        lines.push(serde_json::json!({"event": "dropped"}));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

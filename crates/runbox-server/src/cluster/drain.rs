@@ -32,6 +32,7 @@ pub async fn drain(state: &Arc<AppState>) {
     }
     tracing::info!("shutting down: draining in-flight runs and cells");
     state.admission.start_draining();
+    state.host.begin_shutdown();
     state.mcp_shutdown.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(state.config.shutdown_grace_ms);
     while (state.admission.inflight_count() > 0 || state.sessions.busy_count() > 0)
@@ -40,8 +41,8 @@ pub async fn drain(state: &Arc<AppState>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     state.admission.cancel_all();
-    let sessions = state.sessions.clone();
-    let _ = tokio::task::spawn_blocking(move || sessions.close_all()).await;
+    let host = state.host.clone();
+    let _ = tokio::task::spawn_blocking(move || host.end_sessions()).await;
     state.cluster.sessions_ended.store(true, Ordering::Relaxed);
     state.cluster.record_drained();
     tracing::info!("sessions ended; their clients get 410 session_lost (node_draining)");

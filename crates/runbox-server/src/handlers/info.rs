@@ -125,7 +125,7 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/health/ready", operation_id = "ready", tag = "info", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
-    let trial = state.trials.latest();
+    let trial = state.host.latest_trial();
     let (code, status, reason) = match readiness::verdict(&state) {
         Verdict::Ready => (StatusCode::OK, "ready", None),
         Verdict::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining", None),
