@@ -326,8 +326,21 @@ impl<'a> Supervisor<'a> {
         if self.spec.mode.is_pooled() {
             self.caller.send(FrameKind::Ready, &[]);
         } else {
+            // The program's CPU time counts from here, as its wall time does: what PID 1 spent building the
+            // sandbox is not the program's. Counted in, it let a one-threaded spin reach a CPU limit equal to its
+            // wall limit first, so a run given only a timeout ended now `timeout`, now `cpu_limit`.
+            self.clocks.go(self.cpu_used());
             self.clocks.started = self.clocks.running;
         }
+    }
+
+    /// The sandbox's CPU time so far (zero without a CPU counter).
+    fn cpu_used(&self) -> Duration {
+        self.live
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.cpu_usage())
+            .unwrap_or_default()
     }
 
     /// Forwards what the program wrote to `stream`, cut at the output limit: normally one chunk per wake-up;
@@ -437,13 +450,7 @@ impl<'a> Supervisor<'a> {
         self.limits.cpu_ms = go.cpu_ms;
         let ack = serde_json::to_vec(&go).expect("a go always serialises");
         self.caller.send(FrameKind::Started, &ack);
-        let baseline = self
-            .live
-            .cgroup
-            .as_ref()
-            .and_then(|c| c.cpu_usage())
-            .unwrap_or_default();
-        self.clocks.go(baseline);
+        self.clocks.go(self.cpu_used());
         let go_w = self.live.go_w.take().expect("checked");
         let _ = nix::unistd::write(&go_w, &[1]);
         // Normal priority again, right after the program was let go.
