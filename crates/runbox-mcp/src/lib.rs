@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod local;
 pub mod remote;
+pub mod render;
 pub mod tools;
 
 pub use backend::{Backend, Outcome, RunRequest, ToolFailure};
