@@ -4,3 +4,4 @@
 mod compile_cache_and_collect;
 mod compilers_cannot_make_the_server_copy_host_files;
 mod languages_behave;
+mod snippets;
