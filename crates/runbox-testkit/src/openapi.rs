@@ -14,6 +14,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+/// A template's last segment that takes the rest of the path, several segments if need be: a session's file path
+/// (the router's `{*path}`; the document's pattern for it allows `/`).
+const SPANNING_PARAMETER: &str = "{path}";
+
 /// Keywords that describe without constraining.
 const ANNOTATIONS: &[&str] = &[
     "description",
@@ -62,7 +66,8 @@ fn media_range_matches(documented: &str, actual: &str) -> bool {
 }
 
 impl Document {
-    /// The operation serving `method path` (a concrete path, query allowed), with its path template.
+    /// The operation serving `method path` (a concrete path, query allowed), with its path template. A trailing
+    /// `{path}` matches one segment or more ([`SPANNING_PARAMETER`]); any other parameter, exactly one.
     pub fn operation(&self, method: &str, path: &str) -> Option<(&str, &Value)> {
         let path = path.split('?').next().unwrap_or(path);
         let method = method.to_ascii_lowercase();
@@ -73,13 +78,18 @@ impl Document {
             return Some((template.as_str(), op));
         }
         let segments: Vec<&str> = path.split('/').collect();
+        let fits = |t: &str, s: &str| (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s;
         paths.iter().find_map(|(template, item)| {
             let parts: Vec<&str> = template.split('/').collect();
-            let matches = parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(&segments)
-                    .all(|(t, s)| (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s);
+            let matches = if parts.last() == Some(&SPANNING_PARAMETER) {
+                // `{path}` takes the rest, one segment or more: `files/a/b.txt` is a file path of two levels.
+                let head = parts.len() - 1;
+                segments.len() >= parts.len()
+                    && parts[..head].iter().zip(&segments).all(|(t, s)| fits(t, s))
+                    && !segments[head..].concat().is_empty()
+            } else {
+                parts.len() == segments.len() && parts.iter().zip(&segments).all(|(t, s)| fits(t, s))
+            };
             if matches {
                 item.get(&method).map(|op| (template.as_str(), op))
             } else {
@@ -347,5 +357,34 @@ fn short(value: &Value) -> String {
         )
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(method: &str, path: &str) -> Option<String> {
+        committed().operation(method, path).map(|(t, _)| t.to_string())
+    }
+
+    #[test]
+    fn a_trailing_path_parameter_spans_segments_and_no_other_does() {
+        let file = Some("/sessions/{id}/files/{path}".to_string());
+        assert_eq!(template("GET", "/sessions/s/files/a.txt"), file);
+        assert_eq!(template("PUT", "/sessions/s/files/a/b/c.txt"), file);
+        assert_eq!(template("DELETE", "/sessions/s/files/a/../b?x=1"), file);
+        assert_eq!(
+            template("GET", "/sessions/s/files"),
+            Some("/sessions/{id}/files".into())
+        );
+        assert_eq!(template("GET", "/sessions/s/files/"), None);
+        assert_eq!(
+            template("POST", "/sessions/s/execute"),
+            Some("/sessions/{id}/execute".into())
+        );
+        // `{id}` is one segment: a longer path is no session route.
+        assert_eq!(template("GET", "/sessions/s/t"), None);
+        assert_eq!(template("GET", "/executions/e/f"), None);
     }
 }

@@ -195,7 +195,7 @@ async fn a_hundred_python_sessions_run_at_once_and_leave_nothing_behind() {
     }
     let (_, zombies) = still_there(&jails);
     assert!(zombies.is_empty(), "every sandbox was collected: {zombies:?}");
-    let sessions_dir = api.data_dir.path().join("sessions");
+    let sessions_dir = api.data_dir().join("sessions");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = std::fs::read_dir(&sessions_dir).map(|d| d.count()).unwrap_or(0);

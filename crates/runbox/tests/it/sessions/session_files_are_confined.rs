@@ -182,7 +182,7 @@ async fn files_round_trip_and_are_shared_with_the_code() {
         .expect_error(409, "file_conflict");
     // A file used as a directory.
     let r = api.put(&format!("{files}/empty/below"), b"x".to_vec()).send().await;
-    assert!(matches!(r.status, 400 | 409), "{} {}", r.status, r.text());
+    assert!(matches!(r.status.as_u16(), 400 | 409), "{} {}", r.status, r.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,7 +219,7 @@ async fn paths_that_leave_the_workspace_are_refused() {
     let api = Api::plain();
     let id = api.create("python").await;
     let files = format!("/sessions/{id}/files");
-    let sessions_dir = api.data_dir.path().join("sessions");
+    let sessions_dir = api.data_dir().join("sessions");
     for path in [
         "..",
         "../escaped.txt",
@@ -250,7 +250,7 @@ async fn paths_that_leave_the_workspace_are_refused() {
         assert_eq!(r.status, 400, "list {query}: {}", r.text());
     }
     // Nothing was written next to the workspace, nor above it; /etc/passwd is intact.
-    for dir in [sessions_dir.clone(), api.data_dir.path().to_path_buf()] {
+    for dir in [sessions_dir.clone(), api.data_dir().to_path_buf()] {
         assert!(!dir.join("escaped.txt").exists(), "{}", dir.display());
     }
     assert!(!std::path::Path::new("/tmp/escaped.txt").exists());

@@ -205,7 +205,8 @@ async fn streamed_output_arrives_before_the_cell_ends() {
             &format!("/sessions/{id}/execute/stream"),
             json!({"code": "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')\n6 * 7"}),
         )
-        .stream_events(30)
+        .timeout(30)
+        .stream_events()
         .await;
     assert_eq!(status, 200);
     let names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
@@ -239,7 +240,8 @@ async fn streamed_output_arrives_before_the_cell_ends() {
             &format!("/sessions/{id}/execute/stream"),
             json!({"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\ntime.sleep(0.5)\nprint('done')"}),
         )
-        .stream_events(30)
+        .timeout(30)
+        .stream_events()
         .await;
     // One print may come as several stdout events (`done`, then the newline): what counts is their order.
     let mut names: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
