@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use runbox_sandbox::{Outcome, RunRecord, Status};
 
-/// How an execution ended: the deciding stage's sandbox [`Status`] (converted with `From`, under the same name),
-/// or `compile_error`. A sandbox runs one program and knows no stages, so its status has no `compile_error`: that
-/// value is why the API's status is a type of its own.
+// The deciding stage's sandbox `Status` converts to this with `From`, under the same name. A sandbox runs one
+// program and knows no stages, so its status has no `compile_error`: that value is why the API's status is a type
+// of its own.
+/// How an execution ended: a sandbox [`Status`] of the run stage, or `compile_error`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
