@@ -8,6 +8,7 @@ mod mcp;
 mod run;
 mod serve;
 mod soak;
+mod stalls;
 
 use clap::{Parser, Subcommand};
 

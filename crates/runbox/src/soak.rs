@@ -63,12 +63,23 @@ impl Soaked {
     /// The cgroup parent's directory under each hierarchy this host has.
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let host = runbox_sandbox::cgroup::detect();
-        [host.v2_mount, host.v1_memory, host.v1_pids, host.v1_cpuacct]
-            .into_iter()
-            .flatten()
-            .map(|root| root.join(&self.cgroup_parent))
-            .filter(|d| d.is_dir())
-            .collect()
+        // Every hierarchy the server makes groups in: the CPU cap's own (`cpu`) too, which is a hierarchy apart
+        // from `cpuacct` on hosts that mount them separately (this one skipped it, and each soak left its group).
+        let mut dirs: Vec<PathBuf> = [
+            host.v2_mount,
+            host.v1_memory,
+            host.v1_pids,
+            host.v1_cpuacct,
+            host.v1_cpu,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|root| root.join(&self.cgroup_parent))
+        .filter(|d| d.is_dir())
+        .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
     }
 }
 
@@ -444,6 +455,7 @@ async fn soak(secs: u64, clients: Option<usize>, json_out: Option<&Path>) -> any
     settle(&server, &http).await?;
     let before = idle_figures(&server, &http).await?;
 
+    let stalls_before = crate::stalls::Stalls::now();
     let started = Instant::now();
     let end = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -469,6 +481,7 @@ async fn soak(secs: u64, clients: Option<usize>, json_out: Option<&Path>) -> any
         t.await?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let stalls = crate::stalls::Stalls::now().since(&stalls_before);
     // The clients' kept-alive connections go with their client: a fresh one measures.
     drop(warm);
     drop(http);
@@ -529,6 +542,8 @@ async fn soak(secs: u64, clients: Option<usize>, json_out: Option<&Path>) -> any
             println!("  error ({kind}): {e}");
         }
     }
+    // Not a verdict: when runs were starved, whether the whole machine stalled meanwhile.
+    println!("host stalls during the load: {}", stalls.describe());
     println!("idle before: {before:?}");
     println!("idle after:  {after:?}");
 
@@ -591,7 +606,7 @@ async fn soak(secs: u64, clients: Option<usize>, json_out: Option<&Path>) -> any
         let doc = json!({
             "seconds": secs, "clients": clients, "elapsed_s": elapsed, "operations": kinds,
             "ok": total_ok, "errors": total_err, "server_5xx": server_5xx,
-            "idle_before": before, "idle_after": after, "leaks": leaks,
+            "idle_before": before, "idle_after": after, "leaks": leaks, "host_stalls": stalls,
             "left_after_stop": {"processes": left_processes.len(), "cgroups": left_cgroups.len(),
                 "mounts": left_mounts, "workspaces": left_workspaces},
         });

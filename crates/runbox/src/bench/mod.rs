@@ -180,7 +180,11 @@ pub(crate) fn spawn_serve(data_dir: &Path, extra: &[&str], stderr: Stdio) -> any
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra)
-        .env("RUNBOX_LOG", "warn")
+        // Quiet by default; `RUNBOX_BENCH_SERVER_LOG=debug` gives the server's own log when a run goes wrong.
+        .env(
+            "RUNBOX_LOG",
+            std::env::var("RUNBOX_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()?;
