@@ -306,8 +306,7 @@ pub fn kill_leftovers(host: &CgroupHost, parent: &str, left_behind: impl Fn(&str
                 let _ = write_file(&kill, "1");
             }
             kill_procs_until_empty(&dir);
-            remove_dir(&dir);
-            removed += usize::from(!dir.exists());
+            removed += usize::from(remove_dir(&dir, SWEEP_PATIENCE));
         }
     }
     removed
@@ -346,13 +345,27 @@ fn kill_procs_until_empty(dir: &Path) {
     }
 }
 
-/// Removes a cgroup directory, retrying while the kernel finishes tearing down its last processes.
-fn remove_dir(dir: &Path) {
-    for _ in 0..200 {
+/// How long a sandbox's jail keeps trying to remove the sandbox's groups (it has reported by then, so nobody
+/// waits on it). The kernel can take seconds to finish a killed process's exit when the host stalls (a soak saw
+/// groups left behind when this was one second); a group left behind is only swept at the next start.
+pub(crate) const TEARDOWN_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the start-up sweep tries per group: a group stuck for good must not hold the start up.
+const SWEEP_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Removes a cgroup directory, retrying (5 ms apart at first, then up to 100 ms) while the kernel finishes tearing
+/// down its last processes, for at most `patience`. Says whether the directory is gone.
+fn remove_dir(dir: &Path, patience: Duration) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(5);
+    loop {
         match fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) if std::time::Instant::now() >= deadline => return false,
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
         }
     }
 }
@@ -363,6 +376,32 @@ pub use v2::CgroupV2;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_that_takes_seconds_to_empty_is_still_removed_at_teardown() {
+        // A directory that cannot be removed for 1.5 s (a file in it stands for a process still exiting): the
+        // teardown waits it out; the start-up sweep gives up after its second.
+        let base = tempfile::tempdir().unwrap();
+        let busy = |name: &str| {
+            let dir = base.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join("exiting"), b"").unwrap();
+            let file = dir.join("exiting");
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                fs::remove_file(file).unwrap();
+            });
+            dir
+        };
+        let swept = busy("swept");
+        assert!(
+            !remove_dir(&swept, SWEEP_PATIENCE),
+            "the sweep gives up after its second"
+        );
+        let torn_down = busy("torn-down");
+        assert!(remove_dir(&torn_down, TEARDOWN_PATIENCE));
+        assert!(!torn_down.exists());
+    }
 
     fn host(v2: Option<&[&str]>, v1: bool) -> CgroupHost {
         CgroupHost {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     cpu_quota_us, io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError,
-    CgroupHost, CPU_PERIOD_US,
+    CgroupHost, CPU_PERIOD_US, TEARDOWN_PATIENCE,
 };
 use crate::spec::Limits;
 
@@ -130,7 +130,7 @@ impl Drop for CgroupV1 {
     fn drop(&mut self) {
         self.kill_all();
         for dir in self.dirs() {
-            remove_dir(dir);
+            remove_dir(dir, TEARDOWN_PATIENCE);
         }
     }
 }

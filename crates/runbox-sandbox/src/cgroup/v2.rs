@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     cpu_quota_us, io_err, kill_procs_until_empty, procs, read_keyed, read_u64, remove_dir, write_file, CgroupError,
-    CPU_PERIOD_US,
+    CPU_PERIOD_US, TEARDOWN_PATIENCE,
 };
 use crate::spec::Limits;
 
@@ -121,7 +121,7 @@ fn enable_controllers(dir: &Path, need_cpu: bool) -> Result<(), CgroupError> {
 impl Drop for CgroupV2 {
     fn drop(&mut self) {
         self.kill_all();
-        remove_dir(&self.dir);
+        remove_dir(&self.dir, TEARDOWN_PATIENCE);
     }
 }
 
