@@ -65,21 +65,11 @@ impl Soaked {
         let host = runbox_sandbox::cgroup::detect();
         // Every hierarchy the server makes groups in: the CPU cap's own (`cpu`) too, which is a hierarchy apart
         // from `cpuacct` on hosts that mount them separately (this one skipped it, and each soak left its group).
-        let mut dirs: Vec<PathBuf> = [
-            host.v2_mount,
-            host.v1_memory,
-            host.v1_pids,
-            host.v1_cpuacct,
-            host.v1_cpu,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|root| root.join(&self.cgroup_parent))
-        .filter(|d| d.is_dir())
-        .collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
+        host.hierarchies()
+            .into_iter()
+            .map(|root| root.join(&self.cgroup_parent))
+            .filter(|d| d.is_dir())
+            .collect()
     }
 }
 

@@ -69,6 +69,27 @@ pub struct CgroupHost {
 }
 
 impl CgroupHost {
+    /// The root of every hierarchy runbox makes groups in, each once (`cpu` and `cpuacct` are often one mount),
+    /// pids before memory: a sweep that kills stops forks first.
+    pub fn hierarchies(&self) -> Vec<&Path> {
+        let mut roots: Vec<&Path> = Vec::new();
+        for root in [
+            &self.v2_mount,
+            &self.v1_pids,
+            &self.v1_memory,
+            &self.v1_cpuacct,
+            &self.v1_cpu,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !roots.contains(&root.as_path()) {
+                roots.push(root);
+            }
+        }
+        roots
+    }
+
     pub fn v2_usable(&self) -> bool {
         self.v2_mount.is_some()
             && ["memory", "pids"]
@@ -252,15 +273,8 @@ const LEFTOVER_AGE: Duration = Duration::from_secs(600);
 /// Removes the empty groups under `parent` in every hierarchy that are older than ten minutes: left behind by jails
 /// that were killed outright. A group that holds processes, or was just created, is left alone.
 pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
-    let roots = [
-        &host.v2_mount,
-        &host.v1_memory,
-        &host.v1_pids,
-        &host.v1_cpuacct,
-        &host.v1_cpu,
-    ];
     let mut removed = 0;
-    for root in roots.into_iter().flatten() {
+    for root in host.hierarchies() {
         let Ok(entries) = fs::read_dir(root.join(parent)) else {
             continue;
         };
@@ -282,15 +296,8 @@ pub fn remove_empty_leftovers(host: &CgroupHost, parent: &str) -> usize {
 /// removes those groups: what jails killed outright left, swept by the next owner of their runs. Returns how many
 /// groups were removed.
 pub fn kill_leftovers(host: &CgroupHost, parent: &str, left_behind: impl Fn(&str) -> bool) -> usize {
-    let roots = [
-        &host.v2_mount,
-        &host.v1_pids,
-        &host.v1_memory,
-        &host.v1_cpuacct,
-        &host.v1_cpu,
-    ];
     let mut removed = 0;
-    for root in roots.into_iter().flatten() {
+    for root in host.hierarchies() {
         let Ok(entries) = fs::read_dir(root.join(parent)) else {
             continue;
         };
@@ -376,6 +383,15 @@ pub use v2::CgroupV2;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_hierarchy_is_listed_once_even_when_cpu_and_cpuacct_share_a_mount() {
+        let mut h = host(None, true);
+        assert_eq!(h.hierarchies().len(), 4, "pids, memory, cpuacct and cpu apart");
+        h.v1_cpu = h.v1_cpuacct.clone();
+        assert_eq!(h.hierarchies().len(), 3);
+        assert_eq!(h.hierarchies()[0], Path::new("/sys/fs/cgroup/pids"), "pids first");
+    }
 
     #[test]
     fn a_group_that_takes_seconds_to_empty_is_still_removed_at_teardown() {

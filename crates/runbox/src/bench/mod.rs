@@ -129,16 +129,7 @@ impl Drop for Server {
         let _ = self.child.wait();
         // The parent groups the server made for this bench (empty once it is gone).
         let host = runbox_sandbox::cgroup::detect();
-        for root in [
-            host.v2_mount,
-            host.v1_memory,
-            host.v1_pids,
-            host.v1_cpuacct,
-            host.v1_cpu,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for root in host.hierarchies() {
             let _ = std::fs::remove_dir(root.join(&self.parent_name));
         }
     }
