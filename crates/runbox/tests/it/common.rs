@@ -198,3 +198,24 @@ pub fn pooled_engine(dir: &std::path::Path, min: &[(&str, usize)]) -> runbox_eng
     engine.start_pools();
     engine
 }
+
+/// The cgroups of these workspaces' runs still under the default parent (`runbox`), in every hierarchy the host
+/// has: what a killed jail leaves until a sweep removes it (a run's groups are named after its workspace).
+pub fn run_cgroups_left(workspaces: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let host = runbox_sandbox::cgroup::detect();
+    let mut found = Vec::new();
+    for root in host.hierarchies() {
+        for ws in workspaces {
+            let name = ws.file_name().unwrap().to_string_lossy().into_owned();
+            found.extend(
+                std::fs::read_dir(root.join("runbox"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|g| g.file_name().to_string_lossy().starts_with(&name))
+                    .map(|g| g.path()),
+            );
+        }
+    }
+    found
+}

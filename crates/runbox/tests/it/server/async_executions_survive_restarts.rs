@@ -555,22 +555,8 @@ async fn a_restarted_server_ends_what_a_killed_predecessor_left_running_before_r
     for ws in &left_workspaces {
         assert!(!ws.exists(), "{} was left behind", ws.display());
     }
-    let cgroups = runbox_sandbox::cgroup::detect();
-    for root in [cgroups.v2_mount, cgroups.v1_pids, cgroups.v1_memory]
-        .into_iter()
-        .flatten()
-    {
-        for ws in &left_workspaces {
-            let name = ws.file_name().unwrap().to_string_lossy().into_owned();
-            let groups: Vec<_> = std::fs::read_dir(root.join("runbox"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|g| g.file_name().to_string_lossy().starts_with(&name))
-                .collect();
-            assert!(groups.is_empty(), "cgroups of {name} left behind: {groups:?}");
-        }
-    }
+    let groups = crate::common::run_cgroups_left(&left_workspaces);
+    assert!(groups.is_empty(), "cgroups of the killed run left behind: {groups:?}");
     // The job runs again: one copy, the new one.
     let rerun = started(&marker).await;
     assert_ne!(rerun, sleeper);

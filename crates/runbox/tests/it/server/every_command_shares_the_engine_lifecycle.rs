@@ -108,25 +108,7 @@ impl Leftover {
 
     /// The run's cgroups still there.
     fn cgroups(&self) -> Vec<PathBuf> {
-        let cgroups = runbox_sandbox::cgroup::detect();
-        let mut found = Vec::new();
-        for root in [cgroups.v2_mount, cgroups.v1_pids, cgroups.v1_memory]
-            .into_iter()
-            .flatten()
-        {
-            for ws in &self.workspaces {
-                let name = ws.file_name().unwrap().to_string_lossy().into_owned();
-                found.extend(
-                    std::fs::read_dir(root.join("runbox"))
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .filter(|g| g.file_name().to_string_lossy().starts_with(&name))
-                        .map(|g| g.path()),
-                );
-            }
-        }
-        found
+        crate::common::run_cgroups_left(&self.workspaces)
     }
 
     fn describe(&self) -> String {

@@ -309,10 +309,7 @@ fn a_server_whose_aggregate_caps_cannot_be_applied_does_not_start() {
         .expect("the server refuses to start");
     assert!(err.contains("aggregate"), "{err}");
     let host = runbox_sandbox::cgroup::detect();
-    for root in [host.v2_mount, host.v1_memory, host.v1_pids, host.v1_cpuacct]
-        .into_iter()
-        .flatten()
-    {
+    for root in host.hierarchies() {
         let _ = std::fs::remove_dir(root.join(&group));
     }
 }
